@@ -1,0 +1,41 @@
+# All set-up happens here: `make test` and `make taxonomy` work on a fresh clone.
+#
+# Interpreter: CPython 3.11 is the supported and CI-tested one (the pinned stack below resolves
+# there, and the CPU torch wheel used by the optional converter tests is built for it).
+# Override with `make PYTHON=/path/to/python3.12 test` to try 3.12 or 3.13.
+PYTHON ?= $(shell ./tools/find_python.sh)
+VENV := .venv
+PY := $(VENV)/bin/python
+CONSTRAINTS := requirements/constraints.txt
+STAMP := $(VENV)/.installed-test
+
+.PHONY: venv test test-all lint lock clean
+
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
+	@test -n "$(PYTHON)" || { echo "No CPython 3.11-3.13 found; set PYTHON=..." >&2; exit 1; }
+	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip setuptools wheel
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
+	touch $@
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(PY) -m pytest -m "not slow" -q
+
+test-all: $(STAMP)
+	$(PY) -m pytest -q
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+# Re-pin every dependency from a fresh resolve (run after changing setup.cfg).
+lock:
+	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
+	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
+	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
+	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info
