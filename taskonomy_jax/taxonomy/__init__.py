@@ -1,0 +1,1 @@
+"""Task affinities and the taxonomy: AHP normalisation, the BIP, published results."""
