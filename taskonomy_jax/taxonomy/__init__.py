@@ -1,0 +1,1 @@
+"""The taxonomy: task affinities, the binary integer program and the transfer-learning API."""
