@@ -73,7 +73,7 @@ def test_random_instances_match_brute_force():
       assert "cannot be served" in str(e)
       continue
     unpruned = bip.build_problem(table, targets, prune=False, **kwargs)
-    solver = bip.BipSolver(problem)
+    solver = bip.BipSolver(problem, formulation=bip.FORMULATIONS[case % 2])  # strong, tight
     total = float(problem.costs.sum())
     for budget in sorted({0.0, float(rng.uniform(0, total)), float(rng.integers(0, 4)), total}):
       if _check_against_brute_force(problem, solver, budget, unpruned):

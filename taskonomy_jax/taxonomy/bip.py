@@ -12,10 +12,13 @@ x_i (transfer i is used) to
 
 The paper writes the source constraint aggregated, `order(i) * x_i <= sum_j s_j`; it has the
 same integer solutions but a weaker LP relaxation, so branch-and-bound works much harder
-(`formulation="naive"` keeps it for the benchmark). Before the solve, transfers that cannot be
-optimal are dropped: a transfer is dominated when another transfer to the same target needs a
-subset of its sources and has at least its affinity (swapping one for the other never costs budget
-and never lowers the objective). The budget is a `cvxpy.Parameter`, so a sweep over budgets
+(`formulation="naive"` keeps it for the benchmark). The default goes one step past the per-source
+rows: since only one transfer into a target is chosen, the transfers into target t that need
+source j can share one row, `sum_i x_i <= s_j`, which is tighter still and has fewer rows.
+
+Before the solve, transfers that cannot be optimal are dropped: a transfer is dominated when
+another transfer to the same target needs a subset of its sources and has at least its affinity
+(swapping one for the other never costs budget and never lowers the objective). The budget is a `cvxpy.Parameter`, so a sweep over budgets
 compiles the problem once.
 """
 
@@ -56,7 +59,7 @@ class _SolverInfo:
 # published affinities, whose values go down to 1e-4 (found by the brute-force tests).
 _HIGHS_EXACT = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "mip_feasibility_tolerance": 1e-9,
                 "primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9,
-                "output_flag": False}
+                "presolve": "off", "output_flag": False}
 SOLVERS: dict[str, _SolverInfo] = {
     "highs": _SolverInfo("HIGHS", _HIGHS_EXACT, "highspy"),
     "scipy": _SolverInfo("SCIPY", {"scipy_options": {"mip_rel_gap": 0.0}}, "scipy"),
@@ -70,6 +73,8 @@ SOLVERS: dict[str, _SolverInfo] = {
     "copt": _SolverInfo("COPT", {}, "coptpy"),
 }
 DEFAULT_SOLVER = "highs"
+# How "a transfer needs its sources supervised" is written (see `BipSolver`).
+FORMULATIONS = ("strong", "tight", "naive")
 
 
 def check_solver(name: str) -> _SolverInfo:
@@ -290,13 +295,17 @@ class BipSolver:
   Args:
     problem: the instance.
     solver: a name from `SOLVERS` (default HiGHS).
-    formulation: `tight` (one `x_i <= s_j` per source) or `naive` (the aggregated
-      `order * x_i <= sum_j s_j`).
+    formulation: `strong` (default: one row per target and source, `sum of x_i over the
+      transfers into t that need j <= s_j`), `tight` (one `x_i <= s_j` per transfer and source)
+      or `naive` (the paper's aggregated `order * x_i <= sum_j s_j`). All three have the same
+      integer solutions; their LP relaxations are successively weaker.
   """
 
-  def __init__(self, problem: Problem, solver: str = DEFAULT_SOLVER, formulation: str = "tight"):
-    if formulation not in ("tight", "naive"):
-      raise BadProblemError(f"formulation must be 'tight' or 'naive', got {formulation!r}")
+  def __init__(self, problem: Problem, solver: str = DEFAULT_SOLVER,
+               formulation: str = "strong"):
+    if formulation not in FORMULATIONS:
+      raise BadProblemError(
+          f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
     self.problem = problem
     self.solver_info = check_solver(solver)
     num_c, num_n = len(problem.candidates), len(problem.nodes)
@@ -310,7 +319,17 @@ class BipSolver:
     inc = problem.incidence().tocoo()
     is_self = np.array([t.is_self for t in problem.candidates], dtype=bool)
     cons = [by_target @ self.x == 1, problem.costs @ self.s <= self.budget]
-    if formulation == "tight":
+    if formulation == "strong":
+      # One row per (target, source): the transfers into one target that need source j are
+      # used at most s_j times in total. Implies every x_i <= s_j (x >= 0) and is tighter,
+      # because at most one of them is chosen anyway.
+      pair = problem.cand_target[inc.row] * num_n + inc.col
+      keys, row_of = np.unique(pair, return_inverse=True)
+      lhs = sp.csr_matrix((np.ones(inc.nnz), (row_of, inc.row)), shape=(len(keys), num_c))
+      rhs = sp.csr_matrix((np.ones(len(keys)), (np.arange(len(keys)), keys % num_n)),
+                          shape=(len(keys), num_n))
+      cons.append(lhs @ self.x <= rhs @ self.s)
+    elif formulation == "tight":
       # One row per (transfer, needed source): x_i - s_j <= 0.
       pick_x = sp.csr_matrix((np.ones(inc.nnz), (np.arange(inc.nnz), inc.row)),
                              shape=(inc.nnz, num_c))
