@@ -108,7 +108,7 @@ def test_restricted_unpickler_refuses_objects(tmp_path, monkeypatch, obj, named)
   # The same refusal through the loader, with the file named.
   (tmp_path / "affinities").mkdir()
   (tmp_path / "affinities" / "all_affinities.pkl").write_bytes(data)
-  with pytest.raises(published.UnsafePickleError, match="all_affinities.pkl.*refused"):
+  with pytest.raises(published.UnsafePickleError, match=r"all_affinities.pkl.*refused"):
     published.load_published(tmp_path)
   assert not (tmp_path / "boom-was-executed").exists()
 
@@ -141,7 +141,7 @@ def test_duplicate_transfer_keys_raise():
 def test_bad_paths_are_named(tmp_path):
   with pytest.raises(published.PublishedDataError, match="neither a published set"):
     published.load_published(tmp_path / "missing")
-  with pytest.raises(published.PublishedDataError, match="has no all_affinities.json"):
+  with pytest.raises(published.PublishedDataError, match=r"has no all_affinities.json"):
     published.load_published(tmp_path)
   with pytest.raises(published.PublishedDataError, match="does not exist"):
     published.load_published("1k", root=tmp_path / "nowhere")

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from taskonomy_jax.taxonomy.affinities import (  # noqa: E402
+from taskonomy_jax.taxonomy.affinities import (
     AffinityTable,
     node_spec,
     node_title,
