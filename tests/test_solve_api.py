@@ -42,12 +42,14 @@ def test_costs_and_importance_change_the_answer(default_table):
   assert free.supervised == ("normal",)  # normals is the best single source of the three
   pricey = api.solve_taxonomy(targets, 1, data=default_table, costs={"normal": 2})
   assert "normal" not in pricey.supervised
-  weighted = api.solve_taxonomy(targets, 1, data=default_table,
+  # A heavy weight on depth makes the best single source for depth win, whatever the others lose.
+  weighted = api.solve_taxonomy(targets, 1, targets, data=default_table,
                                 importance={"depth_zbuffer": 100})
-  assert weighted.served[2].transfer == max(
-      (t for t in default_table.affinity if t.target == "depth_zbuffer" and t.order == 1
-       and not t.is_self and t.sources[0] in targets),
-      key=default_table.affinity.get) or weighted.served[2].transfer.is_self
+  problem = bip.build_problem(default_table, targets, targets, importance={"depth_zbuffer": 100})
+  assert weighted.objective == pytest.approx(bip.brute_force(problem, 1)[0])
+  best_for_depth = max(targets, key=lambda s: default_table.affinity[
+      Transfer((SELF,), s) if s == "depth_zbuffer" else Transfer((s,), "depth_zbuffer")])
+  assert weighted.supervised == (best_for_depth,)
 
 
 def _run(capfd, *argv):
@@ -102,7 +104,7 @@ def test_cli_malformed_costs_exit_2(capfd):
 
 
 def test_figures_command(tmp_path, capfd, paper_results_dir, default_table):
-  code, out, err = _run(capfd, "figures", "--out", str(tmp_path), "--results-dir",
+  code, _, err = _run(capfd, "figures", "--out", str(tmp_path), "--results-dir",
                         str(paper_results_dir), "--orders", "1", "--graph-budgets", "2,4")
   assert code == 0, err
   for name in ("affinity_matrix.png", "taxonomies.png", "quality_gain_vs_budget.png"):
