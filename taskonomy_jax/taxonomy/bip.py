@@ -145,7 +145,8 @@ def _resolve_all(names: Iterable[str], what: str) -> list[str]:
 
 
 def _check_weights(weights: Mapping[str, float] | None, allowed: Sequence[str], what: str,
-                   default: float = 1.0) -> np.ndarray:
+                   among: str, default: float = 1.0) -> np.ndarray:
+  """Per-name weights (costs or importance) as an array over `allowed`; default for the rest."""
   weights = dict(weights or {})
   resolved: dict[str, float] = {}
   for name, value in weights.items():
@@ -257,12 +258,12 @@ def build_problem(table: AffinityTable, targets: Iterable[str], sources: Iterabl
       tidx.append(k)
   used = {s for tr in cands for s in tr.required_sources()}
   nodes = tuple(n for n in source_list if n in used)
-  cost_all = _check_weights(costs, source_list, "cost")
+  cost_all = _check_weights(costs, source_list, "cost", "sources")
   cost_of = dict(zip(source_list, cost_all, strict=True))
   return Problem(
       targets=tuple(target_list), nodes=nodes,
       costs=np.array([cost_of[n] for n in nodes], dtype=float),
-      importance=_check_weights(importance, target_list, "importance"),
+      importance=_check_weights(importance, target_list, "importance", "targets"),
       candidates=tuple(cands), affinity=np.array(affs, dtype=float),
       cand_target=np.array(tidx, dtype=int), max_order=order, num_pruned=pruned)
 
