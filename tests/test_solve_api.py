@@ -74,6 +74,23 @@ def test_cli_solve_writes_json_and_png(tmp_path, capfd, paper_results_dir):
   assert code == 0 and json.loads(out)["supervised"][0]["task"] == "normal"
 
 
+def test_cli_solve_on_a_computed_affinity_table(tmp_path, capfd):
+  """`--data PATH` takes a table this project computed (written by `AffinityTable.save`)."""
+  from taskonomy_jax.taxonomy.affinities import AffinityTable
+
+  table = AffinityTable({Transfer(("normal",), "reshading"): 0.7,
+                         Transfer(("depth_zbuffer",), "reshading"): 0.9,
+                         Transfer((SELF,), "reshading"): 0.8}, source="computed")
+  path = table.save(tmp_path / "affinities.json")
+  code, out, err = _run(capfd, "solve", "--targets", "reshading", "--budget", "1",
+                        "--data", str(path), "--costs", "depth_zbuffer=2")
+  assert code == 0, err
+  doc = json.loads(out)
+  assert [s["task"] for s in doc["supervised"]] == ["reshading"]  # depth costs 2, self is 0.8
+  assert doc["served"][0]["served_by"] == "own network" and doc["objective"] == 0.8
+  assert doc["served"][0]["quality"] == 0.5 and doc["served"][0]["gain"] is None
+
+
 @pytest.mark.parametrize("argv,message", [
     (["--targets", "normall", "--budget", "1"], "Unknown task 'normall'. Did you mean 'normal'"),
     (["--targets", "normal", "--budget", "-1"], "budget must be >= 0"),
