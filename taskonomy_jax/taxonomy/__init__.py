@@ -1,1 +1,1 @@
-"""Task affinities and the taxonomy: AHP normalisation, the BIP, published results."""
+"""The taxonomy: AHP affinities, the binary integer program and the transfer-learning API."""

@@ -1,0 +1,251 @@
+"""The Transfer Learning API: targets, sources, budget, order -> a taxonomy (JSON and a graph).
+
+`solve_taxonomy` is the Python call; `taskonomy solve` is the same call on the command line.
+The affinities come from the paper's published results (`--data default|1k|16k`, or a folder of
+them) or from a table this project computed (`--data PATH.json`, see `AffinityTable.save`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import os
+import pathlib
+import sys
+from collections.abc import Iterator, Mapping, Sequence
+
+from taskonomy_jax.taxonomy import bip, published
+from taskonomy_jax.taxonomy.affinities import (
+    AffinityTable,
+    Transfer,
+    node_title,
+    write_text_atomic,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Served:
+  """How one target is served in a taxonomy."""
+
+  target: str
+  transfer: Transfer
+  affinity: float
+  quality: float | None  # win rate vs the target's fully supervised network
+  gain: float | None  # win rate vs a network trained from scratch on the transfer budget
+
+  def to_json(self) -> dict:
+    return {"target": self.target, "title": node_title(self.target),
+            "served_by": "own network" if self.transfer.is_self else "transfer",
+            "sources": [self.target] if self.transfer.is_self else list(self.transfer.sources),
+            "order": self.transfer.order, "affinity": self.affinity,
+            "quality": self.quality, "gain": self.gain}
+
+
+@dataclasses.dataclass(frozen=True)
+class Taxonomy:
+  """A solved taxonomy with its inputs, ready to be written as JSON or drawn."""
+
+  data: str
+  targets: tuple[str, ...]
+  sources: tuple[str, ...]
+  budget: float
+  order: int
+  solver: str
+  supervised: tuple[str, ...]
+  cost: float
+  objective: float
+  served: tuple[Served, ...]
+  costs: dict[str, float]
+  notes: tuple[str, ...] = ()
+
+  @property
+  def mean_quality(self) -> float | None:
+    vals = [s.quality for s in self.served if s.quality is not None]
+    return sum(vals) / len(vals) if len(vals) == len(self.served) else None
+
+  @property
+  def mean_gain(self) -> float | None:
+    vals = [s.gain for s in self.served if s.gain is not None]
+    return sum(vals) / len(vals) if len(vals) == len(self.served) else None
+
+  def to_json(self) -> dict:
+    return {
+        "data": self.data, "targets": list(self.targets), "sources": list(self.sources),
+        "budget": self.budget, "order": self.order, "solver": self.solver,
+        "supervised": [{"task": n, "title": node_title(n), "cost": self.costs[n]}
+                       for n in self.supervised],
+        "cost": self.cost, "objective": self.objective,
+        "mean_quality": self.mean_quality, "mean_gain": self.mean_gain,
+        "served": [s.to_json() for s in self.served], "notes": list(self.notes),
+    }
+
+
+def quality_of(table: AffinityTable, transfer: Transfer) -> float | None:
+  """Quality of a transfer; a target's own network is 0.5 against itself by definition."""
+  if transfer in table.quality:
+    return table.quality[transfer]
+  return 0.5 if transfer.is_self else None
+
+
+def taxonomy_from_solution(table: AffinityTable, problem: bip.Problem, sol: bip.Solution,
+                           solver: str, sources: Sequence[str]) -> Taxonomy:
+  served = tuple(
+      Served(t, sol.chosen[t], table.affinity[sol.chosen[t]], quality_of(table, sol.chosen[t]),
+             table.gain.get(sol.chosen[t])) for t in problem.targets)
+  return Taxonomy(
+      data=table.source, targets=problem.targets, sources=tuple(sources), budget=sol.budget,
+      order=problem.max_order, solver=solver, supervised=sol.supervised, cost=sol.cost,
+      objective=sol.objective, served=served,
+      costs=dict(zip(problem.nodes, map(float, problem.costs), strict=True)),
+      notes=tuple(table.skipped))
+
+
+def solve_taxonomy(targets: Sequence[str], budget: float, sources: Sequence[str] | None = None,
+                   order: int = 1, data: str | os.PathLike | AffinityTable = "default",
+                   costs: Mapping[str, float] | None = None,
+                   importance: Mapping[str, float] | None = None,
+                   solver: str = bip.DEFAULT_SOLVER,
+                   root: str | os.PathLike | None = None) -> Taxonomy:
+  """Solves the paper's BIP for `targets` and returns the taxonomy.
+
+  Args:
+    targets: tasks to solve (registry names, original code names or aliases).
+    budget: the supervision budget (sum of the costs of the supervised tasks), >= 0.
+    sources: tasks that may be supervised (default: every task in the data).
+    order: maximum transfer order, 1-4 (the default published set has orders 1-2; `1k` and
+      `16k` go to 4).
+    data: a published set name, a folder of published results, an affinity-table file, or an
+      `AffinityTable`.
+    costs: labelling cost per source (default 1 each).
+    importance: weight per target (default 1 each).
+    solver: mixed-integer backend by name (`bip.SOLVERS`).
+    root: where published set names resolve (default `$TASKONOMY_PAPER_RESULTS`, then
+      `../shared/paper_results`).
+
+  Raises:
+    tasks.UnknownTaskError, bip.BadProblemError, published.PublishedDataError: bad input,
+    each with a message naming the problem.
+  """
+  bip.check_budget(budget)
+  bip.check_order(order)
+  bip.check_solver(solver)
+  table = data if isinstance(data, AffinityTable) else published.load_published(data, root)
+  problem = bip.build_problem(table, targets, sources, order, costs, importance)
+  sol = bip.BipSolver(problem, solver).solve(budget)
+  return taxonomy_from_solution(table, problem, sol, solver,
+                                sources if sources is not None else table.nodes)
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _names(text: str) -> list[str]:
+  names = [n.strip() for n in text.split(",") if n.strip()]
+  if not names:
+    raise argparse.ArgumentTypeError("expected a comma-separated list of task names")
+  return names
+
+
+def _weights(text: str) -> dict[str, float]:
+  """`NAME=VALUE,NAME=VALUE` or a JSON file holding an object of that shape."""
+  if text.endswith(".json") and pathlib.Path(text).is_file():
+    data = json.loads(pathlib.Path(text).read_text())
+    if not isinstance(data, dict):
+      raise argparse.ArgumentTypeError(f"{text} must hold a JSON object NAME -> number")
+    return data
+  out = {}
+  for item in text.split(","):
+    name, sep, value = item.partition("=")
+    try:
+      out[name.strip()] = float(value)
+    except ValueError:
+      sep = ""
+    if not sep:
+      raise argparse.ArgumentTypeError(
+          f"expected NAME=NUMBER pairs separated by commas (or a .json file), got {item!r}")
+  return out
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+  """Sends anything the native solvers print (HiGHS prints a banner) to stderr, so stdout
+  carries only the JSON answer."""
+  sys.stdout.flush()
+  saved = os.dup(1)
+  try:
+    os.dup2(2, 1)
+    yield
+  finally:
+    sys.stdout.flush()
+    os.dup2(saved, 1)
+    os.close(saved)
+
+
+def write_outputs(tax: Taxonomy, out: pathlib.Path) -> list[pathlib.Path]:
+  """Writes `taxonomy.json` and `taxonomy.png` into `out` (each atomically)."""
+  from taskonomy_jax.taxonomy import draw  # matplotlib only when drawing
+
+  out.mkdir(parents=True, exist_ok=True)
+  json_path, png_path = out / "taxonomy.json", out / "taxonomy.png"
+  write_text_atomic(json_path, json.dumps(tax.to_json(), indent=1))
+  draw.draw_taxonomy(tax, png_path)
+  return [json_path, png_path]
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "solve", help="the Transfer Learning API: which tasks to supervise, how to serve targets",
+      description="Solve the Taskonomy BIP (Section 3.4 of the paper) on published or computed "
+                  "affinities: choose the tasks to supervise within a budget and the transfer "
+                  "serving each target. Exit code 2 on bad input.")
+  p.add_argument("--targets", type=_names, required=True,
+                 help="comma-separated target tasks (registry names or original code names)")
+  p.add_argument("--sources", type=_names, default=None,
+                 help="comma-separated tasks that may be supervised (default: all in the data)")
+  p.add_argument("--budget", type=float, required=True,
+                 help="supervision budget: total cost of the supervised tasks (cost 1 each "
+                      "unless --costs)")
+  p.add_argument("--order", type=int, default=1, help="maximum transfer order, 1-4 (default 1)")
+  p.add_argument("--data", default="default",
+                 help="published set (default, 1k, 16k), a folder of published results (JSON "
+                      "or the original results/ pickles), or an affinity-table JSON file")
+  p.add_argument("--results-dir", default=None,
+                 help=f"where set names resolve (default ${published.ENV_VAR}, then "
+                      "../shared/paper_results)")
+  p.add_argument("--costs", type=_weights, default=None,
+                 help="per-task labelling costs: NAME=COST,... or a .json file (default 1)")
+  p.add_argument("--importance", type=_weights, default=None,
+                 help="per-target importance: NAME=WEIGHT,... or a .json file (default 1)")
+  p.add_argument("--solver", default=bip.DEFAULT_SOLVER,
+                 help=f"mixed-integer solver: {', '.join(bip.SOLVERS)} (default "
+                      f"{bip.DEFAULT_SOLVER})")
+  p.add_argument("--out", type=pathlib.Path, default=None,
+                 help="folder for taxonomy.json and taxonomy.png (default: JSON to stdout)")
+  p.set_defaults(run=_run_solve)
+
+
+def _run_solve(args: argparse.Namespace) -> int:
+  with stdout_to_stderr():
+    tax = solve_taxonomy(args.targets, args.budget, args.sources, args.order, args.data,
+                         args.costs, args.importance, args.solver, args.results_dir)
+    for note in tax.notes:
+      print(f"note: {note}", file=sys.stderr)
+  if args.out is None:
+    print(json.dumps(tax.to_json(), indent=1))
+    return 0
+  paths = write_outputs(tax, args.out)
+  sup = ", ".join(tax.supervised) or "nothing"
+  print(f"supervise {sup} (cost {tax.cost:g} of {tax.budget:g}); mean Quality "
+        f"{_fmt(tax.mean_quality)}, mean Gain {_fmt(tax.mean_gain)}")
+  for s in tax.served:
+    how = "own network" if s.transfer.is_self else " + ".join(s.transfer.sources)
+    print(f"  {s.target:18} <- {how:40} affinity {s.affinity:.4f}  Q {_fmt(s.quality)}  "
+          f"G {_fmt(s.gain)}")
+  print("wrote " + ", ".join(str(p) for p in paths))
+  return 0
+
+
+def _fmt(x: float | None) -> str:
+  return "n/a" if x is None else f"{x:.3f}"

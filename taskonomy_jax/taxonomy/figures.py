@@ -1,0 +1,97 @@
+"""Figures recomputed from affinities by one command: `taskonomy figures --out DIR`.
+
+- `affinity_matrix.png`: the first-order affinity matrix.
+- `taxonomies.png`: the taxonomy graphs for a few budgets.
+- `quality_gain_vs_budget.png`: mean Quality and Gain of the chosen taxonomy against the
+  supervision budget, one curve per maximum order.
+- `figures.json`: the numbers behind the curves and graphs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from collections.abc import Sequence
+
+from tqdm import tqdm
+
+from taskonomy_jax.taxonomy import api, bip, draw, published
+from taskonomy_jax.taxonomy.affinities import AffinityTable, write_text_atomic
+
+
+def budget_sweep(table: AffinityTable, targets: Sequence[str], sources: Sequence[str] | None,
+                 order: int, budgets: Sequence[float],
+                 solver: str = bip.DEFAULT_SOLVER) -> list[api.Taxonomy]:
+  """Solves one instance for every budget (compiled once); infeasible budgets are skipped."""
+  problem = bip.build_problem(table, targets, sources, order)
+  model = bip.BipSolver(problem, solver)
+  out = []
+  for b in tqdm(budgets, desc=f"order {order} budgets", leave=False):
+    try:
+      sol = model.solve(b)
+    except bip.InfeasibleBudgetError:
+      continue
+    out.append(api.taxonomy_from_solution(table, problem, sol, solver,
+                                          sources if sources is not None else table.nodes))
+  return out
+
+
+def make_figures(out: pathlib.Path, data: str = "default", root: str | None = None,
+                 targets: Sequence[str] | None = None, orders: Sequence[int] | None = None,
+                 graph_budgets: Sequence[float] = (2, 4, 8),
+                 solver: str = bip.DEFAULT_SOLVER) -> list[pathlib.Path]:
+  """Draws the three figures for one affinity set; returns the paths written."""
+  table = published.load_published(data, root)
+  targets = list(targets) if targets else table.targets
+  orders = list(orders) if orders else list(range(1, min(table.max_order, bip.MAX_ORDER) + 1))
+  for o in orders:
+    bip.check_order(o)
+  out.mkdir(parents=True, exist_ok=True)
+  budgets = list(range(0, len(table.nodes) + 1))
+  paths = [out / "affinity_matrix.png", out / "taxonomies.png",
+           out / "quality_gain_vs_budget.png", out / "figures.json"]
+  draw.affinity_heatmap(table, paths[0], title=f"First-order task affinities ({data})")
+  sweeps = {o: budget_sweep(table, targets, None, o, budgets, solver)
+            for o in tqdm(orders, desc="orders")}
+  top = max(orders)
+  graphs = [t for t in sweeps[top] if t.budget in set(graph_budgets)]
+  draw.draw_many(graphs, paths[1])
+  series = {f"order <= {o}": {"budget": [t.budget for t in s],
+                              "quality": [t.mean_quality for t in s],
+                              "gain": [t.mean_gain for t in s]} for o, s in sweeps.items()}
+  draw.budget_curves(series, paths[2],
+                     f"{len(targets)} targets, any task may be supervised (cost 1 each), "
+                     f"published set '{data}'")
+  summary = {"data": table.source, "targets": targets, "orders": orders,
+             "curves": series,
+             "graphs": [t.to_json() for t in graphs]}
+  write_text_atomic(paths[3], json.dumps(summary, indent=1))
+  return paths
+
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser("figures", help="draw the affinity matrix, taxonomies and budget curves",
+                     description="Recompute the taxonomy figures from published (or computed) "
+                                 "affinities.")
+  p.add_argument("--out", type=pathlib.Path, required=True, help="output folder")
+  p.add_argument("--data", default="default",
+                 help="published set (default, 1k, 16k), a folder, or an affinity-table file")
+  p.add_argument("--results-dir", default=None, help="where set names resolve")
+  p.add_argument("--targets", type=api._names, default=None,
+                 help="targets of the graphs and curves (default: every target in the data)")
+  p.add_argument("--orders", type=lambda s: [int(x) for x in s.split(",")], default=None,
+                 help="maximum orders to sweep, e.g. 1,2 (default: all in the data, up to 4)")
+  p.add_argument("--graph-budgets", type=lambda s: [float(x) for x in s.split(",")],
+                 default=[2, 4, 8], help="budgets of the drawn taxonomies (default 2,4,8)")
+  p.add_argument("--solver", default=bip.DEFAULT_SOLVER)
+  p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+  with api.stdout_to_stderr():
+    paths = make_figures(args.out, args.data, args.results_dir, args.targets, args.orders,
+                         args.graph_budgets, args.solver)
+  for p in paths:
+    print(f"wrote {p}")
+  return 0

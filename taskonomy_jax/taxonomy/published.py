@@ -1,0 +1,297 @@
+"""The paper's published transfer results, loaded from a path into an `AffinityTable`.
+
+Two layouts are read:
+- the JSON layout of `../shared/paper_results/` (`all_affinities{,_1k,_16k}.json`,
+  `wins_vs_task*.json`, `wins_vs_pixels*.json`, flat `{"SRC__...__TARGET": float}` objects);
+- the original repository's `results/` folder (`affinities/all_affinities*.pkl`,
+  `winrates/wins_vs_*.pkl`), Python pickles read by `RestrictedUnpickler`, which never imports
+  or calls anything named in the file.
+
+The published set names `default`, `1k`, `16k` (how many images the transfer functions were
+trained on; `default` is the paper's main set) resolve against a folder given by the caller, else
+`$TASKONOMY_PAPER_RESULTS`, else `../shared/paper_results` beside the checkout.
+
+Keys map to node names through `affinities.resolve_node` (registry names; `class_selected` stays
+its own node). `self` is the target's own network; `pixels` (a network trained from scratch on
+the transfer budget) is kept as each target's baseline Quality, not as a transfer. Keys whose names
+are not tasks are listed in `AffinityTable.skipped` and reported by the caller, never dropped
+silently.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import pathlib
+import pickle
+import struct
+from collections.abc import Callable, Mapping
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taxonomy.affinities import (
+    SELF,
+    AffinityDataError,
+    AffinityTable,
+    Transfer,
+    make_transfer,
+    resolve_node,
+)
+
+ENV_VAR = "TASKONOMY_PAPER_RESULTS"
+# Published set name -> file-name suffix.
+SETS: dict[str, str] = {"default": "", "1k": "_1k", "16k": "_16k"}
+PIXELS = "pixels"
+_KINDS = ("all_affinities", "wins_vs_task", "wins_vs_pixels")
+_PICKLE_FOLDERS = {"all_affinities": "affinities", "wins_vs_task": "winrates",
+                   "wins_vs_pixels": "winrates"}
+
+
+class PublishedDataError(AffinityDataError):
+  """Published results that cannot be found or read; the message says where and why."""
+
+
+class UnsafePickleError(PublishedDataError, pickle.UnpicklingError):
+  """A pickle that asks for an object other than plain data; nothing of it was executed."""
+
+
+# --- restricted unpickling -------------------------------------------------------------------
+
+
+class _DtypeStandIn:
+  """Stands in for `numpy.dtype(...)` while unpickling: records the type code, never imports numpy."""
+
+  def __init__(self, code: str, align: int = 0, copy: int = 1):
+    del align, copy
+    if not isinstance(code, str):
+      raise UnsafePickleError(f"numpy dtype with a non-string type code {code!r}")
+    self.code = code
+    self.byteorder = "<"
+
+  def __setstate__(self, state: tuple) -> None:
+    # numpy's dtype state: (version, byteorder, subdescr, names, fields, elsize, alignment, flags)
+    if (not isinstance(state, tuple) or len(state) < 2 or state[1] not in "<>|="
+        or any(x is not None for x in state[2:5])):
+      raise UnsafePickleError(f"unsupported numpy dtype state {state!r} (only plain numbers)")
+    self.byteorder = "<" if state[1] in "|=" else state[1]
+
+
+# numpy type code -> struct format; only plain numbers are accepted.
+_NUMERIC_CODES = {"f8": "d", "f4": "f", "i8": "q", "i4": "i", "i2": "h", "i1": "b", "u8": "Q",
+                  "u4": "I", "u2": "H", "u1": "B", "b1": "?"}
+
+
+def _scalar_stand_in(dtype: _DtypeStandIn, data: bytes) -> float | int | bool:
+  """Decodes a pickled numpy scalar into a Python number with `struct`."""
+  if not isinstance(dtype, _DtypeStandIn) or dtype.code not in _NUMERIC_CODES:
+    code = getattr(dtype, "code", dtype)
+    raise UnsafePickleError(
+        f"numpy scalar of type {code!r} refused: only numeric scalars "
+        f"({', '.join(_NUMERIC_CODES)}) are decoded")
+  if isinstance(data, str):  # protocol 0-2 store the bytes as a latin-1 string.
+    data = data.encode("latin-1")
+  fmt = dtype.byteorder + _NUMERIC_CODES[dtype.code]
+  if len(data) != struct.calcsize(fmt):
+    raise UnsafePickleError(f"numpy scalar of type {dtype.code} with {len(data)} bytes")
+  (value,) = struct.unpack(fmt, data)
+  return value
+
+
+def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:
+  """Protocol-2 pickles spell bytes as `_codecs.encode(text, 'latin1')`."""
+  if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+    raise UnsafePickleError(f"_codecs.encode({text!r}, {encoding!r}) refused")
+  return text.encode("latin-1")
+
+
+# The only globals a pickle may name. Each maps to our own decoder above: the named module is
+# never imported and the named callable never run. The originals in `results/` hold float64
+# numpy scalars (`numpy.core.multiarray.scalar` of `numpy.dtype('f8')`); numpy 2 spells the
+# module `numpy._core.multiarray`.
+_STAND_INS: dict[tuple[str, str], Callable] = {
+    ("numpy.core.multiarray", "scalar"): _scalar_stand_in,
+    ("numpy._core.multiarray", "scalar"): _scalar_stand_in,
+    ("numpy", "dtype"): _DtypeStandIn,
+    ("_codecs", "encode"): _latin1_encode,
+}
+_PLAIN = (dict, list, tuple, str, int, float, bool, type(None))
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+  """Unpickles plain data only: dict, list, tuple, str, int, float, bool, None.
+
+  Any global a pickle names is refused with `UnsafePickleError`, except the numpy scalar and
+  dtype constructors, which are answered by stand-ins that decode the number's bytes with
+  `struct` (no numpy import, no call into the named code). The result is checked to hold plain
+  data only.
+  """
+
+  def find_class(self, module: str, name: str) -> Callable:
+    stand_in = _STAND_INS.get((module, name))
+    if stand_in is None:
+      raise UnsafePickleError(
+          f"refused to load {module}.{name}: published results may only hold dicts, lists, "
+          "strings and numbers (numpy numeric scalars included); nothing was executed")
+    return stand_in
+
+  def persistent_load(self, pid: object) -> object:
+    raise UnsafePickleError(f"refused persistent id {pid!r}: plain data only")
+
+
+def _check_plain(obj: object, where: str = "pickle") -> None:
+  if isinstance(obj, (dict,)):
+    for k, v in obj.items():
+      _check_plain(k, where)
+      _check_plain(v, where)
+  elif isinstance(obj, (list, tuple)):
+    for v in obj:
+      _check_plain(v, where)
+  elif not isinstance(obj, _PLAIN):
+    raise UnsafePickleError(f"{where}: holds a {type(obj).__name__}, not plain data")
+
+
+def restricted_loads(data: bytes, where: str = "pickle") -> object:
+  """Unpickles `data` with `RestrictedUnpickler` and checks the result is plain data."""
+  try:
+    obj = RestrictedUnpickler(io.BytesIO(data)).load()
+  except UnsafePickleError as e:
+    raise UnsafePickleError(f"{where}: {e}") from None
+  except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
+          AttributeError, struct.error) as e:
+    raise PublishedDataError(f"{where}: not a readable pickle of plain data ({e})") from e
+  _check_plain(obj, where)
+  return obj
+
+
+# --- the two layouts -------------------------------------------------------------------------
+
+
+def default_root() -> pathlib.Path:
+  """`$TASKONOMY_PAPER_RESULTS`, else `../shared/paper_results` beside this checkout."""
+  env = os.environ.get(ENV_VAR)
+  if env:
+    return pathlib.Path(env)
+  return pathlib.Path(__file__).resolve().parents[3] / "shared" / "paper_results"
+
+
+def _read_flat(root: pathlib.Path, kind: str, suffix: str) -> tuple[dict, pathlib.Path] | None:
+  """Reads one `{key: number}` file of either layout; None if neither file exists."""
+  json_path = root / f"{kind}{suffix}.json"
+  if json_path.is_file():
+    try:
+      data = json.loads(json_path.read_text())
+    except json.JSONDecodeError as e:
+      raise PublishedDataError(f"{json_path}: not valid JSON ({e})") from e
+    return data, json_path
+  for pkl_path in (root / _PICKLE_FOLDERS[kind] / f"{kind}{suffix}.pkl",
+                   root / f"{kind}{suffix}.pkl"):
+    if pkl_path.is_file():
+      return restricted_loads(pkl_path.read_bytes(), str(pkl_path)), pkl_path
+  return None
+
+
+def _parse_key(key: str) -> tuple[list[str], str]:
+  """`'SRC1__SRC2__TARGET'` -> (original source names, original target name)."""
+  parts = key.split("__")
+  if len(parts) < 2 or not all(parts):
+    raise ValueError("expected SOURCE__...__TARGET")
+  return parts[:-1], parts[-1]
+
+
+def _to_transfer(key: str) -> Transfer | str:
+  """The transfer a published key names, or `pixels:TARGET` for the from-scratch baseline."""
+  sources, target = _parse_key(key)
+  node_target = resolve_node(target)
+  if sources == [PIXELS]:
+    return f"{PIXELS}:{node_target}"
+  if SELF in sources:
+    if len(sources) > 1:
+      raise ValueError(f"{SELF!r} combined with other sources")
+    return Transfer((SELF,), node_target)
+  return make_transfer([resolve_node(s) for s in sources], node_target)
+
+
+def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
+                        gain: Mapping | None = None, source: str = "memory") -> AffinityTable:
+  """Builds a table from flat published-style mappings `{"SRC__...__TARGET": value}`.
+
+  Unknown task names and malformed keys are collected in `skipped` (one line each, naming the
+  key and the reason), never dropped silently. Two keys naming the same transfer (the same
+  sources in another order) raise `PublishedDataError`.
+  """
+  out: dict[str, dict[Transfer, float]] = {"affinity": {}, "quality": {}, "gain": {}}
+  baseline: dict[str, float] = {}
+  skipped: list[str] = []
+  for kind, mapping in (("affinity", affinity), ("quality", quality or {}),
+                        ("gain", gain or {})):
+    if not isinstance(mapping, Mapping):
+      raise PublishedDataError(
+          f"{source}: {kind} data must be a mapping of 'SOURCE__TARGET' keys to numbers, "
+          f"got {type(mapping).__name__}")
+    for key, value in mapping.items():
+      try:
+        if not isinstance(key, str):
+          raise ValueError("key is not a string")
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+          raise ValueError(f"value {value!r} is not a number")
+        t = _to_transfer(key)
+      except tasks.UnknownTaskError as e:
+        skipped.append(f"{kind} {key!r}: unknown task {e.name!r}")
+        continue
+      except (ValueError, AffinityDataError) as e:
+        skipped.append(f"{kind} {key!r}: {e}")
+        continue
+      if isinstance(t, str):  # the from-scratch baseline
+        if kind == "quality":
+          baseline[t.split(":", 1)[1]] = float(value)
+        continue
+      if t in out[kind]:
+        raise PublishedDataError(f"{source}: {kind} has two keys for the transfer {t}")
+      out[kind][t] = float(value)
+  return AffinityTable(out["affinity"], out["quality"], out["gain"], baseline, source=source,
+                       skipped=skipped)
+
+
+def load_published(data: str | os.PathLike = "default",
+                   root: str | os.PathLike | None = None) -> AffinityTable:
+  """Loads a published set into an `AffinityTable`.
+
+  Args:
+    data: a set name (`default`, `1k`, `16k`) resolved in `root`; or a folder in either layout
+      (its `default` set is read); or a file written by `AffinityTable.save` (the project's own
+      computed affinities).
+    root: the folder set names resolve in; default `default_root()`.
+
+  Raises:
+    PublishedDataError: the set or path does not exist or is not in a known layout.
+    UnsafePickleError: a pickle names anything but plain data.
+  """
+  name = str(data)
+  if name in SETS:
+    folder, suffix = pathlib.Path(root) if root is not None else default_root(), SETS[name]
+  else:
+    path = pathlib.Path(name).expanduser()
+    if path.is_file():
+      return AffinityTable.load(path)
+    if not path.is_dir():
+      raise PublishedDataError(
+          f"--data {name!r} is neither a published set ({', '.join(SETS)}) nor an existing "
+          "folder of published results or affinity-table file")
+    folder, suffix = path, ""
+  if not folder.is_dir():
+    raise PublishedDataError(
+        f"published results folder {folder} does not exist: pass a folder or set ${ENV_VAR}")
+  read = {kind: _read_flat(folder, kind, suffix) for kind in _KINDS}
+  if read["all_affinities"] is None:
+    raise PublishedDataError(
+        f"{folder} has no all_affinities{suffix}.json (the paper_results layout) nor "
+        f"affinities/all_affinities{suffix}.pkl (the original results/ layout)")
+  table = table_from_mappings(
+      read["all_affinities"][0],
+      read["wins_vs_task"][0] if read["wins_vs_task"] else None,
+      read["wins_vs_pixels"][0] if read["wins_vs_pixels"] else None,
+      source=str(read["all_affinities"][1]))
+  for kind in ("wins_vs_task", "wins_vs_pixels"):
+    if read[kind] is None:
+      table.skipped.append(f"{kind}{suffix}: not found in {folder}; Quality/Gain left out")
+  return table
