@@ -8,23 +8,29 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 STAMP := $(VENV)/.installed-test
+# Extras the test run needs: the web app and the video writer are tested too.
+EXTRAS := test,web,video
 
-.PHONY: venv test test-all lint lock clean
+.PHONY: venv browser test test-all lint lock clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No CPython 3.11-3.13 found; set PYTHON=..." >&2; exit 1; }
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
 	touch $@
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium + chromium-driver; install them when missing.
+browser:
+	./tools/install_browser.sh
+
+test: $(STAMP) browser
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)
@@ -34,7 +40,7 @@ lint: $(STAMP)
 lock:
 	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
 	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
-	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
+	/tmp/taskonomy-lock/bin/pip install -q '.[$(EXTRAS)]'
 	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
 
 clean:

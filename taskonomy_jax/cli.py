@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from taskonomy_jax import tasks
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
+from taskonomy_jax.web import serve as web_serve
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -44,6 +45,7 @@ def _run_tasks(args: argparse.Namespace) -> int:
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
 SUBCOMMANDS.append(taxonomy_api.add_subcommand)
 SUBCOMMANDS.append(taxonomy_figures.add_subcommand)
+SUBCOMMANDS.append(web_serve.add_subcommand)
 
 
 def build_parser() -> argparse.ArgumentParser:
