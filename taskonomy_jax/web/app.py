@@ -20,7 +20,7 @@ from taskonomy_jax import tasks
 from taskonomy_jax.taskbank import predict
 from taskonomy_jax.web import pages
 from taskonomy_jax.web.errors import WebError, from_library
-from taskonomy_jax.web.limits import BodyLimitMiddleware
+from taskonomy_jax.web.limits import BodyLimitMiddleware, BodyTooLarge, too_large_body
 from taskonomy_jax.web.service import DATA_CHOICES, Service, parse_solve_request
 
 
@@ -29,6 +29,8 @@ async def _form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
   Starlette may spool large parts to its temporary files, never elsewhere)."""
   try:
     form = await request.form()
+  except BodyTooLarge:  # the middleware answers 413
+    raise
   except Exception as e:  # malformed multipart bodies
     raise WebError(400, "bad_request", f"the form could not be read ({e})") from None
   fields, files = {}, {}
@@ -52,6 +54,12 @@ def create_app(service: Service) -> FastAPI:
   @app.exception_handler(WebError)
   async def _web_error(request: Request, e: WebError) -> Response:
     return JSONResponse(e.to_json(), status_code=e.status)
+
+  @app.exception_handler(BodyTooLarge)
+  async def _too_large(request: Request, e: BodyTooLarge) -> Response:
+    body, ctype = too_large_body(request.url.path, request.headers.get("accept", ""),
+                                 limits.max_body_bytes)
+    return Response(body, status_code=413, media_type=ctype, headers={"connection": "close"})
 
   @app.get("/", include_in_schema=False)
   def index() -> Response:

@@ -19,7 +19,7 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 
 class BodyTooLarge(Exception):
-  pass
+  """Raised from `receive` when a streamed body passes the limit; the app answers 413."""
 
 
 def _message(limit: int) -> str:
@@ -68,21 +68,25 @@ class BodyLimitMiddleware:
 
     try:
       await self.app(scope, counting_receive, tracking_send)
-    except BodyTooLarge:
+    except BodyTooLarge:  # an app without a handler for it (`create_app` has one)
       if not started:
         await self._refuse(scope, send)
 
   async def _refuse(self, scope: Scope, send: Send) -> None:
     accept = dict(scope.get("headers") or []).get(b"accept", b"").decode("latin-1")
-    msg = _message(self.max_bytes)
-    if scope.get("path", "").startswith("/api/") or "text/html" not in accept:
-      body, ctype = json.dumps({"error": "body_too_large", "message": msg}).encode(), \
-          b"application/json"
-    else:
-      from taskonomy_jax.web import pages
-
-      body, ctype = pages.error_page("Request too large", msg).encode(), b"text/html; charset=utf-8"
+    body, ctype = too_large_body(scope.get("path", ""), accept, self.max_bytes)
     await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()),
+                "headers": [(b"content-type", ctype.encode()),
+                            (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
+
+
+def too_large_body(path: str, accept: str, limit: int) -> tuple[bytes, str]:
+  """The 413 answer: JSON for the API and non-browser clients, the error page for browsers."""
+  msg = _message(limit)
+  if path.startswith("/api/") or "text/html" not in accept:
+    return json.dumps({"error": "body_too_large", "message": msg}).encode(), "application/json"
+  from taskonomy_jax.web import pages
+
+  return pages.error_page("Request too large", msg).encode(), "text/html; charset=utf-8"
