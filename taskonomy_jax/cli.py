@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.world import preview as world_preview
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -39,7 +40,10 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 # Modules that own a capability append their `add(subparsers)` function here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_tasks_command,
+    world_preview.add_subcommand,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
