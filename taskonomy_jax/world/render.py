@@ -96,7 +96,7 @@ DOMAINS: dict[str, DomainInfo] = {
 @dataclasses.dataclass
 class View:
   """One rendered view. `aux` holds extra per-pixel buffers (not dataset domains):
-  `object_id` (int32, -1 where invalid), `category` (int32 world category, -1 where invalid),
+  `primitive` (int32 global primitive index, -1 where invalid), `object_id` (int32, -1 where invalid), `category` (int32 world category, -1 where invalid),
   `hit_world` (float64 (H, W, 3) world hit points, 0 where invalid)."""
 
   building: str
@@ -252,7 +252,8 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   gsafe = np.maximum(glob, 0)
   obj = np.where(valid, bld.prim_object[gsafe], -1)
   category = np.where(valid, bld.object_category[np.maximum(obj, 0)], -1)
-  n_world = np.where(valid[:, None], hits.normal, 0.0)
+  n_world = hits.normal / np.maximum(np.linalg.norm(hits.normal, axis=1, keepdims=True), 1e-12)
+  n_world = np.where(valid[:, None], n_world, 0.0)   # re-normalised: the cast is float32
   n_cam = n_world @ rot
   p_world = np.where(valid[:, None], loc + t[:, None] * d_world, 0.0)
   p_cam = d_cam_unit * t[:, None]
@@ -294,7 +295,8 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   for name, info in DOMAINS.items():
     domains[name] = np.ascontiguousarray(domains[name], dtype=info.dtype)
   in_view = visible_points(bld, loc, rot, fov, res, _cache)
-  aux = {"object_id": obj.reshape(shape2).astype(np.int32),
+  aux = {"primitive": np.where(valid, glob, -1).reshape(shape2).astype(np.int32),
+         "object_id": obj.reshape(shape2).astype(np.int32),
          "category": category.reshape(shape2).astype(np.int32),
          "hit_world": p_world.reshape(shape3)}
   return View(building=bld.name, point=p, view=v, domains=domains,
