@@ -141,14 +141,15 @@ def _in_frustum(centres: np.ndarray, radii: np.ndarray, location: np.ndarray, ro
 
 
 def cast_view(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
-              dirs_world: np.ndarray, spheres_cache=None) -> tuple[raycast.Hits, np.ndarray]:
-  """Casts unit world rays from one camera with frustum culling.
+              dirs_world: np.ndarray, spheres_cache=None,
+              cull: bool = True) -> tuple[raycast.Hits, np.ndarray]:
+  """Casts unit world rays from one camera, with frustum culling unless `cull` is False.
 
   Returns:
     hits (indices refer to the culled arrays) and the (N,) global primitive index (-1 if none).
   """
   bs = spheres_cache or _bounding_spheres(bld)
-  keep = [np.flatnonzero(_in_frustum(bs[2 * i], bs[2 * i + 1], location, rot, fov))
+  keep = [np.flatnonzero(_in_frustum(bs[2 * i], bs[2 * i + 1], location, rot, fov) | (not cull))
           for i in range(3)]
   hits = raycast.cast(location, dirs_world, bld.boxes[keep[0]], bld.cylinders[keep[1]],
                       bld.spheres[keep[2]])
@@ -235,8 +236,10 @@ def _point_info(bld: Building, cfg: WorldConfig, p: int, v: int, rot: np.ndarray
   }
 
 
-def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) -> View:
-  """Renders view `v` of point `p` of `bld` with every domain."""
+def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None,
+                cull: bool = True) -> View:
+  """Renders view `v` of point `p` of `bld` with every domain (`cull=False`: no frustum
+  culling, the benchmark's baseline; the output is identical)."""
   res = cfg.resolution
   point = bld.points[p]
   loc = bld.camera_location[point.cameras[v]]
@@ -246,7 +249,7 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   length = np.linalg.norm(d_cam, axis=1)
   d_cam_unit = d_cam / length[:, None]
   d_world = d_cam_unit @ rot.T
-  hits, glob = cast_view(bld, loc, rot, fov, d_world, _cache)
+  hits, glob = cast_view(bld, loc, rot, fov, d_world, _cache, cull)
   valid = (glob >= 0) & (hits.t <= cfg.max_depth)
   t = np.where(valid, hits.t, 0.0)
   gsafe = np.maximum(glob, 0)
@@ -303,10 +306,11 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
               point_info=_point_info(bld, cfg, p, v, rot, fov, in_view), aux=aux)
 
 
-def render_views(bld: Building, cfg: WorldConfig | None = None) -> Iterator[View]:
+def render_views(bld: Building, cfg: WorldConfig | None = None,
+                 cull: bool = True) -> Iterator[View]:
   """Yields every view of every point of `bld`, points in order, then views in order."""
   cfg = cfg or WorldConfig()
   cache = _bounding_spheres(bld)
   for p, point in enumerate(bld.points):
     for v in range(len(point.cameras)):
-      yield render_view(bld, cfg, p, v, cache)
+      yield render_view(bld, cfg, p, v, cache, cull)
