@@ -10,6 +10,7 @@ import itertools
 import os
 import pathlib
 import tempfile
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,8 +18,9 @@ from taskonomy_jax.world import camera as cam
 from taskonomy_jax.world import categories as cats
 from taskonomy_jax.world import layout
 from taskonomy_jax.world.config import WorldConfig
-from taskonomy_jax.world.render import View, render_views
-from taskonomy_jax.world.scene import generate_building
+
+if TYPE_CHECKING:   # the renderer imports JAX: keep `taskonomy --help` fast
+  from taskonomy_jax.world.render import View
 
 _PIXEL_DOMAINS = ("rgb", "depth_zbuffer", "depth_euclidean", "mask_valid", "normal", "reshading",
                   "principal_curvature", "edge_occlusion", "edge_texture", "keypoints2d",
@@ -148,6 +150,9 @@ def write_contact_sheet(views: list[View], out: str | os.PathLike) -> pathlib.Pa
 def preview(seed: int, num_views: int, out: str | os.PathLike,
             resolution: int = 128) -> pathlib.Path:
   """Renders the first `num_views` views of building `seed` and writes the contact sheet."""
+  from taskonomy_jax.world.render import render_views
+  from taskonomy_jax.world.scene import generate_building
+
   if num_views < 1:
     raise ValueError(f"--views must be >= 1, got {num_views}")
   cfg = WorldConfig(resolution=resolution)
