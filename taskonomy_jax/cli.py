@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from taskonomy_jax import tasks
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
+from taskonomy_jax.world import preview as world_preview
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -41,9 +42,12 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 # Modules that own a capability append their `add(subparsers)` function here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
-SUBCOMMANDS.append(taxonomy_api.add_subcommand)
-SUBCOMMANDS.append(taxonomy_figures.add_subcommand)
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_tasks_command,
+    world_preview.add_subcommand,
+    taxonomy_api.add_subcommand,
+    taxonomy_figures.add_subcommand,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
