@@ -86,8 +86,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for the real Taskonomy dataset."""
 
   VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}
-  BUILDER_CONFIGS = _configs()  # noqa: RUF012 (TFDS declares it as a class attribute)
+  RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012 (TFDS reads it from the class)
+  BUILDER_CONFIGS = _configs()
   DEFAULT_CONFIG_NAME = "tiny_rgb_depth_normal"
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Download the dataset with the omnidata tool (the dataset README's recommended way):
