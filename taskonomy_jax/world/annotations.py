@@ -1,0 +1,143 @@
+"""Image-space annotations derived from the rendered buffers, by the paper's definitions.
+
+Pure functions on (H, W, ...) arrays; every output is finite.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.segmentation import felzenszwalb
+
+from taskonomy_jax.world import categories as cats
+
+
+def luminance(rgb: np.ndarray) -> np.ndarray:
+  """(H, W, 3) -> (H, W) Rec. 709 luma."""
+  return rgb @ np.array([0.2126, 0.7152, 0.0722])
+
+
+def edge_texture(rgb: np.ndarray, sigma: float = 1.0) -> np.ndarray:
+  """2D (texture) edges: Sobel gradient magnitude of the blurred luma, in [0, 1]. (H, W).
+
+  The paper's 2D edges are Canny's gradient stage without non-maximum suppression.
+  """
+  g = ndimage.gaussian_filter(luminance(rgb), sigma, mode="nearest")
+  mag = np.hypot(ndimage.sobel(g, 0, mode="nearest"), ndimage.sobel(g, 1, mode="nearest"))
+  return np.clip(mag * 2.0, 0.0, 1.0)
+
+
+def edge_occlusion(points_cam: np.ndarray, normals_cam: np.ndarray, valid: np.ndarray,
+                   focal_px: float) -> np.ndarray:
+  """Occlusion edges: how far each 4-neighbour's 3D point lies off this pixel's tangent plane.
+
+  Measured in pixel footprints (depth / focal), so a surface seen at any distance or slant
+  scores ~0 and a crease scores ~1, while a depth discontinuity scores its jump. A neighbour
+  with no depth (void) counts as a jump of 8 footprints. Output: log1p(max(0, s - 2)) >= 0.
+
+  Args:
+    points_cam: (H, W, 3) camera-frame hit points; normals_cam: (H, W, 3); valid: (H, W).
+  """
+  z = np.maximum(-points_cam[..., 2], 1e-6)
+  s = np.zeros(valid.shape)
+  for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0)):
+    q = np.roll(points_cam, (dy, dx), axis=(0, 1))
+    qv = np.roll(valid, (dy, dx), axis=(0, 1))
+    off = np.abs(np.sum(normals_cam * (q - points_cam), axis=-1)) / (z / focal_px)
+    off = np.where(qv, off, 8.0)
+    # np.roll wraps around: the image border has no neighbour there.
+    if dy == 1:
+      off[0, :] = 0
+    if dy == -1:
+      off[-1, :] = 0
+    if dx == 1:
+      off[:, 0] = 0
+    if dx == -1:
+      off[:, -1] = 0
+    s = np.maximum(s, off)
+  return np.where(valid, np.log1p(np.maximum(s - 2.0, 0.0)), 0.0)
+
+
+def harris(channels: np.ndarray, sigma: float = 1.5, k: float = 0.05) -> np.ndarray:
+  """Harris corner response of a multi-channel image (H, W, C), structure tensor summed over C."""
+  sxx = syy = sxy = 0.0
+  for c in range(channels.shape[-1]):
+    gy = ndimage.sobel(channels[..., c], 0, mode="nearest")
+    gx = ndimage.sobel(channels[..., c], 1, mode="nearest")
+    sxx = sxx + ndimage.gaussian_filter(gx * gx, sigma, mode="nearest")
+    syy = syy + ndimage.gaussian_filter(gy * gy, sigma, mode="nearest")
+    sxy = sxy + ndimage.gaussian_filter(gx * gy, sigma, mode="nearest")
+  return sxx * syy - sxy * sxy - k * (sxx + syy) ** 2
+
+
+def keypoints2d(rgb: np.ndarray) -> np.ndarray:
+  """2D keypoint heat map in [0, 1]: Harris response of the luma (the paper used SURF)."""
+  r = harris(luminance(rgb)[..., None])
+  return np.tanh(np.maximum(r, 0.0) / 0.02).astype(np.float64)
+
+
+def keypoints3d(normals_cam: np.ndarray, depth: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """3D keypoint heat map in [0, 1]: Harris response of the normal map and log depth.
+
+  The paper used NARF on the depth map; corners of the geometry (where surfaces of different
+  orientation meet in 3D) respond, texture does not.
+  """
+  logd = np.where(valid, np.log(np.maximum(depth, 1e-3)), 0.0)
+  r = harris(np.concatenate([normals_cam, logd[..., None]], axis=-1))
+  return np.where(valid, np.tanh(np.maximum(r, 0.0) / 0.5), 0.0)
+
+
+def segment_unsup2d(rgb: np.ndarray) -> np.ndarray:
+  """Felzenszwalb-Huttenlocher graph segmentation of RGB: int32 ids 0..n-1. (H, W)."""
+  h = rgb.shape[0]
+  return felzenszwalb(rgb, scale=h * 4, sigma=0.6, min_size=max(8, h * h // 256),
+                      channel_axis=-1).astype(np.int32)
+
+
+def segment_unsup25d(rgb: np.ndarray, depth: np.ndarray, normals_cam: np.ndarray,
+                     valid: np.ndarray) -> np.ndarray:
+  """Graph segmentation on RGB + log depth + normals (the paper's 2.5D segmentation). (H, W)."""
+  h = rgb.shape[0]
+  logd = np.where(valid, np.log(np.maximum(depth, 1e-3)), 0.0)
+  feats = np.concatenate([0.5 * rgb, logd[..., None], normals_cam], axis=-1)
+  return felzenszwalb(feats, scale=h * 4, sigma=0.6, min_size=max(8, h * h // 256),
+                      channel_axis=-1).astype(np.int32)
+
+
+def _imagenet_table() -> np.ndarray:
+  table = np.zeros((len(cats.CATEGORIES), cats.NUM_IMAGENET))
+  for i, c in enumerate(cats.CATEGORIES):
+    for idx, w in c.imagenet.items():
+      table[i, idx] = w
+  return table
+
+
+_IMAGENET = _imagenet_table()
+
+
+def class_object(category: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """ImageNet-1k distribution (1000,): visible area of each category spread over its classes.
+
+  95% of the mass follows the visible objects, 5% is uniform (like a distilled softmax);
+  a view that shows no object with an ImageNet class gets the uniform distribution.
+  """
+  counts = np.bincount(category[valid].ravel(), minlength=len(cats.CATEGORIES))
+  mass = counts @ _IMAGENET
+  uniform = np.full(cats.NUM_IMAGENET, 1.0 / cats.NUM_IMAGENET)
+  if mass.sum() <= 0:
+    return uniform
+  return 0.95 * mass / mass.sum() + 0.05 * uniform
+
+
+def class_scene(room_type_px: np.ndarray, valid: np.ndarray) -> np.ndarray:
+  """Places365 distribution (365,): 90% on the room types in view by visible area, 10% spread
+  over the 63 workspace-and-home classes the original scene task keeps."""
+  out = np.zeros(cats.NUM_PLACES)
+  kept = np.array(cats.PLACES_WORKSPACE_AND_HOME)
+  out[kept] = 0.1 / len(kept)
+  counts = np.bincount(room_type_px[valid].ravel(), minlength=len(cats.ROOM_TYPES))
+  if counts.sum() == 0:
+    return out / out.sum()
+  for t, n in enumerate(counts):
+    out[cats.ROOM_TYPES[t].places] += 0.9 * n / counts.sum()
+  return out
