@@ -39,15 +39,15 @@ def per_process_batch_size(global_batch_size: int, process_count: int) -> int:
 
 
 def process_split(split: str, process_index: int | None = None,
-                  process_count: int | None = None) -> str:
+                  process_count: int | None = None) -> Any:
   """This JAX process's share of `split` (`tfds.split_for_jax_process`); explicit index/count
   simulate other processes."""
   if process_index is None and process_count is None:
-    return str(tfds.split_for_jax_process(split))
+    return tfds.split_for_jax_process(split)
   if process_count is None or process_index is None or not 0 <= process_index < process_count:
     raise ValueError(f"need 0 <= process_index < process_count, got {process_index}, "
                      f"{process_count}")
-  return str(tfds.even_splits(split, n=process_count, drop_remainder=False)[process_index])
+  return tfds.even_splits(split, n=process_count, drop_remainder=False)[process_index]
 
 
 def input_image(stored_rgb: np.ndarray) -> np.ndarray:
@@ -166,14 +166,15 @@ class MultiViewSource:
     if self.task not in MULTI_VIEW_KINDS:
       raise ValueError(f"{task} is not a multi-view task; those are {sorted(MULTI_VIEW_KINDS)}")
     self.source, self.seed, self.max_distance = source, seed, max_distance
-    self.index = index or ViewIndex.from_source(source)
+    self.index = index if index is not None else ViewIndex.from_source(source)
     self._same_point, self._nearby = self._candidates()
     need_same = {"fixated_pose": 1, "egomotion": 2, "point_matching": 0,
                  "nonfixated_pose": 0}[self.task]
     anchors = [i for i in range(len(self.index))
                if len(self._same_point[i]) >= need_same
-               and (self.task != "nonfixated_pose" or self._nearby[i])
-               and (self.task != "point_matching" or self._same_point[i] or self._nearby[i])]
+               and (self.task != "nonfixated_pose" or self._nearby[i].size > 0)
+               and (self.task != "point_matching"
+                    or self._same_point[i].size + self._nearby[i].size > 0)]
     if not anchors:
       raise ValueError(f"no view of this split has a partner for {self.task}")
     self.anchors = np.array(anchors[process_index::process_count], np.int64)
