@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.data import cli as data_cli
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -40,6 +41,7 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 # Modules that own a capability append their `add(subparsers)` function here.
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
+SUBCOMMANDS.append(data_cli.add_subcommand)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -64,7 +64,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012 (TFDS reads it from the class)
-  BUILDER_CONFIGS = [
+  BUILDER_CONFIGS = [  # noqa: RUF012 (TFDS reads it from the class)
       SyntheticConfig(name="r32_mini", resolution=32, num_train=2, num_validation=1,
                       num_test=1, points_per_building=3,
                       description="2/1/1 buildings at 32x32: tests and smoke runs"),
