@@ -69,7 +69,9 @@ def test_every_domain_round_trips_through_its_file(domain):
   decoded = enc.get(domain).decode(back)
   # The decoded value is the physical one up to the quantisation step of the encoding.
   tol = {"rgb": 0.5 / 255, "normal": 0.5 / 127.5, "reshading": 0.5 / 255,
-         "edge_texture": 0.5 / 65535, "keypoints2d": 0.5 / 65535, "keypoints3d": 0.5 / 65535,
+         "edge_texture": 0.5 / enc.EDGE_TEXTURE_CODES_PER_UNIT,
+         "keypoints2d": 0.5 / enc.KEYPOINT_CODES_PER_UNIT,
+         "keypoints3d": 0.5 / enc.KEYPOINT_CODES_PER_UNIT,
          "edge_occlusion": 0.5 / enc.EDGE_OCCLUSION_CODES_PER_UNIT,
          "principal_curvature": 0.5 / enc.CURVATURE_CODES_PER_INV_METRE,
          "depth_zbuffer": 0.5 / 512, "depth_euclidean": 0.5 / 512}.get(domain, 1e-6)

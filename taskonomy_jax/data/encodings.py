@@ -17,9 +17,12 @@ StanfordVL/taskonomy; `omnidata_tools/torch/data/{transforms,task_configs}.py` o
   curvature at 128 (the original's `curvature_preprocess_gaussian` subtracts 128). The dataset
   never documents the metric scale; we use `CURVATURE_CODES_PER_INV_METRE` codes per 1/m.
   Pixels without geometry are (0, 0, 0) (omnidata's `mask_val` 0.0 for this domain).
-- edge_texture, edge_occlusion, keypoints2d, keypoints3d: 16-bit grayscale PNG (omnidata reads
-  them as `value / 65535`). Responses in [0, 1] map to [0, 65535]; occlusion-edge strength (>= 0,
-  unbounded) is stored in `EDGE_OCCLUSION_CODES_PER_UNIT` codes per unit, saturating at 65535.
+- edge_texture, edge_occlusion, keypoints2d, keypoints3d: 16-bit grayscale PNG. omnidata reads
+  them through torchvision as *signed* 16-bit (`value / 65535`, codes >= 32768 wrap negative)
+  and rescales edge_texture by its `clamp_to` max 0.25, so we keep codes <= 32767: edge_texture
+  [0, 1] <-> [0, 0.25 * 65535] (omnidata reads back [0, 1]); keypoint responses [0, 1] <->
+  [0, 32767]; occlusion-edge strength (>= 0) at `EDGE_OCCLUSION_CODES_PER_UNIT` codes per unit,
+  saturating at 32767. The released data documents none of these scales.
 - segment_unsup2d, segment_unsup25d: 16-bit grayscale PNG of segment ids (ids can exceed 255).
 - segment_semantic: 8-bit grayscale PNG; 0 = "uncertain" (masked out), 1 = background,
   2..17 = the 16 COCO classes of `COCO_SELECTED_CLASSES`. Training label = stored - 1.
@@ -49,7 +52,10 @@ DEPTH_MAX_METRES = (DEPTH_INVALID - 1) / DEPTH_UNITS_PER_METRE  # ~128 m, the RE
 DEPTH_MASK_THRESHOLD = 64500
 CURVATURE_ZERO = 128
 CURVATURE_CODES_PER_INV_METRE = 8.0  # our choice: +-15.9 1/m fit in 8 bits (radius >= 6.3 cm)
-EDGE_OCCLUSION_CODES_PER_UNIT = 4096.0  # our choice: strengths up to 16 fit in 16 bits
+INT16_SAFE_MAX = 32767  # largest 16-bit code that omnidata's (torchvision's) int16 read keeps
+EDGE_TEXTURE_CODES_PER_UNIT = 0.25 * 65535  # omnidata: value / 65535 / 0.25 gives [0, 1] back
+KEYPOINT_CODES_PER_UNIT = float(INT16_SAFE_MAX)
+EDGE_OCCLUSION_CODES_PER_UNIT = 4096.0  # our choice: strengths up to 8 before saturating
 UINT16_MAX = 65535
 
 # `taskbank/assets/web_assets/pseudosemantics/coco_selected_classes.txt`: label 0 is background.
@@ -170,24 +176,24 @@ def decode_unit_gray8(stored: np.ndarray) -> np.ndarray:
   return np.asarray(stored, np.float32) / 255.0
 
 
-def encode_unit_gray16(x: np.ndarray) -> np.ndarray:
-  """(H, W) float in [0, 1] -> (H, W) uint16 (edges, keypoints)."""
-  return _to_uint(x, float(UINT16_MAX), np.uint16)
+def _scaled16(codes_per_unit: float, name: str) -> tuple[Callable[..., Any], Callable[..., Any]]:
+  """Encoder/decoder pair: float (H, W) >= 0 <-> uint16 codes `x * codes_per_unit`, <= 32767."""
+  def encode(x: np.ndarray) -> np.ndarray:
+    codes = np.rint(np.asarray(x, np.float64) * codes_per_unit)
+    return np.clip(codes, 0, INT16_SAFE_MAX).astype(np.uint16)
+
+  def decode(stored: np.ndarray) -> np.ndarray:
+    return np.asarray(stored, np.float32) / np.float32(codes_per_unit)
+
+  encode.__doc__ = f"(H, W) float {name} -> (H, W) uint16 at {codes_per_unit:g} codes per unit."
+  decode.__doc__ = f"(H, W) uint16 -> (H, W) float32 {name}."
+  return encode, decode
 
 
-def decode_unit_gray16(stored: np.ndarray) -> np.ndarray:
-  """(H, W) uint16 -> (H, W) float32 in [0, 1]."""
-  return np.asarray(stored, np.float32) / UINT16_MAX
-
-
-def encode_edge_occlusion(x: np.ndarray) -> np.ndarray:
-  """(H, W) float >= 0 -> (H, W) uint16 at `EDGE_OCCLUSION_CODES_PER_UNIT` (saturating)."""
-  return _to_uint(x, EDGE_OCCLUSION_CODES_PER_UNIT, np.uint16)
-
-
-def decode_edge_occlusion(stored: np.ndarray) -> np.ndarray:
-  """(H, W) uint16 -> (H, W) float32 >= 0."""
-  return np.asarray(stored, np.float32) / EDGE_OCCLUSION_CODES_PER_UNIT
+encode_edge_texture, decode_edge_texture = _scaled16(EDGE_TEXTURE_CODES_PER_UNIT, "edge strength")
+encode_keypoints, decode_keypoints = _scaled16(KEYPOINT_CODES_PER_UNIT, "keypoint response")
+encode_edge_occlusion, decode_edge_occlusion = _scaled16(EDGE_OCCLUSION_CODES_PER_UNIT,
+                                                         "occlusion-edge strength")
 
 
 def encode_curvature(k: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
@@ -350,9 +356,9 @@ ENCODINGS: dict[str, DomainEncoding] = {e.name: e for e in (
     _enc("reshading", "png", "uint8", 1, encode_unit_gray8, decode_unit_gray8),
     _enc("principal_curvature", "png", "uint8", 3, encode_curvature, decode_curvature),
     _enc("edge_occlusion", "png", "uint16", 1, encode_edge_occlusion, decode_edge_occlusion),
-    _enc("edge_texture", "png", "uint16", 1, encode_unit_gray16, decode_unit_gray16),
-    _enc("keypoints2d", "png", "uint16", 1, encode_unit_gray16, decode_unit_gray16),
-    _enc("keypoints3d", "png", "uint16", 1, encode_unit_gray16, decode_unit_gray16),
+    _enc("edge_texture", "png", "uint16", 1, encode_edge_texture, decode_edge_texture),
+    _enc("keypoints2d", "png", "uint16", 1, encode_keypoints, decode_keypoints),
+    _enc("keypoints3d", "png", "uint16", 1, encode_keypoints, decode_keypoints),
     _enc("segment_unsup2d", "png", "uint16", 1, encode_segment_ids, decode_segment_ids),
     _enc("segment_unsup25d", "png", "uint16", 1, encode_segment_ids, decode_segment_ids),
     _enc("segment_semantic", "png", "uint8", 1, encode_semantic, decode_semantic),
@@ -360,6 +366,13 @@ ENCODINGS: dict[str, DomainEncoding] = {e.name: e for e in (
     _enc("class_scene", "npy", "float32", 365, encode_class_scene, decode_class_scene),
     _enc("point_info", "json", None, 0, encode_point_info, decode_point_info),
 )}
+
+# The largest code each image domain's encoder writes: training targets rescale [0, it] to
+# [-1, 1], as the original rescaled the stored image's range (`resize_rescale_image`).
+FULL_SCALE_CODE = {"rgb": 255, "normal": 255, "reshading": 255,
+                   "edge_texture": round(EDGE_TEXTURE_CODES_PER_UNIT),
+                   "keypoints2d": INT16_SAFE_MAX, "keypoints3d": INT16_SAFE_MAX,
+                   "edge_occlusion": INT16_SAFE_MAX}
 
 # Domains whose encoder also takes the view's validity mask (depth mask_valid / labelled mask).
 MASKED_ENCODERS = frozenset({"depth_zbuffer", "depth_euclidean", "principal_curvature"})

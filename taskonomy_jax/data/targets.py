@@ -8,8 +8,8 @@ task is a registry entry (`TARGETS`), following the original task-bank configs
 
 - depth (z-buffer and euclidean): `log(1 + raw) / log(2^16)` of the 1/512 m values, in [0, 1];
   pixels with raw >= 64500 are masked (`resize_and_rescale_image_log`, `mask_if_channel_ge`).
-- normal, reshading, edges, keypoints, rgb tasks: the stored image rescaled from [0, max] to
-  [-1, 1] (`resize_rescale_image` with `new_scale=[-1, 1]`). The original blurred the occlusion
+- normal, reshading, edges, keypoints, rgb tasks: the stored image rescaled from [0, the
+  encoding's full-scale code] to [-1, 1] (`resize_rescale_image` with `new_scale=[-1, 1]`). The original blurred the occlusion
   edges with a Gaussian; we leave that to the model code (BUILD_NOTES.md).
 - curvature: the first two stored channels standardised with the original's constants
   (`curvature_preprocess`).
@@ -46,11 +46,9 @@ _CURVATURE_MEAN = np.array([123.572, 120.1], np.float32)
 _CURVATURE_STD = np.array([31.922, 21.658], np.float32)
 
 
-def _rescale(stored: np.ndarray) -> np.ndarray:
-  """uint8/uint16 (H, W[, C]) -> float32 (H, W, C) in [-1, 1]."""
-  x = np.asarray(stored)
-  top = float(np.iinfo(x.dtype).max)
-  x = x.astype(np.float32) * (2.0 / top) - 1.0
+def _rescale(stored: np.ndarray, domain: str) -> np.ndarray:
+  """Stored codes (H, W[, C]) -> float32 (H, W, C), [0, full-scale code] -> [-1, 1]."""
+  x = np.asarray(stored).astype(np.float32) * (2.0 / enc.FULL_SCALE_CODE[domain]) - 1.0
   return x if x.ndim == 3 else x[..., None]
 
 
@@ -64,7 +62,7 @@ def _depth_mask(s: Stored) -> np.ndarray:
 
 def _image(domain: str, mask: str = "none") -> Callable[[Stored], Target]:
   def fn(s: Stored) -> Target:
-    return _rescale(s[domain]), (_depth_mask(s) if mask == "depth" else _ones(s[domain]))
+    return _rescale(s[domain], domain), (_depth_mask(s) if mask == "depth" else _ones(s[domain]))
   return fn
 
 
