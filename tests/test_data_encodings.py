@@ -143,3 +143,13 @@ def test_targets_follow_the_original_definitions():
     targets.single_view_target("colorization", stored)
   with pytest.raises(KeyError, match="depth_zbuffer"):
     targets.single_view_target("normal", {"normal": stored["normal"]})
+
+
+def test_16bit_responses_stay_below_the_int16_wrap_of_omnidata():
+  # torchvision (under omnidata's loader) reads 16-bit PNGs as int16: codes >= 32768 turn
+  # negative. Saturated inputs must stay at or below 32767.
+  big = np.full((2, 2), 1e6)
+  for domain in ("edge_texture", "keypoints2d", "keypoints3d", "edge_occlusion"):
+    assert enc.get(domain).encode(big).max() == enc.INT16_SAFE_MAX
+  assert enc.encode_edge_texture(np.ones((1, 1)))[0, 0] == 16384  # 0.25 * 65535, rounded
+  assert enc.encode_keypoints(np.ones((1, 1)))[0, 0] == 32767
