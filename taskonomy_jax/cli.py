@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
 from taskonomy_jax.data import cli as data_cli
+from taskonomy_jax.world import preview as world_preview
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -40,8 +41,11 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 # Modules that own a capability append their `add(subparsers)` function here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
-SUBCOMMANDS.append(data_cli.add_subcommand)
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_tasks_command,
+    world_preview.add_subcommand,
+    data_cli.add_subcommand,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

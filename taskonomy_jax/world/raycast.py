@@ -59,7 +59,22 @@ def _select(axis, x, y, z):
   return jnp.where(axis == 0, x, jnp.where(axis == 1, y, z))
 
 
-def _scan_boxes(o, inv, boxes, carry):
+_UNROLL = 4
+
+
+def _unrolled_loop(body, count, carry):
+  """`body(k, carry)` for k in [0, count rounded up to _UNROLL): a loop with a traced trip
+  count (one compilation for every scene size), unrolled by hand; the padding rows it may
+  visit past `count` are empty primitives that never hit."""
+  def step(i, c):
+    for j in range(_UNROLL):
+      c = body(i * _UNROLL + j, c)
+    return c
+
+  return jax.lax.fori_loop(0, (count + _UNROLL - 1) // _UNROLL, step, carry)
+
+
+def _scan_boxes(o, inv, boxes, count, carry):
   """Running nearest hit over boxes, one box per scan step, rays as structure of arrays.
 
   Looping over primitives with (N,)-vectors keeps the work fused and in cache; the (N, B)
@@ -68,8 +83,9 @@ def _scan_boxes(o, inv, boxes, carry):
   ox, oy, oz = _components(o)
   ix, iy, iz = _components(inv)
 
-  def body(c, xb):
-    tb, kind, ib, cap, k = c
+  def body(k, c):
+    tb, kind, ib, cap = c
+    xb = boxes[k]
     ax, bx = (xb[0] - ox) * ix, (xb[3] - ox) * ix
     ay, by = (xb[1] - oy) * iy, (xb[4] - oy) * iy
     az, bz = (xb[2] - oz) * iz, (xb[5] - oz) * iz
@@ -79,18 +95,18 @@ def _scan_boxes(o, inv, boxes, carry):
                        jnp.maximum(az, bz))
     ok = (tnear <= tfar) & (tnear > T_MIN) & (tnear < tb)
     return (jnp.where(ok, tnear, tb), jnp.where(ok, KIND_BOX, kind), jnp.where(ok, k, ib),
-            jnp.where(ok, False, cap), k + 1), None
+            jnp.where(ok, False, cap))
 
-  (tb, kind, ib, cap, _), _ = jax.lax.scan(body, (*carry, 0), boxes, unroll=8)
-  return tb, kind, ib, cap
+  return _unrolled_loop(body, count, carry)
 
 
-def _scan_cylinders(o, d, cylinders, carry):
+def _scan_cylinders(o, d, cylinders, count, carry):
   ox, oy, oz = _components(o)
   dx, dy, dz = _components(d)
 
-  def body(c, cy):
-    tb, kind, ib, cap, k = c
+  def body(k, c):
+    tb, kind, ib, cap = c
+    cy = cylinders[k]
     axis = cy[5].astype(jnp.int32)
     a1 = jnp.where(axis == 0, 1, 0)
     a2 = jnp.where(axis == 2, 1, 2)
@@ -116,28 +132,27 @@ def _scan_cylinders(o, d, cylinders, carry):
     t = jnp.minimum(t_side, t_cap)
     ok = t < tb
     return (jnp.where(ok, t, tb), jnp.where(ok, KIND_CYLINDER, kind), jnp.where(ok, k, ib),
-            jnp.where(ok, t_cap < t_side, cap), k + 1), None
+            jnp.where(ok, t_cap < t_side, cap))
 
-  (tb, kind, ib, cap, _), _ = jax.lax.scan(body, (*carry, 0), cylinders, unroll=4)
-  return tb, kind, ib, cap
+  return _unrolled_loop(body, count, carry)
 
 
-def _scan_spheres(o, d, spheres, carry):
+def _scan_spheres(o, d, spheres, count, carry):
   ox, oy, oz = _components(o)
   dx, dy, dz = _components(d)
 
-  def body(c, s):
-    tb, kind, ib, cap, k = c
+  def body(k, c):
+    tb, kind, ib, cap = c
+    s = spheres[k]
     px, py, pz = ox - s[0], oy - s[1], oz - s[2]
     b = px * dx + py * dy + pz * dz
     disc = b * b - (px * px + py * py + pz * pz - s[3] * s[3])
     t = -b - jnp.sqrt(jnp.maximum(disc, 0.0))
     ok = (disc >= 0) & (t > T_MIN) & (t < tb) & (s[3] > 0)
     return (jnp.where(ok, t, tb), jnp.where(ok, KIND_SPHERE, kind), jnp.where(ok, k, ib),
-            jnp.where(ok, False, cap), k + 1), None
+            jnp.where(ok, False, cap))
 
-  (tb, kind, ib, cap, _), _ = jax.lax.scan(body, (*carry, 0), spheres, unroll=4)
-  return tb, kind, ib, cap
+  return _unrolled_loop(body, count, carry)
 
 
 def _normals(o, d, inv, t, kind, index, cap, boxes, cylinders, spheres):
@@ -168,23 +183,24 @@ def _normals(o, d, inv, t, kind, index, cap, boxes, cylinders, spheres):
 
 
 @jax.jit
-def _cast(o, d, boxes, cylinders, spheres):
+def _cast(o, d, boxes, cylinders, spheres, counts):
   n = o.shape[0]
   inv = 1.0 / jnp.where(jnp.abs(d) < 1e-12, 1e-12, d)
   carry = (jnp.full((n,), FAR, d.dtype), jnp.full((n,), -1, jnp.int32),
            jnp.full((n,), -1, jnp.int32), jnp.zeros((n,), bool))
-  carry = _scan_boxes(o, inv, boxes, carry)
-  carry = _scan_cylinders(o, d, cylinders, carry)
-  t, kind, index, cap = _scan_spheres(o, d, spheres, carry)
+  carry = _scan_boxes(o, inv, boxes, counts[0], carry)
+  carry = _scan_cylinders(o, d, cylinders, counts[1], carry)
+  t, kind, index, cap = _scan_spheres(o, d, spheres, counts[2], carry)
   normal = _normals(o, d, inv, t, kind, index, cap, boxes, cylinders, spheres)
   hit = kind >= 0
   return jnp.where(hit, t, jnp.inf), kind, index, normal, cap & (kind == KIND_CYLINDER)
 
 
-def pad_rows(a: np.ndarray, empty: np.ndarray, minimum: int = 8) -> np.ndarray:
+def pad_rows(a: np.ndarray, empty: np.ndarray, minimum: int = 256) -> np.ndarray:
   """Pads (n, k) to the next power of two rows (at least `minimum`) with `empty` rows.
 
-  Few distinct shapes means few compilations of the jitted caster.
+  The loops run over the real count only (a traced bound), so padding costs nothing at run
+  time; few distinct shapes means few compilations (each takes seconds).
   """
   n = a.shape[0]
   size = max(minimum, 1 << max(0, (n - 1)).bit_length())
@@ -215,6 +231,8 @@ def cast(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, cylinders: np
   b = pad_rows(np.asarray(boxes, np.float32).reshape(-1, 6), EMPTY_BOX)
   c = pad_rows(np.asarray(cylinders, np.float32).reshape(-1, 6), EMPTY_CYLINDER)
   s = pad_rows(np.asarray(spheres, np.float32).reshape(-1, 4), EMPTY_SPHERE)
+  counts = np.array([len(np.asarray(boxes).reshape(-1, 6)), len(np.asarray(cylinders).reshape(-1, 6)),
+                     len(np.asarray(spheres).reshape(-1, 4))], np.int32)
   # Rays in chunks of a fixed size: bounded memory at any resolution, one compiled shape.
   size = _CHUNK if n > _CHUNK else max(64, 1 << max(0, (n - 1)).bit_length())
   out = []
@@ -224,7 +242,7 @@ def cast(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, cylinders: np
     m = min(size, n - start)
     o_chunk[:m] = origins[start:start + m]
     d_chunk[:m] = dirs[start:start + m]
-    res = jax.device_get(_cast(o_chunk, d_chunk, b, c, s))
+    res = jax.device_get(_cast(o_chunk, d_chunk, b, c, s, counts))
     out.append([np.asarray(r)[:m] for r in res])
   t, kind, index, normal, cap = (np.concatenate(parts) for parts in zip(*out, strict=True))
   return Hits(t=t.astype(np.float64), kind=kind, index=index, normal=normal.astype(np.float64),

@@ -172,16 +172,18 @@ def _curvature(bld: Building, glob: np.ndarray, cap: np.ndarray) -> np.ndarray:
 
 
 def visible_points(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
-                   resolution: int) -> np.ndarray:
+                   resolution: int, spheres_cache=None) -> np.ndarray:
   """Indices of the building's points inside this image and in line of sight of the camera."""
   locs = np.array([p.location for p in bld.points])
   uv, z = cam.project(locs, location, rot, fov, resolution)
-  inside = (z > 0) & np.all((uv >= 0) & (uv < resolution), axis=1)
-  to = locs - location
+  inside = np.flatnonzero((z > 0) & np.all((uv >= 0) & (uv < resolution), axis=1))
+  if not len(inside):
+    return inside
+  to = locs[inside] - location
   dist = np.linalg.norm(to, axis=1)
-  hits = bld.cast(location, to / dist[:, None])
+  hits, _ = cast_view(bld, location, rot, fov, to / dist[:, None], spheres_cache)
   seen = np.abs(hits.t - dist) < 1e-3 * np.maximum(dist, 1.0)
-  return np.flatnonzero(inside & seen)
+  return inside[seen]
 
 
 def _point_info(bld: Building, cfg: WorldConfig, p: int, v: int, rot: np.ndarray, fov: float,
@@ -282,7 +284,7 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
       "edge_occlusion": ann.edge_occlusion(pcam_img, normal, valid_img, focal),
       "edge_texture": ann.edge_texture(rgb_img),
       "keypoints2d": ann.keypoints2d(rgb_img),
-      "keypoints3d": ann.keypoints3d(normal, depth_z, valid_img),
+      "keypoints3d": ann.keypoints3d(normal, valid_img),
       "segment_unsup2d": ann.segment_unsup2d(rgb_img),
       "segment_unsup25d": ann.segment_unsup25d(rgb_img, depth_z, normal, valid_img),
       "segment_semantic": semantic.reshape(shape2),
@@ -291,7 +293,7 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   }
   for name, info in DOMAINS.items():
     domains[name] = np.ascontiguousarray(domains[name], dtype=info.dtype)
-  in_view = visible_points(bld, loc, rot, fov, res)
+  in_view = visible_points(bld, loc, rot, fov, res, _cache)
   aux = {"object_id": obj.reshape(shape2).astype(np.int32),
          "category": category.reshape(shape2).astype(np.int32),
          "hit_world": p_world.reshape(shape3)}

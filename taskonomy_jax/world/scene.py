@@ -457,7 +457,24 @@ def _oven(b, p, room):
   return 0.6, 0.6
 
 
-_ITEMS = {"table": _table, "desk": lambda b, p, room: _table(b, p, room, desk=True),
+def _side_table(b, p, room):
+  """A small round or square table with a bottle or a vase on it."""
+  r = b.rng
+  o = b.obj("table", room)
+  m = b.material(r.choice(["wood", "plastic"]))
+  h, w = r.uniform(0.5, 0.7), r.uniform(0.4, 0.55)
+  if r.random() < 0.5:
+    p.vcyl(0, 0, h - 0.03, h, w / 2, o, m)
+    p.vcyl(0, 0, 0, h - 0.03, 0.03, o, m)
+    p.vcyl(0, 0, 0, 0.02, w / 3, o, m)
+  else:
+    p.box([-w / 2, -w / 2, h - 0.03], [w / 2, w / 2, h], o, m)
+    _legs(p, w, w, h - 0.03, 0.03, 0.02, o, m, round_legs=False)
+  _small_item(b, p, room, 0.0, 0.0, h)
+  return w, w
+
+
+_ITEMS = {"table": _table, "vase": _side_table, "bottle": _side_table, "desk": lambda b, p, room: _table(b, p, room, desk=True),
           "chair": _chair, "couch": _couch, "bed": _bed, "shelf": _shelf, "lamp": _lamp,
           "potted_plant": _plant, "tv": _tv_stand, "cabinet": _cabinet, "counter": _counter,
           "vanity": _vanity, "toilet": _toilet, "refrigerator": _fridge, "oven": _oven}
@@ -466,7 +483,8 @@ _FOOTPRINT = {"table": (1.8, 1.0), "desk": (1.6, 0.75), "chair": (0.5, 0.5), "co
               "bed": (1.8, 2.1), "shelf": (1.3, 0.4), "lamp": (0.4, 0.4),
               "potted_plant": (0.7, 0.7), "tv": (1.8, 0.5), "cabinet": (1.2, 0.6),
               "counter": (2.6, 0.6), "vanity": (1.0, 0.5), "toilet": (0.45, 0.7),
-              "refrigerator": (0.8, 0.7), "oven": (0.6, 0.6)}
+              "refrigerator": (0.8, 0.7), "oven": (0.6, 0.6), "vase": (0.55, 0.55),
+              "bottle": (0.55, 0.55)}
 _AGAINST_WALL = {"couch", "bed", "shelf", "tv", "cabinet", "counter", "vanity", "toilet",
                  "refrigerator", "oven", "desk"}
 
@@ -475,7 +493,7 @@ def _furnish(b: _Builder, room: int, lo: np.ndarray, hi: np.ndarray, rtype: cats
              n_items: int) -> list[tuple[float, float, float, float]]:
   """Places up to `n_items` items without overlap; returns their world xy rectangles."""
   r = b.rng
-  names = list(rtype.furniture)
+  names = [n for n in rtype.furniture if n in _ITEMS]   # the clock hangs on a wall (below)
   weights = np.array([rtype.furniture[n] for n in names], float)
   placed: list[tuple[float, float, float, float]] = []
   for _ in range(n_items):
@@ -602,6 +620,10 @@ def _sample_points(bld: Building, rng: np.random.Generator, cfg: WorldConfig) ->
     ray = np.array([np.cos(pitch) * np.cos(yaw), np.cos(pitch) * np.sin(yaw), np.sin(pitch)])
     h = bld.cast(bld.camera_location[k], ray[None])
     if h.kind[0] < 0 or not dmin <= h.t[0] <= dmax:
+      continue
+    # Most points on furniture, some on the room shell, so views are not mostly bare walls.
+    obj = bld.prim_object[bld.global_index(h.kind, h.index)[0]]
+    if bld.object_category[obj] in cats.STRUCTURAL and rng.random() < 0.75:
       continue
     target = bld.camera_location[k] + h.t[0] * ray
     normal = h.normal[0]
