@@ -127,6 +127,8 @@ def storage(builder, n: int = 64) -> list[tuple[str, float, float, float, float]
 
 
 def main() -> None:
+  from absl import flags
+  flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--buildings", type=int, default=4)
   p.add_argument("--first-seed", type=int, default=0)

@@ -1,6 +1,5 @@
 """grain pipelines: per-process shards, exact resumption, decoded targets, multi-view samples."""
 
-import grain
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
@@ -102,19 +101,6 @@ def test_batches_hold_the_registry_targets_and_every_view_once_per_epoch(built):
     pipeline.SingleViewDecoder(["egomotion"])
 
 
-def test_readme_idiom_runs_as_written(built):
-  builder, _ = built
-  data_dir = builder.data_dir_root
-  # The README's lines, with the test's builder config and data_dir.
-  split = tfds.split_for_jax_process("train")
-  source = tfds.data_source("taskonomy/pipe", split=split, data_dir=data_dir)
-  ds = grain.MapDataset.source(source).shuffle(seed=0).repeat()
-  ds = ds.map(pipeline.SingleViewDecoder(["normal"])).batch(4)
-  batch = next(iter(ds.to_iter_dataset()))
-  assert batch["rgb"].shape == (4, RES, RES, 3)
-  assert batch["targets"]["normal"].shape == (4, RES, RES, 3)
-
-
 @pytest.mark.parametrize("task", sorted(pipeline.MULTI_VIEW_KINDS))
 def test_multi_view_samples(built, task):
   builder, written = built
@@ -164,3 +150,15 @@ def test_nonfixated_partners_are_nearby(built):
   for i in range(len(mv)):
     a, b = mv.members(i)[0]
     assert np.linalg.norm(idx.point_location[a] - idx.point_location[b]) <= 2.5 + 1e-6
+
+
+def test_epoch_shuffle_is_a_fresh_permutation_each_epoch():
+  import grain
+
+  ds = pipeline.EpochShuffle(grain.MapDataset.range(10), seed=5).repeat(3)
+  epochs = [[ds[e * 10 + i] for i in range(10)] for e in range(3)]
+  for order in epochs:
+    assert sorted(order) == list(range(10))
+  assert epochs[0] != epochs[1] != epochs[2]
+  again = pipeline.EpochShuffle(grain.MapDataset.range(10), seed=5).repeat(3)
+  assert [again[i] for i in range(30)] == [x for e in epochs for x in e]

@@ -89,12 +89,11 @@ def example_key(key: layout.ViewKey) -> str:
 
 
 def stored_from_record(record: Mapping[str, Any]) -> dict[str, Any]:
-  """A record read back through `tfds.data_source` -> domain -> stored form."""
-  out: dict[str, Any] = {}
-  for d in ALL_DOMAINS:
-    if d in record:
-      out[d] = enc.decode_point_info(record[d]) if d == "point_info" else record[d]
-  return out
+  """A record read back through `tfds.data_source` -> domain -> stored form.
+
+  point_info stays JSON bytes (decoded by the targets that need it: most tasks do not).
+  """
+  return {d: record[d] for d in ALL_DOMAINS if d in record}
 
 
 def record_key(record: Mapping[str, Any]) -> layout.ViewKey:
