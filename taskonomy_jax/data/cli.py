@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 
@@ -39,7 +40,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   b.add_argument("--data-dir", help="TFDS data directory (default: ~/tensorflow_datasets)")
   b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout)")
   b.add_argument("--beam-runner", choices=["direct"],
-                 help="generate with Apache Beam's DirectRunner (the config must set use_beam)")
+                 help="taskonomy only: generate with Apache Beam's DirectRunner (for other "
+                      "runners use `tfds build --beam_pipeline_options=...` with use_beam)")
   b.set_defaults(run=_run_build)
 
   e = dsub.add_parser("export", help="write synthetic views as the real dataset's files")
@@ -75,7 +77,13 @@ def _run_build(args: argparse.Namespace) -> int:
                      "data_builders/taskonomy/README.md for the download)")
   if args.manual_dir:
     layout_lib.detect_layout(args.manual_dir)  # a clear LayoutError before TFDS starts
-  kwargs = {"config": args.config} if args.config else {}
+  kwargs: dict = {"config": args.config} if args.config else {}
+  if args.beam_runner:
+    if not hasattr(cls.BUILDER_CONFIGS[0], "use_beam"):
+      raise ValueError(f"{args.dataset} has no Beam path; only taskonomy does")
+    name = args.config or cls.DEFAULT_CONFIG_NAME
+    config = next(c for c in cls.BUILDER_CONFIGS if c.name == name)
+    kwargs["config"] = dataclasses.replace(config, use_beam=True)
   if args.data_dir:
     kwargs["data_dir"] = args.data_dir
   builder = cls(**kwargs)
