@@ -162,3 +162,17 @@ def test_epoch_shuffle_is_a_fresh_permutation_each_epoch():
   assert epochs[0] != epochs[1] != epochs[2]
   again = pipeline.EpochShuffle(grain.MapDataset.range(10), seed=5).repeat(3)
   assert [again[i] for i in range(30)] == [x for e in epochs for x in e]
+
+
+def test_global_batch_is_sharded_over_the_data_axis(built):
+  import jax
+
+  builder, _ = built
+  ds = pipeline.single_view_dataset(builder.as_data_source(split="train"), ["normal"],
+                                    batch_size=2, seed=0)
+  local = ds[0]
+  mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("data",))
+  out = pipeline.global_batch(local, mesh)
+  assert out["rgb"].shape == (2 * jax.process_count(), RES, RES, 3)
+  assert out["rgb"].sharding.spec[0] == "data"
+  np.testing.assert_array_equal(np.asarray(out["targets"]["normal"]), local["targets"]["normal"])

@@ -1,7 +1,7 @@
 """TFDS builder for the real Taskonomy dataset (Zamir et al., CVPR 2018), read from --manual_dir.
 
-    tfds build data_builders/taskonomy --manual_dir=/data/taskonomy --config=tiny_rgb_depth_normal
-    taskonomy data build taskonomy --manual-dir /data/taskonomy --config tiny   # same, our CLI
+    taskonomy data build taskonomy --manual-dir /data/taskonomy --config tiny_rgb_depth_normal
+    # same as `tfds build data_builders/taskonomy --manual_dir=... --config=...`, which needs TF
 
 One example is one view: every requested domain in its on-disk integer encoding plus the view's
 point_info (see `taskonomy_jax/data/features.py`). Both released layouts are accepted and detected
@@ -10,7 +10,8 @@ point_info JSON or a wrong image size are skipped, and every skipped view is lis
 in the dataset's metadata (`info.metadata["skipped"][split]`) and logged; TFDS writes to a
 temporary folder and renames it only at the end, so a failed build leaves nothing behind.
 For the multi-million-view build, set `use_beam=True` in the config and pass a Beam runner
-(`tfds build --beam_pipeline_options=...`); the plain and Beam paths produce the same examples.
+(`DownloadConfig(beam_runner=..., beam_options=...)`, or `taskonomy data build taskonomy
+--beam-runner direct` locally); the plain and Beam paths produce the same examples.
 """
 
 from __future__ import annotations

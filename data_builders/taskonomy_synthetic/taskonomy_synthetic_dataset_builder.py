@@ -1,6 +1,6 @@
 """TFDS builder for synthetic Taskonomy: the procedural world's views, in the real dataset's schema.
 
-    taskonomy data build taskonomy_synthetic --config r64_tiny      # or: tfds build ...
+    taskonomy data build taskonomy_synthetic --config r64_tiny  # `tfds build` too, with TF
 
 The embedded default: nothing is downloaded. Same features as `taskonomy` (one example = one
 view, every domain in the real on-disk encoding plus point_info), rendered by

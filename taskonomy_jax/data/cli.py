@@ -41,7 +41,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout)")
   b.add_argument("--beam-runner", choices=["direct"],
                  help="taskonomy only: generate with Apache Beam's DirectRunner (for other "
-                      "runners use `tfds build --beam_pipeline_options=...` with use_beam)")
+                      "runners build the builder with use_beam and DownloadConfig(beam_runner=...))")
   b.set_defaults(run=_run_build)
 
   e = dsub.add_parser("export", help="write synthetic views as the real dataset's files")

@@ -44,6 +44,22 @@ def per_process_batch_size(global_batch_size: int, process_count: int) -> int:
   return global_batch_size // process_count
 
 
+def global_batch(local: Any, mesh: Any, axis: str = "data") -> Any:
+  """This process's batch (a pytree of numpy arrays, batch axis first) -> global `jax.Array`s
+  sharded over `axis` of `mesh`, the layout a data-parallel `jax.jit` step takes.
+
+  Each process passes its own `per_process_batch_size` slice; the global batch axis is the
+  concatenation over processes (`jax.make_array_from_process_local_data`).
+  """
+  import jax
+  from jax.sharding import NamedSharding, PartitionSpec
+
+  def put(x: np.ndarray) -> jax.Array:
+    spec = PartitionSpec(axis, *([None] * (np.ndim(x) - 1)))
+    return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), np.asarray(x))
+  return jax.tree_util.tree_map(put, local)
+
+
 def process_split(split: str, process_index: int | None = None,
                   process_count: int | None = None) -> Any:
   """This JAX process's share of `split` (`tfds.split_for_jax_process`); explicit index/count
