@@ -234,7 +234,7 @@ def cast(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, cylinders: np
   counts = np.array([len(np.asarray(boxes).reshape(-1, 6)), len(np.asarray(cylinders).reshape(-1, 6)),
                      len(np.asarray(spheres).reshape(-1, 4))], np.int32)
   # Rays in chunks of a fixed size: bounded memory at any resolution, one compiled shape.
-  size = _CHUNK if n > _CHUNK else max(64, 1 << max(0, (n - 1)).bit_length())
+  size = _CHUNK if n > 64 else 64   # two ray shapes only: each compilation takes seconds
   out = []
   for start in range(0, n, size):
     o_chunk = np.zeros((size, 3), np.float32)

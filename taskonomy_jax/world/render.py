@@ -96,7 +96,7 @@ DOMAINS: dict[str, DomainInfo] = {
 @dataclasses.dataclass
 class View:
   """One rendered view. `aux` holds extra per-pixel buffers (not dataset domains):
-  `object_id` (int32, -1 where invalid), `category` (int32 world category, -1 where invalid),
+  `primitive` (int32 global primitive index, -1 where invalid), `object_id` (int32, -1 where invalid), `category` (int32 world category, -1 where invalid),
   `hit_world` (float64 (H, W, 3) world hit points, 0 where invalid)."""
 
   building: str
@@ -141,14 +141,15 @@ def _in_frustum(centres: np.ndarray, radii: np.ndarray, location: np.ndarray, ro
 
 
 def cast_view(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
-              dirs_world: np.ndarray, spheres_cache=None) -> tuple[raycast.Hits, np.ndarray]:
-  """Casts unit world rays from one camera with frustum culling.
+              dirs_world: np.ndarray, spheres_cache=None,
+              cull: bool = True) -> tuple[raycast.Hits, np.ndarray]:
+  """Casts unit world rays from one camera, with frustum culling unless `cull` is False.
 
   Returns:
     hits (indices refer to the culled arrays) and the (N,) global primitive index (-1 if none).
   """
   bs = spheres_cache or _bounding_spheres(bld)
-  keep = [np.flatnonzero(_in_frustum(bs[2 * i], bs[2 * i + 1], location, rot, fov))
+  keep = [np.flatnonzero(_in_frustum(bs[2 * i], bs[2 * i + 1], location, rot, fov) | (not cull))
           for i in range(3)]
   hits = raycast.cast(location, dirs_world, bld.boxes[keep[0]], bld.cylinders[keep[1]],
                       bld.spheres[keep[2]])
@@ -235,8 +236,10 @@ def _point_info(bld: Building, cfg: WorldConfig, p: int, v: int, rot: np.ndarray
   }
 
 
-def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) -> View:
-  """Renders view `v` of point `p` of `bld` with every domain."""
+def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None,
+                cull: bool = True) -> View:
+  """Renders view `v` of point `p` of `bld` with every domain (`cull=False`: no frustum
+  culling, the benchmark's baseline; the output is identical)."""
   res = cfg.resolution
   point = bld.points[p]
   loc = bld.camera_location[point.cameras[v]]
@@ -246,13 +249,14 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   length = np.linalg.norm(d_cam, axis=1)
   d_cam_unit = d_cam / length[:, None]
   d_world = d_cam_unit @ rot.T
-  hits, glob = cast_view(bld, loc, rot, fov, d_world, _cache)
+  hits, glob = cast_view(bld, loc, rot, fov, d_world, _cache, cull)
   valid = (glob >= 0) & (hits.t <= cfg.max_depth)
   t = np.where(valid, hits.t, 0.0)
   gsafe = np.maximum(glob, 0)
   obj = np.where(valid, bld.prim_object[gsafe], -1)
   category = np.where(valid, bld.object_category[np.maximum(obj, 0)], -1)
-  n_world = np.where(valid[:, None], hits.normal, 0.0)
+  n_world = hits.normal / np.maximum(np.linalg.norm(hits.normal, axis=1, keepdims=True), 1e-12)
+  n_world = np.where(valid[:, None], n_world, 0.0)   # re-normalised: the cast is float32
   n_cam = n_world @ rot
   p_world = np.where(valid[:, None], loc + t[:, None] * d_world, 0.0)
   p_cam = d_cam_unit * t[:, None]
@@ -294,17 +298,19 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None) ->
   for name, info in DOMAINS.items():
     domains[name] = np.ascontiguousarray(domains[name], dtype=info.dtype)
   in_view = visible_points(bld, loc, rot, fov, res, _cache)
-  aux = {"object_id": obj.reshape(shape2).astype(np.int32),
+  aux = {"primitive": np.where(valid, glob, -1).reshape(shape2).astype(np.int32),
+         "object_id": obj.reshape(shape2).astype(np.int32),
          "category": category.reshape(shape2).astype(np.int32),
          "hit_world": p_world.reshape(shape3)}
   return View(building=bld.name, point=p, view=v, domains=domains,
               point_info=_point_info(bld, cfg, p, v, rot, fov, in_view), aux=aux)
 
 
-def render_views(bld: Building, cfg: WorldConfig | None = None) -> Iterator[View]:
+def render_views(bld: Building, cfg: WorldConfig | None = None,
+                 cull: bool = True) -> Iterator[View]:
   """Yields every view of every point of `bld`, points in order, then views in order."""
   cfg = cfg or WorldConfig()
   cache = _bounding_spheres(bld)
   for p, point in enumerate(bld.points):
     for v in range(len(point.cameras)):
-      yield render_view(bld, cfg, p, v, cache)
+      yield render_view(bld, cfg, p, v, cache, cull)
