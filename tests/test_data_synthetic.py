@@ -95,6 +95,19 @@ def test_export_resumes_and_refuses_other_settings(built):
     synthetic.export(root / "export", [0], CFG.world(), layout="building", progress=False)
 
 
+def test_cli_builds_the_real_dataset_from_the_export(built, tmp_path):
+  root, summary, _, rb = built
+  assert cli.main(["data", "build", "taskonomy", "--config", "found", "--resolution", str(RES),
+                   "--manual-dir", str(root / "export"), "--data-dir", str(tmp_path)]) == 0
+  source = tfds.data_source("taskonomy/found_32px", split="train", data_dir=str(tmp_path))
+  assert len(source) == summary.views
+  by_key = {**_records(rb, "train"), **_records(rb, "validation")}
+  for i in range(len(source)):
+    record = source[i]
+    np.testing.assert_array_equal(record["depth_zbuffer"],
+                                  by_key[features_lib.record_key(record)]["depth_zbuffer"])
+
+
 def test_cli_export_and_build_reject_bad_input(tmp_path, capsys):
   assert cli.main(["data", "export", str(tmp_path), "--buildings", "0"]) == cli.EXIT_BAD_INPUT
   assert "--buildings" in capsys.readouterr().err

@@ -20,6 +20,7 @@ import dataclasses
 import json
 import logging
 import pathlib
+from collections.abc import Sequence
 from typing import Any
 
 import tensorflow_datasets as tfds
@@ -43,8 +44,9 @@ class TaskonomyConfig(tfds.core.BuilderConfig):
   """A split size and a domain subset.
 
   Attributes:
-    split_size: `tiny`, `medium`, `full` or `fullplus` (the public building lists), or `custom`
-      with `buildings` given.
+    split_size: `tiny`, `medium`, `full` or `fullplus` (the public building lists), `custom`
+      with `buildings` given, or `found`: every building in the manual directory, as `train`
+      (a partial download, or files exported from the synthetic world).
     buildings: `custom` only: {"train": [...], "validation": [...], "test": [...]}.
     domains: the domains to store (point_info is always stored).
     resolution: image side in pixels (512 for the released `rgb`, etc.).
@@ -57,7 +59,10 @@ class TaskonomyConfig(tfds.core.BuilderConfig):
   resolution: int = 512
   use_beam: bool = False
 
-  def building_lists(self) -> dict[str, tuple[str, ...]]:
+  def building_lists(self, found: Sequence[str] = ()) -> dict[str, tuple[str, ...]]:
+    """Split name -> buildings; `found` (the buildings present) serves split_size='found'."""
+    if self.split_size == "found":
+      return {"train": tuple(found)}
     if self.split_size == "custom":
       if not self.buildings:
         raise ValueError("split_size='custom' needs buildings={'train': [...], ...}")
@@ -68,7 +73,7 @@ class TaskonomyConfig(tfds.core.BuilderConfig):
       return {k: tuple(v) for k, v in self.buildings.items()}
     if self.split_size not in splits_lib.SPLITS:
       raise ValueError(f"unknown split size {self.split_size!r}; accepted: "
-                       f"{', '.join(splits_lib.SPLITS)}, custom")
+                       f"{', '.join(splits_lib.SPLITS)}, custom, found")
     return splits_lib.SPLITS[self.split_size]
 
 
@@ -80,6 +85,8 @@ def _configs() -> list[TaskonomyConfig]:
       out.append(TaskonomyConfig(
           name=name, split_size=size, domains=domains,
           description=f"{size} split, domains: {', '.join(domains)}"))
+  out.append(TaskonomyConfig(name="found", split_size="found",
+                             description="every building in manual_dir, as train"))
   return out
 
 
@@ -123,7 +130,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     domains = features_lib.check_domains(cfg.domains)
     report: dict[str, Any] = {}
     generators = {}
-    for split, buildings in cfg.building_lists().items():
+    found = layout_lib.list_buildings(root, layout) if cfg.split_size == "found" else ()
+    for split, buildings in cfg.building_lists(found).items():
       scan = layout_lib.scan(root, domains, buildings, resolution=cfg.resolution, layout=layout)
       report[split] = scan.report()
       if scan.skipped or scan.missing_buildings:

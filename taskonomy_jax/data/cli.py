@@ -39,6 +39,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   b.add_argument("--config", help="builder config name (default: the builder's default)")
   b.add_argument("--data-dir", help="TFDS data directory (default: ~/tensorflow_datasets)")
   b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout)")
+  b.add_argument("--resolution", type=int,
+                 help="taskonomy only: image side of the files (default 512, the release's)")
   b.add_argument("--beam-runner", choices=["direct"],
                  help="taskonomy only: generate with Apache Beam's DirectRunner (for other "
                       "runners build the builder with use_beam and DownloadConfig(beam_runner=...))")
@@ -78,12 +80,16 @@ def _run_build(args: argparse.Namespace) -> int:
   if args.manual_dir:
     layout_lib.detect_layout(args.manual_dir)  # a clear LayoutError before TFDS starts
   kwargs: dict = {"config": args.config} if args.config else {}
-  if args.beam_runner:
-    if not hasattr(cls.BUILDER_CONFIGS[0], "use_beam"):
-      raise ValueError(f"{args.dataset} has no Beam path; only taskonomy does")
+  if args.beam_runner or args.resolution:
+    if args.dataset != "taskonomy":
+      raise ValueError("--beam-runner and --resolution apply to the real dataset (taskonomy) "
+                       "only; synthetic resolutions are configs (r32_mini, r64, r256, ...)")
     name = args.config or cls.DEFAULT_CONFIG_NAME
     config = next(c for c in cls.BUILDER_CONFIGS if c.name == name)
-    kwargs["config"] = dataclasses.replace(config, use_beam=True)
+    if args.resolution:  # another resolution is another dataset: name it so
+      config = dataclasses.replace(config, name=f"{name}_{args.resolution}px",
+                                   resolution=args.resolution)
+    kwargs["config"] = dataclasses.replace(config, use_beam=bool(args.beam_runner))
   if args.data_dir:
     kwargs["data_dir"] = args.data_dir
   builder = cls(**kwargs)
