@@ -23,9 +23,11 @@ def test_depth_known_answers():
 
 
 def test_normal_and_semantic_known_answers():
+  # A wall facing the camera, and a floor (normal up, OpenGL y) seen from a level camera: the
+  # dataset's green channel grows *downwards* (2D-3D-S / NYU convention), so "up" is green 0.
   facing = np.array([[[0.0, 0.0, 1.0], [-1.0, 1.0, 0.0]]])
   stored = enc.encode_normal(facing)
-  assert stored.tolist() == [[[128, 128, 255], [0, 255, 128]]]
+  assert stored.tolist() == [[[128, 128, 255], [0, 0, 128]]]
   np.testing.assert_allclose(enc.decode_normal(stored), facing, atol=1 / 127.5)
   labels = np.array([[0, 1, 16]])
   raw = enc.encode_semantic(labels, labelled=np.array([[True, True, False]]))

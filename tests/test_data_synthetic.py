@@ -71,6 +71,8 @@ def test_synthetic_records_decode_to_the_worlds_views(built):
                                view.domains["depth_zbuffer"][valid], atol=0.5 / 512 + 1e-6)
     np.testing.assert_allclose(enc.decode_rgb(rec["rgb"]), view.domains["rgb"],
                                atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(enc.decode_normal(rec["normal"])[valid],
+                               view.domains["normal"][valid], atol=0.5 / 127.5 + 1e-6)
     np.testing.assert_array_equal(enc.decode_semantic(rec["segment_semantic"]),
                                   view.domains["segment_semantic"])
     info = json.loads(rec["point_info"])
@@ -153,7 +155,8 @@ def _ours(domain, stored):
   if domain in ("rgb", "reshading", "mask_valid"):
     x = np.asarray(stored, np.float32) / 255.0
   elif domain == "normal":
-    x = (enc.decode_normal(stored) + 1.0) / 2.0  # omnidata keeps [0, 1]
+    # omnidata keeps [0, 1] in the dataset's frame (y down); ours decodes to OpenGL (y up).
+    x = (enc.decode_normal(stored) * enc.NORMAL_AXIS_SIGN + 1.0) / 2.0
   elif domain in ("depth_zbuffer", "depth_euclidean"):
     # omnidata: raw / 65535 rescaled by its clamp max 8000 / 65535, i.e. raw / 8000, where
     # torchvision reads 16-bit PNGs as int16, so the invalid marker 65535 reads as -1.

@@ -11,7 +11,10 @@ StanfordVL/taskonomy; `omnidata_tools/torch/data/{transforms,task_configs}.py` o
 
 - depth_zbuffer, depth_euclidean: 16-bit grayscale PNG in units of 1/512 m (max range 128 m);
   65535 marks pixels without depth (the original masks `>= 64500` to absorb resampling).
-- normal: 8-bit RGB, `[0, 255] <-> [-1, 1]` ("127-centred"); x, y, z in the camera frame.
+- normal: 8-bit RGB, `[0, 255] <-> [-1, 1]` ("127-centred"), camera frame in the convention of
+  2D-3D-S / NYU that Taskonomy and omnidata use: red = x (right), green = y (*down*), blue = z
+  (toward the camera; a wall facing the camera is (128, 128, 255)). The world's physical normals
+  are OpenGL (y up), so the encoder flips y (`NORMAL_AXIS_SIGN`) and the decoder flips it back.
 - reshading: 8-bit grayscale, `[0, 255] <-> [0, 1]`.
 - principal_curvature: 8-bit RGB, the two principal curvatures in channels 0 and 1, zero
   curvature at 128 (the original's `curvature_preprocess_gaussian` subtracts 128). The dataset
@@ -156,14 +159,18 @@ def depth_valid(stored: np.ndarray) -> np.ndarray:
   return np.asarray(stored) < DEPTH_MASK_THRESHOLD
 
 
+# Physical (OpenGL: x right, y up, z to the camera) -> stored (x right, y down, z to the camera).
+NORMAL_AXIS_SIGN = np.array([1.0, -1.0, 1.0], np.float32)
+
+
 def encode_normal(normal: np.ndarray) -> np.ndarray:
-  """(H, W, 3) unit vectors in [-1, 1] -> (H, W, 3) uint8 ([-1, 1] -> [0, 255])."""
-  return _to_uint(normal, 127.5, np.uint8, offset=127.5)
+  """(H, W, 3) unit vectors (OpenGL camera frame) -> (H, W, 3) uint8, y flipped to "down"."""
+  return _to_uint(np.asarray(normal) * NORMAL_AXIS_SIGN, 127.5, np.uint8, offset=127.5)
 
 
 def decode_normal(stored: np.ndarray) -> np.ndarray:
-  """(H, W, 3) uint8 -> (H, W, 3) float32 in [-1, 1]."""
-  return np.asarray(stored, np.float32) / 127.5 - 1.0
+  """(H, W, 3) uint8 -> (H, W, 3) float32 unit vectors in the OpenGL camera frame (y up)."""
+  return (np.asarray(stored, np.float32) / 127.5 - 1.0) * NORMAL_AXIS_SIGN
 
 
 def encode_unit_gray8(x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,9 @@ task is a registry entry (`TARGETS`), following the original task-bank configs
 - depth (z-buffer and euclidean): `log(1 + raw) / log(2^16)` of the 1/512 m values, in [0, 1];
   pixels with raw >= 64500 are masked (`resize_and_rescale_image_log`, `mask_if_channel_ge`).
 - normal, reshading, edges, keypoints, rgb tasks: the stored image rescaled from [0, the
-  encoding's full-scale code] to [-1, 1] (`resize_rescale_image` with `new_scale=[-1, 1]`). The original blurred the occlusion
+  encoding's full-scale code] to [-1, 1] (`resize_rescale_image` with `new_scale=[-1, 1]`);
+  normals thus stay in the dataset's camera frame (x right, y down, z to the camera), the frame
+  of the released Taskonomy networks. The original blurred the occlusion
   edges with a Gaussian; we leave that to the model code (BUILD_NOTES.md).
 - curvature: the first two stored channels standardised with the original's constants
   (`curvature_preprocess`).
