@@ -176,3 +176,23 @@ def test_global_batch_is_sharded_over_the_data_axis(built):
   assert out["rgb"].shape == (2 * jax.process_count(), RES, RES, 3)
   assert out["rgb"].sharding.spec[0] == "data"
   np.testing.assert_array_equal(np.asarray(out["targets"]["normal"]), local["targets"]["normal"])
+
+
+def test_iterator_state_round_trips_through_an_orbax_checkpoint(built, tmp_path):
+  import grain
+  import orbax.checkpoint as ocp
+
+  builder, _ = built
+  source = builder.as_data_source(split="train")
+  make = lambda: pipeline.iterator(pipeline.single_view_dataset(  # noqa: E731
+      source, ["depth_zbuffer"], batch_size=3, seed=1))
+  uninterrupted = _batches(make(), 6)
+  it = make()
+  _batches(it, 4)
+  with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+    mngr.save(4, args=ocp.args.Composite(data=grain.checkpoint.CheckpointSave(it)))
+    mngr.wait_until_finished()
+  fresh = make()
+  with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
+    mngr.restore(4, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(fresh)))
+  _assert_batches_equal(_batches(fresh, 2), uninterrupted[4:])
