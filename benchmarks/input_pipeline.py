@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import os
 import pathlib
 import statistics
 import sys
@@ -78,7 +79,12 @@ def omnidata(root: pathlib.Path, buildings: list[str], batch_size: int, workers:
   opts = od.TaskonomyDataset.Options(data_path=str(root / "export"),
                                      tasks=["rgb", "normal", "depth_zbuffer"],
                                      buildings=buildings, transform="DEFAULT")
-  dataset = od.TaskonomyDataset(opts)
+  cwd = os.getcwd()
+  os.chdir(root)  # omnidata caches its file lists under ./tmp
+  try:
+    dataset = od.TaskonomyDataset(opts)
+  finally:
+    os.chdir(cwd)
   loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True,
                                        num_workers=workers, drop_last=True,
                                        persistent_workers=workers > 0)
