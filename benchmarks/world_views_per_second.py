@@ -21,7 +21,10 @@ from tqdm import tqdm
 from taskonomy_jax import world
 
 
-def _run(cfg: world.WorldConfig, n_views: int, cull: bool, desc: str) -> tuple[float, float, int]:
+def _run(cfg: world.WorldConfig, n_views: int, cull: bool,
+         desc: str) -> tuple[float, float, int, float]:
+  """Returns (generation s, rendering s, buildings, CPU s of this process, all threads)."""
+  cpu0 = time.process_time()
   gen = render = 0.0
   done, seed = 0, 0
   with tqdm(total=n_views, desc=desc, unit="view") as bar:
@@ -37,7 +40,7 @@ def _run(cfg: world.WorldConfig, n_views: int, cull: bool, desc: str) -> tuple[f
       render += time.perf_counter() - t1
       gen += t1 - t0
       seed += 1
-  return gen, render, seed
+  return gen, render, seed, time.process_time() - cpu0
 
 
 _CFG: world.WorldConfig | None = None
@@ -87,15 +90,16 @@ def main() -> None:
   b = world.generate_building(10_000, cfg)          # warm-up: compiles the caster's shapes
   next(world.render_views(b, cfg))
   print(f"warm-up (compilation) {time.perf_counter() - t0:.1f} s")
-  gen, render, buildings = _run(cfg, args.views, True, f"{args.resolution}px culled")
+  gen, render, buildings, cpu = _run(cfg, args.views, True, f"{args.resolution}px culled")
   total = gen + render
   print(f"resolution {args.resolution}: {args.views} views from {buildings} buildings in "
         f"{total:.1f} s = {args.views / total:.1f} views/s "
         f"(generation {gen:.1f} s, rendering {render:.1f} s = {args.views / render:.1f} "
-        "rendered views/s)")
+        f"rendered views/s); CPU time {cpu:.1f} s = {1e3 * cpu / args.views:.1f} ms per view "
+        "(wall time suffers when other jobs share the cores; CPU time much less)")
   n = min(args.baseline_views, args.views)
-  _bgen, brender, _ = _run(cfg, n, False, f"{args.resolution}px baseline (no culling)")
-  _cgen, crender, _ = _run(cfg, n, True, f"{args.resolution}px culled, same views")
+  _bgen, brender, _, _ = _run(cfg, n, False, f"{args.resolution}px baseline (no culling)")
+  _cgen, crender, _, _ = _run(cfg, n, True, f"{args.resolution}px culled, same views")
   print(f"rendering speed-up of frustum culling over the baseline on the same {n} views: "
         f"{brender / crender:.2f}x ({n / brender:.1f} vs {n / crender:.1f} views/s)")
   if args.workers > 0:

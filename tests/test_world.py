@@ -329,3 +329,38 @@ def test_preview_cli_writes_a_png(tmp_path):
   with Image.open(out) as im:
     assert im.size[0] > 500 and im.size[1] > 100
   assert cli.main(["world", "preview", "--views", "0", "--out", str(out)]) == 2
+
+
+def test_occlusion_edges_sit_on_depth_discontinuities(rendered):
+  """Zero inside planes; present at (at least one side of) big depth jumps between neighbours."""
+  jumps = flagged = 0
+  for _, views in rendered:
+    for v in views:
+      e = v.domains["edge_occlusion"]
+      prim = v.aux["primitive"]
+      n = v.domains["normal"]
+      flat = v.domains["principal_curvature"][..., 0] == 0
+      interior = flat[1:-1, 1:-1].copy()
+      for sl in ((slice(0, -2), slice(1, -1)), (slice(2, None), slice(1, -1)),
+                 (slice(1, -1), slice(0, -2)), (slice(1, -1), slice(2, None))):
+        interior &= prim[sl] == prim[1:-1, 1:-1]           # same face of the same primitive
+        interior &= np.all(n[sl] == n[1:-1, 1:-1], axis=-1)
+      interior &= prim[1:-1, 1:-1] >= 0
+      assert np.all(e[1:-1, 1:-1][interior] == 0)
+      d, valid = v.domains["depth_euclidean"], v.domains["mask_valid"]
+      both = valid[:, :-1] & valid[:, 1:]
+      jump = both & (np.abs(d[:, :-1] - d[:, 1:]) > 0.3 * np.minimum(d[:, :-1], d[:, 1:]))
+      jumps += jump.sum()
+      flagged += np.sum(jump & ((e[:, :-1] > 0) | (e[:, 1:] > 0)))
+  assert jumps > 20 and flagged / jumps > 0.95
+
+
+def test_cameras_are_shared_between_points(rendered):
+  """Scan positions serve several points (non-fixated pose pairs need the same camera)."""
+  for b, views in rendered:
+    points_of_camera: dict[str, set[int]] = {}
+    for v in views:
+      points_of_camera.setdefault(v.point_info["camera_uuid"], set()).add(v.point)
+      k = b.points[v.point].cameras[v.view]
+      np.testing.assert_allclose(v.point_info["camera_location"], b.camera_location[k])
+    assert max(len(p) for p in points_of_camera.values()) >= 2
