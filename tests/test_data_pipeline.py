@@ -196,3 +196,19 @@ def test_iterator_state_round_trips_through_an_orbax_checkpoint(built, tmp_path)
   with ocp.CheckpointManager(tmp_path / "ckpt") as mngr:
     mngr.restore(4, args=ocp.args.Composite(data=grain.checkpoint.CheckpointRestore(fresh)))
   _assert_batches_equal(_batches(fresh, 2), uninterrupted[4:])
+
+
+def test_batched_decoding_equals_per_example_decoding(built):
+  import grain
+
+  builder, _ = built
+  source = builder.as_data_source(split="train")
+  decoder = pipeline.SingleViewDecoder(list(targets.TARGETS))
+  batch = decoder(grain.MapDataset.source(source).batch(3)[0])
+  for i in range(3):
+    one = decoder(source[i])
+    np.testing.assert_array_equal(batch["rgb"][i], one["rgb"])
+    for t in targets.TARGETS:
+      np.testing.assert_allclose(batch["targets"][t][i], one["targets"][t], rtol=1e-6,
+                                 err_msg=t)
+      np.testing.assert_array_equal(batch["masks"][t][i], one["masks"][t], err_msg=t)

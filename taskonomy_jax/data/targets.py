@@ -23,7 +23,9 @@ task is a registry entry (`TARGETS`), following the original task-bank configs
 - point matching: int32 1 if both views fixate the same point, else 0.
 
 Pixel targets are (H, W, C) float32 or (H, W) int32; pixel masks (H, W) bool; vector targets (C,)
-float32 with a scalar bool mask. Colorization (Lab bins) and jigsaw (tile permutations) are made
+float32 with a scalar bool mask. Every function also takes a batch (a leading axis B on every
+array, point_info an array of JSON texts) and returns the batched target and mask, so pipelines
+decode whole batches with vectorised numpy. Colorization (Lab bins) and jigsaw (tile permutations) are made
 from RGB by the model's preprocessing, not here.
 """
 
@@ -49,13 +51,15 @@ _CURVATURE_STD = np.array([31.922, 21.658], np.float32)
 
 
 def _rescale(stored: np.ndarray, domain: str) -> np.ndarray:
-  """Stored codes (H, W[, C]) -> float32 (H, W, C), [0, full-scale code] -> [-1, 1]."""
+  """Stored codes ([B,] H, W[, C]) -> float32 ([B,] H, W, C), [0, full-scale] -> [-1, 1]."""
   x = np.asarray(stored).astype(np.float32) * (2.0 / enc.FULL_SCALE_CODE[domain]) - 1.0
-  return x if x.ndim == 3 else x[..., None]
+  return x[..., None] if enc.get(domain).stored_channels == 1 else x
 
 
-def _ones(stored: np.ndarray) -> np.ndarray:
-  return np.ones(np.asarray(stored).shape[:2], bool)
+def _ones(stored: np.ndarray, domain: str) -> np.ndarray:
+  """All-valid pixel mask ([B,] H, W) of a stored image."""
+  shape = np.shape(stored)
+  return np.ones(shape if enc.get(domain).stored_channels == 1 else shape[:-1], bool)
 
 
 def _depth_mask(s: Stored) -> np.ndarray:
@@ -64,7 +68,8 @@ def _depth_mask(s: Stored) -> np.ndarray:
 
 def _image(domain: str, mask: str = "none") -> Callable[[Stored], Target]:
   def fn(s: Stored) -> Target:
-    return _rescale(s[domain], domain), (_depth_mask(s) if mask == "depth" else _ones(s[domain]))
+    return _rescale(s[domain], domain), (_depth_mask(s) if mask == "depth"
+                                         else _ones(s[domain], domain))
   return fn
 
 
@@ -85,7 +90,7 @@ def _curvature(s: Stored) -> Target:
 
 def _segments(domain: str) -> Callable[[Stored], Target]:
   def fn(s: Stored) -> Target:
-    return enc.decode_segment_ids(s[domain]), _ones(s[domain])
+    return enc.decode_segment_ids(s[domain]), _ones(s[domain], domain)
   return fn
 
 
@@ -96,12 +101,19 @@ def _semantic(s: Stored) -> Target:
 
 def _vector(fn: Callable[[Stored], np.ndarray]) -> Callable[[Stored], Target]:
   def wrapped(s: Stored) -> Target:
-    return np.asarray(fn(s), np.float32), np.array(True)
+    v = np.asarray(fn(s), np.float32)
+    return v, np.ones(v.shape[:-1], bool)
   return wrapped
 
 
-def _info(s: Stored) -> dict[str, Any]:
-  return enc.decode_point_info(s["point_info"])
+def _from_info(fn: Callable[[dict[str, Any]], np.ndarray]) -> Callable[[Stored], np.ndarray]:
+  """A point_info function, applied per example when the examples are batched."""
+  def wrapped(s: Stored) -> np.ndarray:
+    info = s["point_info"]
+    if isinstance(info, np.ndarray) and info.ndim:  # a batch of JSON texts
+      return np.stack([fn(enc.decode_point_info(i)) for i in info])
+    return fn(enc.decode_point_info(info.item() if isinstance(info, np.ndarray) else info))
+  return wrapped
 
 
 TARGETS: dict[str, Callable[[Stored], Target]] = {
@@ -119,8 +131,8 @@ TARGETS: dict[str, Callable[[Stored], Target]] = {
     "normal": _image("normal", mask="depth"),
     "curvature": _curvature,
     "segment_unsup25d": _segments("segment_unsup25d"),
-    "room_layout": _vector(lambda s: geometry.room_layout(_info(s))),
-    "vanishing_point": _vector(lambda s: geometry.vanishing_points(_info(s))),
+    "room_layout": _vector(_from_info(geometry.room_layout)),
+    "vanishing_point": _vector(_from_info(geometry.vanishing_points)),
     "segment_semantic": _semantic,
     "class_object": _vector(lambda s: enc.decode_class_object(s["class_object"])),
     "class_scene": _vector(lambda s: enc.scene_63(s["class_scene"])),
