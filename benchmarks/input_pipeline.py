@@ -141,7 +141,10 @@ def main() -> None:
   p.add_argument("--points", type=int, default=8, help="points per building")
   p.add_argument("--resolution", type=int, default=64)
   p.add_argument("--batch-size", type=int, default=16)
-  p.add_argument("--batches", type=int, default=40)
+  p.add_argument("--batches", type=int, default=100)
+  p.add_argument("--repeats", type=int, default=3,
+                 help="alternating runs of each loader; medians are reported (the machine may be "
+                      "shared, so single runs are noisy)")
   p.add_argument("--workers", type=int, nargs="+", default=[0, 2])
   p.add_argument("--work-dir", help="reuse an export/build here (default: a temp folder)")
   args = p.parse_args()
@@ -150,12 +153,16 @@ def main() -> None:
   builder = _build(root, buildings, args.resolution)
   n = builder.info.splits["train"].num_examples
   print(f"{n} views of {len(buildings)} buildings at {args.resolution}x{args.resolution}, "
-        f"batch {args.batch_size}, {args.batches} timed batches after one warm-up batch")
+        f"batch {args.batch_size}, {args.batches} timed batches after one warm-up batch, "
+        f"median of {args.repeats} alternating runs")
   print(f"{'workers':>7} {'ours samples/s':>15} {'omnidata samples/s':>19} {'ratio':>6}")
   for w in args.workers:
-    a = ours(builder, args.batch_size, w, args.batches)
-    b = omnidata(root, buildings, args.batch_size, w, args.batches)
-    print(f"{w:>7} {a:>15.1f} {b:>19.1f} {a / b:>6.2f}")
+    a, b = [], []
+    for _ in range(args.repeats):
+      a.append(ours(builder, args.batch_size, w, args.batches))
+      b.append(omnidata(root, buildings, args.batch_size, w, args.batches))
+    a_med, b_med = statistics.median(a), statistics.median(b)
+    print(f"{w:>7} {a_med:>15.1f} {b_med:>19.1f} {a_med / b_med:>6.2f}")
   print(f"\n{'domain':14} {'zlib B':>8} {'PNG B':>8} {'zlib us':>8} {'PNG us':>8}")
   for domain, bz, bp, tz, tp in storage(builder):
     print(f"{domain:14} {bz:>8.0f} {bp:>8.0f} {tz:>8.1f} {tp:>8.1f}")
