@@ -73,8 +73,8 @@ def process_split(split: str, process_index: int | None = None,
 
 
 def input_image(stored_rgb: np.ndarray) -> np.ndarray:
-  """(H, W, 3) uint8 -> (H, W, 3) float32 in [-1, 1], the encoder input."""
-  return np.asarray(stored_rgb, np.float32) * (2.0 / 255.0) - 1.0
+  """([B,] H, W, 3) uint8 -> float32 in [-1, 1], the encoder input."""
+  return np.asarray(stored_rgb, np.float32) * np.float32(2.0 / 255.0) - np.float32(1.0)
 
 
 @dataclasses.dataclass(frozen=True)
