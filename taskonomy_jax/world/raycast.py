@@ -209,7 +209,8 @@ def pad_rows(a: np.ndarray, empty: np.ndarray, minimum: int = 256) -> np.ndarray
   return out
 
 
-_CHUNK = 4096
+# 64x64 view rays plus up to 64 rays towards the building's other points cast in one call.
+_CHUNK = 4096 + 64
 
 
 def cast(origins: np.ndarray, dirs: np.ndarray, boxes: np.ndarray, cylinders: np.ndarray,

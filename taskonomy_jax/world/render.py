@@ -172,19 +172,30 @@ def _curvature(bld: Building, glob: np.ndarray, cap: np.ndarray) -> np.ndarray:
   return k
 
 
-def visible_points(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
-                   resolution: int, spheres_cache=None) -> np.ndarray:
-  """Indices of the building's points inside this image and in line of sight of the camera."""
+def _points_in_frame(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
+                     resolution: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+  """The building's points projecting inside the image: (indices, unit directions, distances)."""
   locs = np.array([p.location for p in bld.points])
   uv, z = cam.project(locs, location, rot, fov, resolution)
   inside = np.flatnonzero((z > 0) & np.all((uv >= 0) & (uv < resolution), axis=1))
-  if not len(inside):
-    return inside
   to = locs[inside] - location
   dist = np.linalg.norm(to, axis=1)
-  hits, _ = cast_view(bld, location, rot, fov, to / dist[:, None], spheres_cache)
-  seen = np.abs(hits.t - dist) < 1e-3 * np.maximum(dist, 1.0)
-  return inside[seen]
+  return inside, to / dist[:, None], dist
+
+
+def _seen(t: np.ndarray, dist: np.ndarray) -> np.ndarray:
+  """Line of sight: the ray towards a point hits nothing before it."""
+  return np.abs(t - dist) < 1e-3 * np.maximum(dist, 1.0)
+
+
+def visible_points(bld: Building, location: np.ndarray, rot: np.ndarray, fov: float,
+                   resolution: int, spheres_cache=None) -> np.ndarray:
+  """Indices of the building's points inside this image and in line of sight of the camera."""
+  inside, dirs, dist = _points_in_frame(bld, location, rot, fov, resolution)
+  if not len(inside):
+    return inside
+  hits, _ = cast_view(bld, location, rot, fov, dirs, spheres_cache)
+  return inside[_seen(hits.t, dist)]
 
 
 def _point_info(bld: Building, cfg: WorldConfig, p: int, v: int, rot: np.ndarray, fov: float,
@@ -249,7 +260,17 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None,
   length = np.linalg.norm(d_cam, axis=1)
   d_cam_unit = d_cam / length[:, None]
   d_world = d_cam_unit @ rot.T
-  hits, glob = cast_view(bld, loc, rot, fov, d_world, _cache, cull)
+  # The rays towards the building's other points ride along with the pixel rays (one cast):
+  # they lie inside the frustum, so culling keeps everything that could block them.
+  inside, p_dirs, p_dist = _points_in_frame(bld, loc, rot, fov, res)
+  all_hits, all_glob = cast_view(bld, loc, rot, fov, np.concatenate([d_world, p_dirs]), _cache,
+                                 cull)
+  n_px = res * res
+  in_view = inside[_seen(all_hits.t[n_px:], p_dist)]
+  hits = raycast.Hits(t=all_hits.t[:n_px], kind=all_hits.kind[:n_px],
+                      index=all_hits.index[:n_px], normal=all_hits.normal[:n_px],
+                      cap=all_hits.cap[:n_px])
+  glob = all_glob[:n_px]
   valid = (glob >= 0) & (hits.t <= cfg.max_depth)
   t = np.where(valid, hits.t, 0.0)
   gsafe = np.maximum(glob, 0)
@@ -297,7 +318,6 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None,
   }
   for name, info in DOMAINS.items():
     domains[name] = np.ascontiguousarray(domains[name], dtype=info.dtype)
-  in_view = visible_points(bld, loc, rot, fov, res, _cache)
   aux = {"primitive": np.where(valid, glob, -1).reshape(shape2).astype(np.int32),
          "object_id": obj.reshape(shape2).astype(np.int32),
          "category": category.reshape(shape2).astype(np.int32),
