@@ -7,6 +7,8 @@ PYTHON ?= $(shell ./tools/find_python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
+# Extras the test run needs: the Beam path and the omnidata-tools agreement test run in CI.
+TEST_EXTRAS := test,beam,omnidata
 STAMP := $(VENV)/.installed-test
 
 .PHONY: venv test test-all lint lock clean
@@ -16,7 +18,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(TEST_EXTRAS)]'
 	touch $@
 
 venv: $(STAMP)

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.world import preview as world_preview
@@ -47,6 +48,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     world_preview.add_subcommand,
     taxonomy_api.add_subcommand,
     taxonomy_figures.add_subcommand,
+    data_cli.add_subcommand,
 ]
 
 
