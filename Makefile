@@ -7,9 +7,10 @@ PYTHON ?= $(shell ./tools/find_python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
+# Extras the test run needs: the Beam path and the omnidata-tools agreement test run in CI;
+# the web app (and its browser tests) and the video writer are tested too.
+TEST_EXTRAS := test,beam,omnidata,web,video
 STAMP := $(VENV)/.installed-test
-# Extras the test run needs: the web app and the video writer are tested too.
-EXTRAS := test,web,video
 
 .PHONY: venv browser test test-all lint lock clean
 
@@ -18,7 +19,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(EXTRAS)]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[$(TEST_EXTRAS)]'
 	touch $@
 
 venv: $(STAMP)
@@ -40,7 +41,7 @@ lint: $(STAMP)
 lock:
 	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
 	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
-	/tmp/taskonomy-lock/bin/pip install -q '.[$(EXTRAS)]'
+	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
 	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
 
 clean:

@@ -13,9 +13,11 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.web import serve as web_serve
+from taskonomy_jax.world import preview as world_preview
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -42,10 +44,14 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 # Modules that own a capability append their `add(subparsers)` function here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
-SUBCOMMANDS.append(taxonomy_api.add_subcommand)
-SUBCOMMANDS.append(taxonomy_figures.add_subcommand)
-SUBCOMMANDS.append(web_serve.add_subcommand)
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_tasks_command,
+    world_preview.add_subcommand,
+    taxonomy_api.add_subcommand,
+    taxonomy_figures.add_subcommand,
+    data_cli.add_subcommand,
+    web_serve.add_subcommand,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:
