@@ -11,11 +11,11 @@ import httpx
 import numpy as np
 import pytest
 from PIL import Image
-from web_support import live_server
 
 from taskonomy_jax.taxonomy import api, published
 from taskonomy_jax.web.app import create_app
 from taskonomy_jax.web.service import Limits, Service
+from tests.web_support import live_server
 
 TARGETS = ["normal", "reshading", "depth_zbuffer", "edge_occlusion"]
 

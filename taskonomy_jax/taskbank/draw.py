@@ -17,6 +17,8 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from taskonomy_jax import tasks
+from taskonomy_jax.world import camera as cam
+from taskonomy_jax.world import layout
 
 # Callable(output, image, spec) -> (H', W', 3) uint8; image is (H, W, 3) in [-1, 1].
 Drawer = Callable[[np.ndarray, np.ndarray, tasks.TaskSpec], np.ndarray]
@@ -156,35 +158,24 @@ def draw_class_topk(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec,
   return text_panel(lines, image.shape[0], bars=p[idx] / max(p[idx[0]], 1e-12))
 
 
-def _focal(image: np.ndarray, fov_rads: float) -> float:
-  return 0.5 * image.shape[1] / np.tan(0.5 * fov_rads)
+# The world renderer's mean field of view is about 60 degrees; predictions carry no intrinsics.
+DEFAULT_FOV = np.pi / 3
 
 
-def project_points(points_cam: np.ndarray, image: np.ndarray,
-                   fov_rads: float = np.pi / 3) -> np.ndarray:
-  """Camera-frame points (N, 3) (x right, y up, looking down -z) -> pixel (u, v), (N, 2)."""
-  f = _focal(image, fov_rads)
-  h, w = image.shape[:2]
-  z = np.where(-points_cam[:, 2] > 1e-3, -points_cam[:, 2], 1e-3)
-  return np.stack([f * points_cam[:, 0] / z + w / 2, -f * points_cam[:, 1] / z + h / 2], -1)
-
-
-def euler_sxyz(euler: np.ndarray) -> np.ndarray:
-  """Rotation matrix of static-axes x-y-z Euler angles: R = Rz(c) Ry(b) Rx(a)."""
-  a, b, c = euler
-  rx = np.array([[1, 0, 0], [0, np.cos(a), -np.sin(a)], [0, np.sin(a), np.cos(a)]])
-  ry = np.array([[np.cos(b), 0, np.sin(b)], [0, 1, 0], [-np.sin(b), 0, np.cos(b)]])
-  rz = np.array([[np.cos(c), -np.sin(c), 0], [np.sin(c), np.cos(c), 0], [0, 0, 1]])
-  return rz @ ry @ rx
+def project_camera_points(points_cam: np.ndarray, size: int,
+                          fov_rads: float = DEFAULT_FOV) -> tuple[np.ndarray, np.ndarray]:
+  """Camera-frame points (N, 3) -> pixel (u, v) (N, 2) and depth along the axis (N,), in the
+  world's camera conventions (`taskonomy_jax.world.camera`: x right, y up, looking down -z)."""
+  return cam.project(points_cam, np.zeros(3), np.eye(3), fov_rads, size)
 
 
 def box_corners(layout9: np.ndarray) -> np.ndarray:
-  """The 9-d room layout (box centre in the camera frame, sxyz Euler angles of the camera
-  relative to the room, box extents; the world renderer's encoding) -> (8, 3) corners in the
-  camera frame, corner k has signs `((k >> 2) & 1, (k >> 1) & 1, k & 1)` along the box axes."""
-  centre, axes, half = layout9[:3], euler_sxyz(layout9[3:6]), 0.5 * np.abs(layout9[6:9])
+  """The 9-d room layout (the world's encoding, `world.layout.room_layout`) -> (8, 3) box
+  corners in the camera frame; corner k has sign `2 * bit - 1` of bits (2, 1, 0) of k along the
+  box axes, so corners differing in one bit share an edge."""
+  centre, axes, half = layout.layout_box_in_camera(np.asarray(layout9, np.float64))
   signs = np.array([[(k >> 2) & 1, (k >> 1) & 1, k & 1] for k in range(8)]) * 2.0 - 1.0
-  return centre + (signs * half) @ axes
+  return centre + (signs * np.abs(half)) @ axes
 
 
 def draw_room_layout(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.ndarray:
@@ -193,10 +184,10 @@ def draw_room_layout(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -
   corners = box_corners(_check_vector(out, spec).astype(np.float64))
   img = Image.fromarray(to_uint8(image_to_unit(image)))
   d = ImageDraw.Draw(img)
-  uv = project_points(corners, image)
+  uv, depth = project_camera_points(corners, image.shape[0])
   for i in range(8):
     for j in range(i + 1, 8):
-      if bin(i ^ j).count("1") == 1 and corners[i, 2] < -1e-3 and corners[j, 2] < -1e-3:
+      if bin(i ^ j).count("1") == 1 and depth[i] > 1e-3 and depth[j] > 1e-3:
         d.line([tuple(uv[i]), tuple(uv[j])], fill=(230, 30, 30), width=2)
   return np.asarray(img)
 
@@ -214,7 +205,7 @@ def draw_vanishing_points(out: np.ndarray, image: np.ndarray,
     if abs(direction[2]) < 1e-6:  # parallel to the image plane: draw it as a long line
       uv = np.array([w / 2 + direction[0] * 4 * w, h / 2 - direction[1] * 4 * h])
     else:
-      uv = project_points(direction[None], image)[0]
+      uv = project_camera_points(direction[None], image.shape[0])[0][0]
     d.line([(w / 2, h / 2), tuple(uv)], fill=col, width=2)
   return np.asarray(img)
 

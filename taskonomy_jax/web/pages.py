@@ -20,6 +20,7 @@ main{padding:14px 20px;max-width:1200px}
 form{background:#fff;border:1px solid #ddd;padding:12px;border-radius:6px;margin-bottom:14px}
 label{display:inline-block;margin:4px 14px 4px 0}
 input[type=text]{width:420px}
+input#budget{width:60px}
 .error{background:#fde8e8;border:1px solid #c0392b;color:#8e1c12;padding:10px;border-radius:6px;
 margin-bottom:12px}
 table{border-collapse:collapse;background:#fff}
