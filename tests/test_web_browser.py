@@ -77,7 +77,7 @@ def _predictor():
   pytest.importorskip("taskonomy_jax.models", reason="the task networks are not on this branch")
   from taskonomy_jax.taskbank import predict
 
-  return predict.random_init_predictor(resolution=64)
+  return predict.random_init_predictor(resolution=32, jit=False)
 
 
 @pytest.fixture(scope="module")
@@ -195,7 +195,7 @@ def test_demo_shows_every_task(driver, paper_results_dir, tmp_path, shots):
   from selenium.webdriver.common.by import By
 
   predictor = _predictor()
-  service = Service(str(paper_results_dir), predictor=predictor, resolution=64,
+  service = Service(str(paper_results_dir), predictor=predictor, resolution=32,
                     predictor_note="randomly initialised networks")
   rng = np.random.default_rng(1)
   photo = np.clip(np.linspace(0, 255, 96)[None, :, None] + rng.normal(0, 20, (80, 96, 3)), 0,
