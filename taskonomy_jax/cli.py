@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
 from taskonomy_jax.data import cli as data_cli
+from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
-from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.web import serve as web_serve
 from taskonomy_jax.world import preview as world_preview
 

@@ -90,9 +90,9 @@ def transfer_url(paper_results_dir):
 def _shoot(driver, path: pathlib.Path) -> None:
   """A screenshot of the whole page, shrunk to keep the committed PNGs small."""
   height = driver.execute_script("return document.body.scrollHeight")
-  driver.set_window_size(1280, min(max(height + 40, 600), 2400))
+  driver.set_window_size(1280, min(max(height + 40, 600), 3200))
   img = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-  img.thumbnail((1000, 2000))
+  img.thumbnail((1000, 2600))
   img.quantize(colors=128).save(path, optimize=True)
   driver.set_window_size(1280, 1100)
 
