@@ -88,13 +88,18 @@ def transfer_url(paper_results_dir):
 
 
 def _shoot(driver, path: pathlib.Path) -> None:
-  """A screenshot of the whole page, shrunk to keep the committed PNGs small."""
-  height = driver.execute_script("return document.body.scrollHeight")
-  driver.set_window_size(1280, min(max(height + 40, 600), 3200))
-  img = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-  img.thumbnail((1000, 2600))
+  """A screenshot of the whole page (beyond the window, through the DevTools protocol), shrunk
+  and quantised to keep the committed PNGs small."""
+  import base64
+
+  size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+  shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+      "format": "png", "captureBeyondViewport": True,
+      "clip": {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 4000),
+               "scale": 1}})
+  img = Image.open(io.BytesIO(base64.b64decode(shot["data"]))).convert("RGB")
+  img.thumbnail((1000, 3200))
   img.quantize(colors=128).save(path, optimize=True)
-  driver.set_window_size(1280, 1100)
 
 
 def _submit_transfer(driver, base: str, targets: str, budget: str, order: str = "1",
