@@ -45,8 +45,9 @@ async def _form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
   return fields, files
 
 
-def create_app(service: Service) -> FastAPI:
-  """The web app around a `Service` (data, task bank, limits)."""
+def create_app(service: Service) -> BodyLimitMiddleware:
+  """The web app around a `Service` (data, task bank, limits): the FastAPI app inside the
+  body-limit middleware, an ASGI application for uvicorn or httpx."""
   app = FastAPI(title="taskonomy-jax", docs_url="/api/docs", redoc_url=None,
                 openapi_url="/api/openapi.json")
   limits = service.limits
@@ -132,7 +133,7 @@ def create_app(service: Service) -> FastAPI:
       raise from_library(e) from None
     return JSONResponse({"input_png": inp, "outputs": panels})
 
-  return BodyLimitMiddleware(app, limits.max_body_bytes)  # type: ignore[return-value]
+  return BodyLimitMiddleware(app, limits.max_body_bytes)
 
 
 def _demo_note(service: Service) -> str:

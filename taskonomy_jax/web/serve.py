@@ -43,11 +43,14 @@ def build_service(args: argparse.Namespace) -> Service:
     if importlib.util.find_spec("taskonomy_jax.models") is None:
       raise ValueError("--taskbank random needs taskonomy_jax.models, which this checkout "
                        "does not have")
+    from taskonomy_jax import tasks
     from taskonomy_jax.taskbank import predict
 
-    print(f"building {len(list(__import__('taskonomy_jax').tasks.trainable()))} randomly "
-          "initialised task networks ...", file=sys.stderr)
-    predictor = predict.random_init_predictor(resolution=args.resolution, seed=args.seed)
+    print(f"building {len(tasks.trainable())} randomly initialised task networks ...",
+          file=sys.stderr)
+    # Not jitted: compiling 25 networks would make the first request take minutes.
+    predictor = predict.random_init_predictor(resolution=args.resolution, seed=args.seed,
+                                              jit=False)
     note = ("Task bank: randomly initialised networks (no trained weights): the pictures show "
             "what each task outputs and how it is drawn, not good predictions.")
   if args.examples > 0 and importlib.util.find_spec("taskonomy_jax.world") is not None:

@@ -19,7 +19,7 @@ import json
 import math
 import tempfile
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -219,7 +219,3 @@ def draw_graph(tax: api.Taxonomy) -> str:
     draw.draw_taxonomy(tax, path)
     with open(path, "rb") as f:
       return base64.b64encode(f.read()).decode("ascii")
-
-
-def task_choices() -> Sequence[tasks.TaskSpec]:
-  return list(tasks.all_tasks())
