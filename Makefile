@@ -16,7 +16,7 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@echo "Using $(PYTHON) ($$($(PYTHON) --version))"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test]'
+	$(PY) -m pip install -q -c $(CONSTRAINTS) -e '.[test,torch]'
 	touch $@
 
 venv: $(STAMP)
@@ -34,7 +34,7 @@ lint: $(STAMP)
 lock:
 	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
 	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
-	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
+	/tmp/taskonomy-lock/bin/pip install -q '.[test,torch]'
 	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
 
 clean:

@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.convert import visualpriors as convert_visualpriors
+from taskonomy_jax.train import task as train_task
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -39,7 +41,11 @@ def _run_tasks(args: argparse.Namespace) -> int:
 
 
 # Modules that own a capability append their `add(subparsers)` function here.
-SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [_add_tasks_command]
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_tasks_command,
+    train_task.add_subcommand,
+    convert_visualpriors.add_subcommand,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,7 @@ The conversion itself needs only numpy; torch is needed only to read `.pth` file
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -172,3 +173,36 @@ def load_pth(path: str) -> dict[str, np.ndarray]:
   ckpt = torch.load(path, map_location="cpu", weights_only=True)
   sd = ckpt.get("state_dict", ckpt)
   return {k: _np(v) for k, v in sd.items()}
+
+
+def save(variables: dict, workdir: str) -> str:
+  """Writes converted variables as a step-0 checkpoint in the training loop's layout, so
+  `taskonomy_jax.train.load_variables(workdir)` and `restore_encoder` read it. Returns the path.
+  """
+  from taskonomy_jax.train import checkpoint
+
+  mngr = checkpoint.manager(workdir, save_every=1, keep=1)
+  checkpoint.save(mngr, 0, {"params": variables["params"],
+                            "batch_stats": variables["batch_stats"]}, None, force=True)
+  mngr.wait_until_finished()
+  mngr.close()
+  return os.path.join(os.path.abspath(workdir), checkpoint.CHECKPOINT_DIR, "0")
+
+
+def add_subcommand(subparsers) -> None:
+  p = subparsers.add_parser(
+      "convert-visualpriors", help="convert PyTorch task-bank weights (visualpriors) to Flax",
+      description="Convert a visualpriors encoder (and decoder) .pth into a Flax checkpoint.")
+  p.add_argument("--task", required=True, help="task name, e.g. normal")
+  p.add_argument("--encoder", required=True, help="<task>_encoder-<hash>.pth")
+  p.add_argument("--decoder", help="<task>_decoder-<hash>.pth (absent for some tasks)")
+  p.add_argument("--out", required=True, help="output workdir (checkpoints/0 is written)")
+  p.set_defaults(run=_run)
+
+
+def _run(args) -> int:
+  spec = tasks.get(args.task)
+  variables = convert(spec, load_pth(args.encoder),
+                      load_pth(args.decoder) if args.decoder else None)
+  print(save(variables, args.out))
+  return 0

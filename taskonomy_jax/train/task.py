@@ -16,7 +16,7 @@ import ml_collections
 import optax
 
 from taskonomy_jax import models, tasks
-from taskonomy_jax.train import loop, losses, metrics, toy_data
+from taskonomy_jax.train import loop, losses, metrics, sharding, toy_data
 
 DatasetFn = Callable[[tasks.TaskSpec, Mapping[str, Any], str, int], grain.MapDataset]
 
@@ -64,6 +64,9 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
   if spec.decoder == "none":
     raise ValueError(f"task {spec.name!r} is an untrained encoder (random projection); "
                      f"trainable tasks: {', '.join(t.name for t in tasks.trainable())}")
+  # Cheap checks first: a bad batch size should not cost a compilation.
+  sharding.check_batch_size(config.train.batch_size,
+                            sharding.make_mesh(config.train.get("num_devices")))
   model = models.build(spec, config.model)
   data = make_data(spec, config.data, "train", config.resolution)
   eval_data = make_data(spec, config.data, "eval", config.resolution) \
@@ -76,3 +79,63 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
       metric_fn=lambda pred, batch: metrics.task_metric(spec, pred, batch),
       variables=variables, tx=make_optimizer(config.optimizer), data=data, eval_data=eval_data,
       cfg=loop.LoopConfig.from_config(config.train), workdir=workdir)
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """'path/to/config.py[:arg]' -> the file's `get_config(arg)` (big_vision's convention)."""
+  import importlib.util
+  import os
+
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} does not exist")
+  module_spec = importlib.util.spec_from_file_location("_taskonomy_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"config file {path!r} has no get_config(arg) function")
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+  """Applies 'dotted.key=value' strings; values parse as Python literals, else strings."""
+  import ast
+
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    if not sep:
+      raise ValueError(f"override {item!r} is not of the form key=value")
+    try:
+      value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      value = raw
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      if p not in node:
+        raise ValueError(f"config has no field {key!r}")
+      node = node[p]
+    if leaf not in node:
+      raise ValueError(f"config has no field {key!r}; fields here: {sorted(node.keys())}")
+    node[leaf] = value
+
+
+def add_subcommand(subparsers) -> None:
+  p = subparsers.add_parser(
+      "train", help="train one task network (resumes from the workdir)",
+      description="Train a task network from a config file; re-running resumes.")
+  p.add_argument("config", help="config file[:arg], e.g. experiments/configs/task_network.py:cpu")
+  p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard events, metrics")
+  p.add_argument("--task", help="task name (overrides config.task)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config field, e.g. --set train.num_steps=100")
+  p.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+  config = load_config(args.config)
+  apply_overrides(config, ([f"task={args.task}"] if args.task else []) + args.set)
+  tasks.get(config.task)  # unknown task: a clear error before anything heavy
+  sharding.maybe_initialize_distributed(config.get("multihost", False))
+  train_task(config, args.workdir)
+  return 0
