@@ -7,9 +7,10 @@ PYTHON ?= $(shell ./tools/find_python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
-# Extras the test run needs: the Beam path and the omnidata-tools agreement test run in CI;
-# the web app (and its browser tests) and the video writer are tested too.
-TEST_EXTRAS := test,beam,omnidata,web,video
+# Extras the test run needs: the Beam path, the omnidata-tools agreement test and the
+# visualpriors converter test run in CI; the web app (and its browser tests) and the video
+# writer are tested too.
+TEST_EXTRAS := test,beam,omnidata,torch,web,video
 STAMP := $(VENV)/.installed-test
 
 .PHONY: venv browser test test-all lint lock clean
@@ -41,7 +42,7 @@ lint: $(STAMP)
 lock:
 	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
 	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
-	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
+	/tmp/taskonomy-lock/bin/pip install -q '.[$(TEST_EXTRAS)]'
 	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
 
 clean:

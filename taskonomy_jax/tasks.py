@@ -164,7 +164,7 @@ _TASKS: tuple[TaskSpec, ...] = (
            output_stride=4, dtype="int32"),
     _pixel("inpainting", "impainting_whole", "Inpainting", "rgb", 3, source_only=True,
            display="rgb", aliases=("inpainting_whole",)),
-    _vector("jigsaw", "jigsaw", "Jigsaw puzzle", "rgb", 1000, num_tiles=9, source_only=True,
+    _vector("jigsaw", "jigsaw", "Jigsaw puzzle", "rgb", 100, num_tiles=9, source_only=True,
             loss="softmax_xent", metric="accuracy", display="permutation", dtype="int32"),
     # --- 2D ---
     _pixel("edge_texture", "edge2d", "2D edges", "edge_texture", 1, display="gray"),

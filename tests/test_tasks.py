@@ -20,7 +20,7 @@ OUTPUT_SHAPES_256 = {
     "segment_unsup2d": (256, 256, 64), "segment_unsup25d": (256, 256, 64),
     "segment_semantic": (256, 256, 17), "class_object": (1000,), "class_scene": (63,),
     "room_layout": (9,), "vanishing_point": (9,), "fixated_pose": (6,),
-    "nonfixated_pose": (6,), "egomotion": (18,), "point_matching": (2,), "jigsaw": (1000,),
+    "nonfixated_pose": (6,), "egomotion": (18,), "point_matching": (2,), "jigsaw": (100,),
     "random": (),
 }
 L2_TASKS = {"curvature", "room_layout", "vanishing_point", "fixated_pose", "nonfixated_pose",
