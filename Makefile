@@ -7,12 +7,12 @@ PYTHON ?= $(shell ./tools/find_python.sh)
 VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
-# Extras the test run needs: the Beam path, the omnidata-tools agreement test and the
-# visualpriors converter tests (torch extra) run in CI.
-TEST_EXTRAS := test,beam,omnidata,torch
+# Extras the test run needs: the Beam path and the omnidata-tools agreement test run in CI;
+# the web app (and its browser tests), the video writer and the visualpriors converter tests too.
+TEST_EXTRAS := test,beam,omnidata,web,video,torch
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv test test-all lint lock clean
+.PHONY: venv browser test test-all lint lock clean
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No CPython 3.11-3.13 found; set PYTHON=..." >&2; exit 1; }
@@ -24,10 +24,14 @@ $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The browser tests drive Debian's chromium + chromium-driver; install them when missing.
+browser:
+	./tools/install_browser.sh
+
+test: $(STAMP) browser
 	$(PY) -m pytest -m "not slow" -q
 
-test-all: $(STAMP)
+test-all: $(STAMP) browser
 	$(PY) -m pytest -q
 
 lint: $(STAMP)

@@ -1,0 +1,1 @@
+"""`taskonomy serve`: the transfer-API page, the live demo and the same API as JSON over HTTP."""

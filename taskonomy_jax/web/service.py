@@ -1,0 +1,225 @@
+"""What the pages and the JSON API share: request checking, the solver call, the demo run.
+
+The solver is `taxonomy.api.solve_taxonomy` (the same call as `taskonomy solve`); this module only
+turns untrusted strings into its arguments, caches published tables and answers, and serialises
+solver and matplotlib calls (neither is thread-safe; requests run in a thread pool).
+
+Security: `data` is a published set name or an affinity table sent in the request, parsed in
+memory. It is never a path on the server, nothing sent is written anywhere (uploads spool, if at
+all, into Starlette's temporary files) and nothing sent is executed.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import dataclasses
+import io
+import json
+import math
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taskbank import draw as taskbank_draw
+from taskonomy_jax.taskbank import predict
+from taskonomy_jax.taxonomy import api, bip, published
+from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.web.errors import WebError
+
+UPLOAD = "upload"
+DATA_CHOICES = (*published.SETS, UPLOAD)
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+  """Request limits (bytes and pixels)."""
+
+  max_body_bytes: int = 8 * 2**20
+  max_image_bytes: int = 6 * 2**20
+  max_image_pixels: int = 4096 * 4096
+  max_targets: int = 40
+
+
+@dataclasses.dataclass(frozen=True)
+class SolveRequest:
+  """A checked transfer-API request (task names resolved later, by the solver)."""
+
+  targets: tuple[str, ...]
+  sources: tuple[str, ...] | None
+  budget: float
+  order: int
+  data: str
+  table_json: str | None = None  # the uploaded affinity table, when data == "upload"
+
+  def cache_key(self) -> tuple:
+    return (self.targets, self.sources, self.budget, self.order, self.data, self.table_json)
+
+
+def names_list(value: Any, field: str, required: bool) -> tuple[str, ...] | None:
+  """`"a, b"` or `["a", "b"]` -> `("a", "b")`; empty -> None (or an error if required)."""
+  if value is None or (isinstance(value, str) and not value.strip()):
+    if required:
+      raise WebError(400, "bad_request", f"{field}: give at least one task name (comma-separated)")
+    return None
+  if isinstance(value, str):
+    items = value.split(",")
+  elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+    items = value
+  else:
+    raise WebError(400, "bad_request",
+                   f"{field}: expected a comma-separated string or a list of task names")
+  names = tuple(dict.fromkeys(n.strip() for n in items if n.strip()))
+  if not names and required:
+    raise WebError(400, "bad_request", f"{field}: give at least one task name (comma-separated)")
+  return names or None
+
+
+def number(value: Any, field: str, kind: type, accepted: str) -> Any:
+  """Parses an int/float from a form string or JSON number, with a message naming `field`."""
+  if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+    raise WebError(400, "bad_request", f"{field}: missing; expected {accepted}")
+  try:
+    x = kind(value) if not isinstance(value, str) else kind(value.strip())
+  except (TypeError, ValueError):
+    raise WebError(400, "bad_request",
+                   f"{field}: {str(value)[:40]!r} is not a number; expected {accepted}") from None
+  if kind is float and not math.isfinite(x):
+    raise WebError(400, "bad_request", f"{field}: {value!r} is not finite; expected {accepted}")
+  if kind is int and isinstance(value, float) and value != x:
+    raise WebError(400, "bad_request", f"{field}: {value!r} is not a whole number; "
+                   f"expected {accepted}")
+  return x
+
+
+def parse_solve_request(fields: Mapping[str, Any], upload: bytes | None,
+                        limits: Limits) -> SolveRequest:
+  """Checks a request's fields (form strings or JSON values); raises `WebError` (400)."""
+  targets = names_list(fields.get("targets"), "targets", required=True)
+  if len(targets) > limits.max_targets:
+    raise WebError(400, "bad_request", f"targets: {len(targets)} given, at most "
+                   f"{limits.max_targets} accepted")
+  sources = names_list(fields.get("sources"), "sources", required=False)
+  budget = number(fields.get("budget"), "budget", float, "a number >= 0 (tasks to supervise)")
+  order = number(fields.get("order", 1), "order", int, "an integer from 1 to 4")
+  try:
+    bip.check_budget(budget)
+    bip.check_order(order)
+  except bip.BadProblemError as e:
+    raise WebError(400, "bad_request", str(e)) from None
+  data = str(fields.get("data") or "default")
+  if data not in DATA_CHOICES:
+    raise WebError(400, "bad_request", f"data: {data[:40]!r} is not accepted; choose one of "
+                   f"{', '.join(DATA_CHOICES)} (upload = your own affinity-table JSON)")
+  table_json = None
+  if isinstance(fields.get("affinities"), Mapping):  # JSON API: the table inline
+    table_json, data = json.dumps(fields["affinities"], sort_keys=True), UPLOAD
+  elif data == UPLOAD:
+    if not upload:
+      raise WebError(400, "bad_request", "data: 'upload' needs an affinity-table JSON file "
+                     "(written by AffinityTable.save)")
+    table_json = upload.decode("utf-8", errors="replace")
+  return SolveRequest(targets, sources, budget, order, data, table_json)
+
+
+def parse_table(text: str) -> AffinityTable:
+  try:
+    obj = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise WebError(400, "bad_affinities", f"the affinity file is not JSON ({e.msg} at line "
+                   f"{e.lineno}); upload a file written by AffinityTable.save") from None
+  if not isinstance(obj, dict):
+    raise WebError(400, "bad_affinities", "the affinity file must hold a JSON object, as "
+                   "written by AffinityTable.save")
+  return AffinityTable.from_json(obj, source="uploaded affinity table")
+
+
+class Service:
+  """Solves transfer-API requests and runs the task bank, with caches and one solver lock."""
+
+  def __init__(self, results_root: str | None = None, predictor: predict.Predictor | None = None,
+               resolution: int = 64, limits: Limits = Limits(), examples: Mapping[str, np.ndarray]
+               | None = None, cache_size: int = 256, predictor_note: str = ""):
+    self.results_root = results_root
+    self.predictor = predictor
+    self.predictor_note = predictor_note
+    self.resolution = resolution
+    self.limits = limits
+    self.examples = dict(examples or {})
+    self._lock = threading.Lock()
+    self._tables: dict[str, AffinityTable] = {}
+    self._answers: collections.OrderedDict[tuple, tuple[dict, str]] = collections.OrderedDict()
+    self._cache_size = cache_size
+
+  def table(self, req: SolveRequest) -> AffinityTable:
+    if req.data == UPLOAD:
+      return parse_table(req.table_json or "")
+    if req.data not in self._tables:
+      try:
+        self._tables[req.data] = published.load_published(req.data, self.results_root)
+      except published.PublishedDataError as e:
+        raise WebError(503, "data_unavailable", f"the server cannot read the published set "
+                       f"{req.data!r}: {e}") from None
+    return self._tables[req.data]
+
+  def solve(self, req: SolveRequest, with_graph: bool = True) -> tuple[dict, str]:
+    """(taxonomy JSON, graph PNG as base64 or '') for a checked request."""
+    key = req.cache_key()
+    with self._lock:
+      if key in self._answers:
+        self._answers.move_to_end(key)
+        tax_json, png = self._answers[key]
+        if png or not with_graph:
+          return tax_json, png
+      table = self.table(req)
+      tax = api.solve_taxonomy(req.targets, req.budget, req.sources, req.order, table)
+      tax_json = tax.to_json()
+      if req.data != UPLOAD:
+        tax_json["data"] = req.data
+      png = draw_graph(tax) if with_graph else ""
+      self._answers[key] = (tax_json, png)
+      while len(self._answers) > self._cache_size:
+        self._answers.popitem(last=False)
+      return tax_json, png
+
+  def run_demo(self, image: Image.Image | np.ndarray) -> tuple[str, list[dict]]:
+    """The input (as base64 PNG) and one entry per task: name, title, display, PNG (base64)."""
+    if self.predictor is None:
+      raise WebError(503, "no_task_bank", "this server has no task bank loaded"
+                     + (f": {self.predictor_note}" if self.predictor_note else ""))
+    x = predict.prepare_image(image, self.resolution)
+    with self._lock:
+      outputs = self.predictor(x)
+    panels = []
+    for name, out in outputs.items():
+      spec = tasks.get(name)
+      pic = taskbank_draw.draw(spec, out, x)
+      panels.append({"task": spec.name, "title": spec.title, "display": spec.display,
+                     "shape": list(np.shape(out)), "png": png_base64(pic)})
+    return png_base64(taskbank_draw.to_uint8(taskbank_draw.image_to_unit(x))), panels
+
+
+def png_base64(pic: np.ndarray) -> str:
+  buf = io.BytesIO()
+  Image.fromarray(np.asarray(pic, np.uint8)).save(buf, format="PNG")
+  return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def draw_graph(tax: api.Taxonomy) -> str:
+  """The taxonomy drawn by `taxonomy.draw` (written in a temporary folder), as base64 PNG."""
+  from taskonomy_jax.taxonomy import draw
+
+  with tempfile.TemporaryDirectory(prefix="taskonomy-web-") as tmp:
+    path = f"{tmp}/taxonomy.png"
+    draw.draw_taxonomy(tax, path)
+    with open(path, "rb") as f:
+      return base64.b64encode(f.read()).decode("ascii")
+
+
+def task_choices() -> Sequence[tasks.TaskSpec]:
+  return list(tasks.all_tasks())

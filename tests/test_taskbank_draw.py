@@ -1,0 +1,116 @@
+"""Pictures of task outputs: known answers per display kind, a cross-check of the room box
+against the world's own projection, and every task of the task bank drawable."""
+
+from __future__ import annotations
+
+import typing
+
+import matplotlib
+import numpy as np
+import pytest
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taskbank import draw
+from taskonomy_jax.world import camera as cam
+from taskonomy_jax.world import layout
+
+R = 32
+IMAGE = np.zeros((R, R, 3), np.float32)
+
+
+def test_every_display_kind_has_a_drawer():
+  kinds = set(typing.get_args(tasks.DisplayKind)) - {"none"}
+  assert kinds == set(draw.DRAWERS)
+
+
+@pytest.mark.parametrize("spec", list(tasks.trainable()), ids=lambda s: s.name)
+def test_every_task_bank_output_draws(spec):
+  out = np.random.default_rng(0).uniform(-1, 1, spec.output_shape(R)).astype(np.float32)
+  pic = draw.draw(spec, out, IMAGE)
+  assert pic.dtype == np.uint8 and pic.ndim == 3 and pic.shape[-1] == 3
+  assert pic.shape[0] == R // spec.output_stride
+
+
+def test_wrong_shape_and_random_projection_are_refused():
+  with pytest.raises(ValueError, match=r"normal: expected an \(H, W, 3\) output"):
+    draw.draw("normal", np.zeros((R, R, 1)), IMAGE)
+  with pytest.raises(ValueError, match=r"room_layout: expected a \(9,\) output"):
+    draw.draw("room_layout", np.zeros(6), IMAGE)
+  with pytest.raises(ValueError, match="draws nothing"):
+    draw.draw("random", np.zeros(3), IMAGE)
+
+
+def test_gray_rgb_normal_curvature_known_values():
+  g = draw.draw("edge_texture", np.array([[[-1.0], [1.0]]]), IMAGE)
+  assert g.tolist() == [[[0, 0, 0], [255, 255, 255]]]
+  n = draw.draw("normal", np.array([[[0.0, 0.0, 1.0]]]), IMAGE)
+  assert n.tolist() == [[[128, 128, 255]]]
+  c = draw.draw("curvature", np.array([[[1.0, -1.0]]]), IMAGE)
+  assert c.tolist() == [[[255, 0, 128]]]
+  a = draw.draw("autoencoding", np.full((1, 1, 3), 0.0), IMAGE)
+  assert a.tolist() == [[[128, 128, 128]]]
+
+
+def test_depth_uses_viridis_from_near_to_far():
+  d = np.array([[[0.2], [0.7], [-0.3]]], np.float32)
+  pic = draw.draw("depth_zbuffer", d, IMAGE)
+  vir = matplotlib.colormaps["viridis"]
+  assert pic[0, 2].tolist() == draw.to_uint8(np.array(vir(0.0)[:3])).tolist()  # nearest
+  assert pic[0, 1].tolist() == draw.to_uint8(np.array(vir(1.0)[:3])).tolist()  # farthest
+
+
+def test_labels_are_argmax_with_black_background():
+  logits = np.zeros((2, 2, 17), np.float32)
+  logits[0, 0, 0] = logits[0, 1, 5] = logits[1, :, 9] = 3.0
+  pic = draw.draw("segment_semantic", logits, IMAGE)
+  assert pic[0, 0].tolist() == [0, 0, 0]
+  assert pic[1, 0].tolist() == pic[1, 1].tolist() != pic[0, 1].tolist()
+
+
+def test_embedding_clusters_get_one_colour_each():
+  rng = np.random.default_rng(0)
+  centres = rng.normal(size=(3, 64))
+  ids = rng.integers(0, 3, (8, 8))
+  pic = draw.draw("segment_unsup2d", centres[ids].astype(np.float32), IMAGE)
+  colours = {k: {tuple(pic[i, j]) for i, j in zip(*np.nonzero(ids == k), strict=True)}
+             for k in range(3)}
+  assert all(len(c) == 1 for c in colours.values())
+  assert len({next(iter(c)) for c in colours.values()}) == 3
+
+
+def test_class_topk_and_match_show_probabilities():
+  logits = np.full(63, -10.0, np.float32)
+  logits[7] = 10.0
+  pic = draw.draw("class_scene", logits, IMAGE)
+  assert pic.shape == (R, R, 3)
+  # The top bar (probability ~1) spans nearly the whole width in the bar colour.
+  assert (pic[2:10, R - 4] == [160, 200, 240]).all(axis=-1).any()
+  assert draw.softmax(np.array([0.0, np.log(3.0)]))[1] == pytest.approx(0.75)
+
+
+def test_room_box_matches_the_world_projection():
+  """The layout vector of a camera in a room, drawn back: the box corners equal the room's
+  corners seen from that camera (the world's own encoding and camera, brute force)."""
+  lo, hi = np.array([0.0, 0.0, 0.0]), np.array([5.0, 4.0, 2.8])
+  location = np.array([1.2, 1.5, 1.4])
+  rot = cam.look_at(location, np.array([4.0, 3.0, 1.0]))
+  vec = layout.room_layout(location, rot, lo, hi)
+  corners_world = np.array([[x, y, z] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])
+                            for z in (lo[2], hi[2])])
+  corners_cam = cam.world_to_camera(corners_world, location, rot)
+  got = draw.box_corners(vec)
+  # Same set of 8 points (the order follows the turned axes).
+  dist = np.linalg.norm(got[:, None] - corners_cam[None], axis=-1)
+  assert np.allclose(dist.min(axis=1), 0, atol=1e-9)
+  uv, _ = draw.project_camera_points(got, 64, fov_rads=1.0)
+  uv_world, _ = cam.project(corners_world, location, rot, 1.0, 64)
+  assert np.allclose(np.sort(uv[:, 0]), np.sort(uv_world[:, 0]), atol=1e-6)
+
+
+def test_vanishing_point_line_reaches_its_projection():
+  vps = np.array([[0.3, 0.2, -1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], np.float32)
+  pic = draw.draw("vanishing_point", vps.reshape(-1), np.zeros((64, 64, 3), np.float32))
+  uv, _ = draw.project_camera_points(vps[:1].astype(np.float64), 64)
+  u, v = np.floor(uv[0]).astype(int)
+  patch = pic[v - 1:v + 2, u - 1:u + 2].reshape(-1, 3)
+  assert any(p[0] > 200 and p[1] < 60 for p in patch)  # the red line ends there
