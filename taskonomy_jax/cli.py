@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
 from taskonomy_jax.data import cli as data_cli
+from taskonomy_jax.taskbank import cli as taskbank_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.web import serve as web_serve
@@ -55,6 +56,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     train_task.add_subcommand,
     convert_visualpriors.add_subcommand,
     web_serve.add_subcommand,
+    taskbank_cli.add_subcommand,
 ]
 
 
