@@ -13,14 +13,14 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taskbank import cli as taskbank_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
+from taskonomy_jax.train import task as train_task
 from taskonomy_jax.web import serve as web_serve
 from taskonomy_jax.world import preview as world_preview
-from taskonomy_jax.convert import visualpriors as convert_visualpriors
-from taskonomy_jax.train import task as train_task
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 

@@ -113,7 +113,7 @@ def evaluate_task(spec: tasks.TaskSpec, apply: Callable[[np.ndarray], np.ndarray
   higher = spec.metric in HIGHER_IS_BETTER
   return {"task": spec.name, "metric": spec.metric, "network": net, "baseline": bl,
           "higher_is_better": higher, "beats_baseline": bool(net > bl if higher else net < bl),
-          "n_train": int(len(train["targets"])), "n_eval": int(n)}
+          "n_train": len(train["targets"]), "n_eval": n}
 
 
 def evaluate_bank(workdir: str, out: str | None = None) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def denoising(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np
 
 def inpainting_mask(side: int) -> np.ndarray:
   """(side, side) bool, True inside the blanked central square."""
-  hole = int(round(side * INPAINT_FRACTION))
+  hole = round(side * INPAINT_FRACTION)
   lo = (side - hole) // 2
   mask = np.zeros((side, side), bool)
   mask[lo:lo + hole, lo:lo + hole] = True
