@@ -125,3 +125,35 @@ def test_sigkill_then_resume_reproduces_the_loss_curve(reference_adam, cache_dir
   # Bit-for-bit the uninterrupted run: same data order, same dropout, same arithmetic.
   ref = _losses(ref_dir)
   assert _losses(tmp_path) == ref
+
+
+def test_readme_finetune_snippet_restores_the_trained_encoder(reference_adam, cache_dir):
+  """The README's <= 5-line snippet, run as written on the reference run's checkpoint (a
+  depth_zbuffer network) to start a surface-normal model."""
+  workdir, _ = reference_adam
+  out = subprocess.run([sys.executable, str(REPO / "tests" / "train_worker.py"), "--readme",
+                        "--workdir", str(workdir)], env=_env(1, cache_dir),
+                       capture_output=True, text=True, timeout=600)
+  assert out.returncode == 0, out.stderr[-3000:]
+  facts = json.loads([x for x in out.stdout.splitlines() if x.startswith("FACTS ")][-1][6:])
+  assert facts["lines"] <= 5
+  assert facts["encoder_is_trained"] and facts["decoder_is_new"]
+  assert facts["fresh_encoder_differs"]  # so the equality above is not a coincidence
+  assert facts["output_shape"] == [2, 32, 32, 3] and facts["finite"]
+
+
+def test_bad_configs_fail_fast_with_clear_errors(tmp_path, cache_dir):
+  cfg = str(REPO / "experiments" / "configs" / "task_network.py") + ":cpu"
+  base = [sys.executable, "-m", "taskonomy_jax.cli", "train", cfg, "--workdir", str(tmp_path)]
+  cases = [
+      (["--task", "normals_typo"], 8, "Unknown task 'normals_typo'"),
+      (["--set", "train.batch_size=12"], 8, "batch_size=12 is not divisible by the 8 devices"),
+      (["--set", "train.bacth_size=12"], 1, "config has no field 'train.bacth_size'"),
+      (["--set", "optimizer.name=adamw"], 1, "unknown optimizer 'adamw'"),
+      (["--task", "random"], 1, "untrained encoder"),
+  ]
+  for extra, devices, message in cases:
+    out = subprocess.run(base + extra, env=_env(devices, cache_dir), capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 2, (extra, out.stderr[-2000:])
+    assert message in out.stderr, (message, out.stderr[-2000:])

@@ -38,6 +38,39 @@ def tiny_config(args):
   return c
 
 
+def readme_snippet_facts(workdir: str) -> dict:
+  """Runs the README's fine-tuning snippet as written on `workdir`'s checkpoint."""
+  import pathlib
+
+  from taskonomy_jax import train
+
+  readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+  snippet = readme.split("<!-- finetune-snippet -->")[1].split("<!-- /finetune-snippet -->")[0]
+  code = snippet.split("```python")[1].split("```")[0].strip()
+  model_config = tiny_config(argparse.Namespace(task="normal", steps=1, devices=1, fsdp=False,
+                                                optimizer="adam")).model
+  images = np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)).astype(np.float32)
+  scope = {"model_config": model_config, "images": images, "workdir": workdir}
+  exec(code, scope)
+  variables, model = scope["variables"], scope["model"]
+  trained = train.load_variables(workdir)
+  fresh = jax.jit(model.init)(jax.random.key(0), images)  # the same values: init is pure
+
+  def same(a, b):
+    return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b),
+                                                     strict=True))
+  out = jax.jit(model.apply)(variables, images)
+  return {
+      "lines": len(code.splitlines()),
+      "encoder_is_trained": all(same(variables[c]["encoder"], trained[c]["encoder"])
+                                for c in ("params", "batch_stats")),
+      "decoder_is_new": same(variables["params"]["decoder"], fresh["params"]["decoder"]),
+      "fresh_encoder_differs": not same(fresh["params"]["encoder"], trained["params"]["encoder"]),
+      "output_shape": list(out.shape),
+      "finite": bool(np.isfinite(np.asarray(out)).all()),
+  }
+
+
 def main():
   p = argparse.ArgumentParser()
   p.add_argument("--workdir", required=True)
@@ -47,7 +80,11 @@ def main():
   p.add_argument("--fsdp", action="store_true")
   p.add_argument("--optimizer", default="adam")
   p.add_argument("--delay", type=float, default=0.0, help="seconds of sleep per example")
+  p.add_argument("--readme", action="store_true", help="run the README snippet on --workdir")
   args = p.parse_args()
+  if args.readme:
+    print("FACTS " + json.dumps(readme_snippet_facts(args.workdir)), flush=True)
+    return
   if args.delay:  # slow the data down so a test can kill the run mid-way
     original = task.DATASETS["toy"]
 

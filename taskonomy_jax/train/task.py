@@ -67,6 +67,8 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
   # Cheap checks first: a bad batch size should not cost a compilation.
   sharding.check_batch_size(config.train.batch_size,
                             sharding.make_mesh(config.train.get("num_devices")))
+  loop_cfg = loop.LoopConfig.from_config(config.train)
+  tx = make_optimizer(config.optimizer)
   model = models.build(spec, config.model)
   data = make_data(spec, config.data, "train", config.resolution)
   eval_data = make_data(spec, config.data, "eval", config.resolution) \
@@ -78,8 +80,7 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
       apply_fn=loop.network_apply(model),
       loss_fn=lambda pred, batch: losses.task_loss(spec, pred, batch),
       metric_fn=lambda pred, batch: metrics.task_metric(spec, pred, batch),
-      variables=variables, tx=make_optimizer(config.optimizer), data=data, eval_data=eval_data,
-      cfg=loop.LoopConfig.from_config(config.train), workdir=workdir)
+      variables=variables, tx=tx, data=data, eval_data=eval_data, cfg=loop_cfg, workdir=workdir)
 
 
 def load_config(spec: str) -> ml_collections.ConfigDict:
