@@ -2,7 +2,8 @@
 
 Each subcommand lives in the module that owns the capability and registers itself here through
 `SUBCOMMANDS`; this file only builds the parser and maps errors to exit codes:
-0 success, 1 runtime failure, 2 bad input (unknown task, bad option value).
+0 success, 1 runtime failure (a missing component, an unwritable file), 2 bad input (unknown
+task, bad option value, also argparse's usage errors), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ from taskonomy_jax import tasks
 from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taskbank import cli as taskbank_cli
+from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.train import task as train_task
 from taskonomy_jax.web import serve as web_serve
 from taskonomy_jax.world import preview as world_preview
 
-EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
+EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 def _add_tasks_command(sub: argparse._SubParsersAction) -> None:
@@ -57,6 +59,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     convert_visualpriors.add_subcommand,
     web_serve.add_subcommand,
     taskbank_cli.add_subcommand,
+    taskbank_video.add_subcommand,
 ]
 
 
@@ -80,6 +83,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   except ValueError as e:
     print(f"error: {e}", file=sys.stderr)
     return EXIT_BAD_INPUT
+  except (RuntimeError, OSError) as e:  # a missing component, a file that cannot be written
+    print(f"error: {e}", file=sys.stderr)
+    return EXIT_FAILURE
+  except KeyboardInterrupt:
+    print("interrupted", file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

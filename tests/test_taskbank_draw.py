@@ -28,7 +28,12 @@ def test_every_task_bank_output_draws(spec):
   out = np.random.default_rng(0).uniform(-1, 1, spec.output_shape(R)).astype(np.float32)
   pic = draw.draw(spec, out, IMAGE)
   assert pic.dtype == np.uint8 and pic.ndim == 3 and pic.shape[-1] == 3
-  assert pic.shape[0] == R // spec.output_stride
+  if spec.pixel_output:
+    assert pic.shape[:2] == spec.output_shape(R)[:2]
+  elif spec.display in ("class_topk", "match", "permutation", "pose"):
+    assert pic.shape[:2] == (draw.MIN_PANEL, draw.MIN_PANEL)  # readable text at any input size
+  else:  # drawn over the input
+    assert pic.shape[:2] == (R, R)
 
 
 def test_wrong_shape_and_random_projection_are_refused():
@@ -82,9 +87,13 @@ def test_class_topk_and_match_show_probabilities():
   logits = np.full(63, -10.0, np.float32)
   logits[7] = 10.0
   pic = draw.draw("class_scene", logits, IMAGE)
-  assert pic.shape == (R, R, 3)
-  # The top bar (probability ~1) spans nearly the whole width in the bar colour.
-  assert (pic[2:10, R - 4] == [160, 200, 240]).all(axis=-1).any()
+  side = draw.MIN_PANEL
+  assert pic.shape == (side, side, 3)
+  # The top bar (probability ~1) spans nearly the whole width in the bar colour; the second
+  # (probability ~0) does not reach the middle.
+  row = side // 5
+  assert (pic[2:row, side - 4] == [160, 200, 240]).all(axis=-1).any()
+  assert not (pic[row + 2:2 * row, side // 2] == [160, 200, 240]).all(axis=-1).any()
   assert draw.softmax(np.array([0.0, np.log(3.0)]))[1] == pytest.approx(0.75)
 
 

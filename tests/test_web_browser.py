@@ -77,7 +77,7 @@ def _predictor():
   pytest.importorskip("taskonomy_jax.models", reason="the task networks are not on this branch")
   from taskonomy_jax.taskbank import predict
 
-  return predict.random_init_predictor(resolution=64)
+  return predict.random_init_predictor(resolution=32, jit=False)
 
 
 @pytest.fixture(scope="module")
@@ -90,9 +90,9 @@ def transfer_url(paper_results_dir):
 def _shoot(driver, path: pathlib.Path) -> None:
   """A screenshot of the whole page, shrunk to keep the committed PNGs small."""
   height = driver.execute_script("return document.body.scrollHeight")
-  driver.set_window_size(1280, min(max(height + 40, 600), 2400))
+  driver.set_window_size(1280, min(max(height + 40, 600), 3200))
   img = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-  img.thumbnail((1000, 2000))
+  img.thumbnail((1000, 2600))
   img.quantize(colors=128).save(path, optimize=True)
   driver.set_window_size(1280, 1100)
 
@@ -195,7 +195,7 @@ def test_demo_shows_every_task(driver, paper_results_dir, tmp_path, shots):
   from selenium.webdriver.common.by import By
 
   predictor = _predictor()
-  service = Service(str(paper_results_dir), predictor=predictor, resolution=64,
+  service = Service(str(paper_results_dir), predictor=predictor, resolution=32,
                     predictor_note="randomly initialised networks")
   rng = np.random.default_rng(1)
   photo = np.clip(np.linspace(0, 255, 96)[None, :, None] + rng.normal(0, 20, (80, 96, 3)), 0,

@@ -129,8 +129,15 @@ def draw_color_bins(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) ->
   return to_uint8(pal * (0.35 + 0.65 * lum[..., None]))
 
 
+# Panels drawn from scratch (text, camera poses) are at least this many pixels wide, so text stays
+# readable when the network input is small.
+MIN_PANEL = 160
+
+
 def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = None) -> np.ndarray:
-  """A white (size, size, 3) panel with one line of text per entry and optional [0, 1] bars."""
+  """A white square panel (side `max(size, MIN_PANEL)`) with one line of text per entry and
+  optional [0, 1] bars."""
+  size = max(size, MIN_PANEL)
   img = Image.new("RGB", (size, size), (255, 255, 255))
   d = ImageDraw.Draw(img)
   row = max(12, size // max(len(lines), 1))
@@ -215,7 +222,7 @@ def draw_pose(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.nd
   the first camera at the centre looking up, each other camera at its (x, z) translation,
   turned by its yaw (the rotation about y)."""
   poses = _check_vector(out, spec).reshape(-1, 6)
-  size = image.shape[0]
+  size = max(image.shape[0], MIN_PANEL)
   img = Image.new("RGB", (size, size), (255, 255, 255))
   d = ImageDraw.Draw(img)
   scale = 0.35 * size / max(1.0, float(np.abs(poses[:, 3:]).max()))

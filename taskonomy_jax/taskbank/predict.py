@@ -84,34 +84,70 @@ def views_for(spec: tasks.TaskSpec, image: np.ndarray) -> np.ndarray:
   if spec.num_tiles > 1:
     k = round(spec.num_tiles ** 0.5)
     t = image.shape[0] // k
-    tiles = [image[i * t:(i + 1) * t, j * t:(j + 1) * t] for i in range(k) for j in range(k)]
+    # The encoder takes sides that are multiples of 16: sample each tile down to one.
+    side = max(16, t - t % 16)
+    pick = (np.arange(side) * t / side).astype(int)
+    tiles = [image[i * t:(i + 1) * t, j * t:(j + 1) * t][pick][:, pick]
+             for i in range(k) for j in range(k)]
     return np.stack(tiles)[None]
   if spec.num_views > 1:
     return np.repeat(image[None, None], spec.num_views, axis=1)
   return image[None]
 
 
+def he_init(shapes: Any, rng: np.random.Generator) -> Any:
+  """Random parameters for a pytree of shapes (from `jax.eval_shape(net.init, ...)`).
+
+  Kernels ~ N(0, 2 / fan_in) (He et al.; fan_in = all kernel axes but the last), biases and
+  batch-norm shifts and means 0, batch-norm scales and variances 1. Filling shapes with numpy is
+  seconds for the whole task bank, where running 25 flax `init`s eagerly on a small CPU takes
+  minutes; the networks are random either way.
+  """
+  import jax
+
+  def fill(path, leaf) -> np.ndarray:
+    name = str(getattr(path[-1], "key", path[-1]))
+    shape = leaf.shape
+    if name == "kernel":
+      fan_in = int(np.prod(shape[:-1])) or 1
+      return (rng.standard_normal(shape) * np.sqrt(2.0 / fan_in)).astype(leaf.dtype)
+    if name in ("scale", "var"):
+      return np.ones(shape, leaf.dtype)
+    return np.zeros(shape, leaf.dtype)
+
+  return jax.tree_util.tree_map_with_path(fill, shapes)
+
+
 def random_init_predictor(task_names: Sequence[str] | None = None,
                           config: Mapping[str, Any] | None = None,
-                          resolution: int = 64, seed: int = 0) -> Predictor:
+                          resolution: int = 64, seed: int = 0, jit: bool = True) -> Predictor:
   """A task bank of randomly initialised networks (`taskonomy_jax.models.build`).
 
   For trying the tools without trained weights: outputs have the right shapes and ranges but
   no meaning. `config` is the model config (`width`, `blocks`, ...); the default is small so it
-  runs on a laptop CPU.
+  runs on a laptop CPU. `jit=False` skips compilation (faster for a few images: compiling 25
+  networks takes minutes on a small CPU).
   """
   import jax
 
-  from taskonomy_jax import models
+  try:
+    from taskonomy_jax import models
+  except ImportError as e:
+    raise RuntimeError("the task networks (taskonomy_jax.models) are not installed in this "
+                       f"checkout ({e}); no task bank can be built") from None
 
-  config = dict(config or {"width": 8, "blocks": (1, 1, 1, 1), "fc_hidden": 64})
+  # Paper-size decoders (up to 1024 channels) take over a minute each to initialise on a small
+  # CPU; 1/16 of the width takes seconds.
+  config = dict(config or {"width": 8, "blocks": (1, 1, 1, 1), "fc_hidden": 64,
+                           "decoder_width_multiplier": 1 / 16})
   specs = [tasks.get(n) for n in task_names] if task_names else tasks.trainable()
   dummy = np.zeros((resolution, resolution, 3), np.float32)
   nets = {}
-  for k, spec in enumerate(specs):
+  rng = np.random.default_rng(seed)
+  for spec in specs:
     net = models.build(spec, config)
-    params = net.init(jax.random.PRNGKey(seed + k), views_for(spec, dummy))
-    nets[spec.name] = (spec, jax.jit(net.apply), params)
+    shapes = jax.eval_shape(net.init, jax.random.PRNGKey(0), views_for(spec, dummy))
+    nets[spec.name] = (spec, jax.jit(net.apply) if jit else net.apply, he_init(shapes, rng))
 
   def predict(image: np.ndarray) -> dict[str, np.ndarray]:
     if image.shape != (resolution, resolution, 3):

@@ -212,6 +212,8 @@ def _run_visualize(args: argparse.Namespace) -> int:
     raise ValueError(f"--out {args.out}: use a .mp4 or .gif name")
   if args.frames < 1 or args.fps <= 0 or args.resolution < 16 or args.resolution % 16:
     raise ValueError("--frames must be >= 1, --fps > 0, --resolution a multiple of 16")
+  if args.input is not None and not pathlib.Path(args.input).exists():
+    raise ValueError(f"--input {args.input} is neither a video file nor a folder of images")
   if args.walk is not None:
     frames: Iterable[np.ndarray] = render_walk(args.walk, args.frames, args.resolution)
   else:
