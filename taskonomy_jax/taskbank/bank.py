@@ -56,8 +56,9 @@ class TaskBank:
                               "one with `taskonomy taskbank train --workdir DIR`")
     with open(path) as f:
       config = json.load(f)
+    # Every finished task counts, whichever run (or parallel worker, `--tasks`) trained it.
     wanted = [tasks.get(n).name for n in task_names] if task_names else \
-        [n for n in train_lib.task_names(config) if train_lib.is_done(workdir, n)]
+        [t.name for t in tasks.all_tasks() if train_lib.is_done(workdir, t.name)]
     missing = [n for n in wanted if not train_lib.is_done(workdir, n)]
     if missing:
       raise FileNotFoundError(f"tasks not trained in {workdir}: {', '.join(missing)}")
