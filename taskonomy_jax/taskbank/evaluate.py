@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import tqdm
 
 from taskonomy_jax import tasks
 from taskonomy_jax.train import metrics
@@ -127,21 +128,34 @@ def evaluate_bank(workdir: str, out: str | None = None) -> dict[str, Any]:
 
   tb = bank_lib.TaskBank.load(workdir)
   cfg = tb.config
+  out = out or os.path.join(workdir, EVAL_FILE)
+  # Resumable: a row is reused while its task's done record (what was trained) is unchanged.
+  previous = {r["task"]: r for r in load_table(out)["rows"]} if os.path.isfile(out) else {}
   rows = []
-  for name in tb.task_names:
+  for name in tqdm.tqdm(tb.task_names, desc="evaluating", unit="task"):
     spec = tasks.get(name)
     if spec.decoder == "none":
+      continue
+    done = train_lib.done_record(workdir, name)
+    if name in previous and previous[name].get("trained") == done:
+      rows.append(previous[name])
       continue
     train = collect(data_lib.dataset(spec, cfg["data"], "train", tb.resolution),
                     cfg["eval"]["max_train_examples"])
     held = collect(data_lib.dataset(spec, cfg["data"], "eval", tb.resolution),
                    cfg["eval"]["max_examples"])
-    rows.append(evaluate_task(spec, tb.batch_apply(name), train, held, tb.resolution,
-                              cfg["eval"]["batch_size"]))
-  table = {"rows": rows, "bank": os.path.abspath(workdir),
-           "resolution": tb.resolution, "data": cfg["data"]}
-  train_lib.atomic_write_json(out or os.path.join(workdir, EVAL_FILE), table)
+    row = evaluate_task(spec, tb.batch_apply(name), train, held, tb.resolution,
+                        cfg["eval"]["batch_size"])
+    rows.append({**row, "trained": done})
+    train_lib.atomic_write_json(out, _table(rows, workdir, tb, cfg))  # progress survives a kill
+  table = _table(rows, workdir, tb, cfg)
+  train_lib.atomic_write_json(out, table)
   return table
+
+
+def _table(rows: list[dict], workdir: str, tb: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
+  return {"rows": rows, "bank": os.path.abspath(workdir), "resolution": tb.resolution,
+          "data": cfg["data"]}
 
 
 def markdown_table(table: Mapping[str, Any]) -> str:

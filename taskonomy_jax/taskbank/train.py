@@ -54,6 +54,15 @@ def is_done(workdir: str, task: str) -> bool:
   return os.path.isfile(os.path.join(workdir, task, DONE_FILE))
 
 
+def done_record(workdir: str, task: str) -> dict[str, Any] | None:
+  """The task's `done.json` (steps, seconds), or None while it is not finished."""
+  path = os.path.join(workdir, task, DONE_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
 def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, BANK_FILE)
   new = json.loads(config.to_json())
