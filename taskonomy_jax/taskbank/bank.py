@@ -65,6 +65,8 @@ class TaskBank:
       raise FileNotFoundError(f"tasks not trained in {workdir}: {', '.join(missing)}")
     if not wanted:
       raise FileNotFoundError(f"no finished task in {workdir}")
+    if config.get("compilation_cache"):  # the forward passes compiled by `evaluate` are reused
+      train_lib.enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
     nets = {n: (models.build(n, config["model"]),
                 checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
     return cls(config, nets)
