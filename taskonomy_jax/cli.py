@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from taskonomy_jax import tasks
 from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.data import cli as data_cli
+from taskonomy_jax.taskbank import cli as taskbank_cli
 from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
@@ -54,10 +55,11 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     taxonomy_api.add_subcommand,
     taxonomy_figures.add_subcommand,
     data_cli.add_subcommand,
-    web_serve.add_subcommand,
-    taskbank_video.add_subcommand,
     train_task.add_subcommand,
     convert_visualpriors.add_subcommand,
+    web_serve.add_subcommand,
+    taskbank_cli.add_subcommand,
+    taskbank_video.add_subcommand,
 ]
 
 

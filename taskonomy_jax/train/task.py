@@ -74,7 +74,8 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
   eval_data = make_data(spec, config.data, "eval", config.resolution) \
       if config.data.get("num_eval", 0) else None
   sample = jnp.asarray(data[0]["inputs"])[None]
-  variables = loop.init_variables(model, sample, config.train.seed)
+  variables = loop.init_variables(model, sample, config.train.seed,
+                                  prng_impl=config.get("init_prng_impl"))
   return loop.train(
       apply_fn=loop.network_apply(model),
       loss_fn=lambda pred, batch: losses.task_loss(spec, pred, batch),

@@ -1,0 +1,129 @@
+"""The checkpointed task bank as a `Predictor` (taskonomy_jax/taskbank/predict.py's interface).
+
+    bank = TaskBank.load("/tmp/bank")          # every finished task of a bank workdir
+    outputs = bank(image)                      # (R, R, 3) in [-1, 1] -> {task: output}
+
+Each task's network sees what it was trained on: the image, its grey version (colorization),
+the image with its centre blanked (inpainting), its tiles (jigsaw, in order), or the image in
+every view (multi-view tasks: "no motion" / "same point" is then the right answer).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taskbank import selfsup
+from taskonomy_jax.taskbank import train as train_lib
+
+
+def network_input(spec: tasks.TaskSpec, image: np.ndarray) -> np.ndarray:
+  """One image (R, R, 3) -> the task network's input for it, with a batch axis of 1."""
+  if spec.name in selfsup.SELF_SUPERVISED:
+    return selfsup.network_input(spec.name, image)[None]
+  if spec.num_views > 1:
+    return np.repeat(image[None, None], spec.num_views, axis=1)
+  return image[None]
+
+
+class TaskBank:
+  """Trained task networks loaded from a bank workdir; callable as a `Predictor`."""
+
+  def __init__(self, config: dict[str, Any], networks: dict[str, tuple[Any, Any]]):
+    self.config = config
+    self.resolution = int(config["resolution"])
+    self._nets = networks
+    self._jitted: dict[str, Callable] = {}
+
+  @classmethod
+  def load(cls, workdir: str, task_names: Sequence[str] | None = None) -> TaskBank:
+    """Loads every finished task (or `task_names`) of the bank in `workdir`.
+
+    Raises:
+      FileNotFoundError: not a bank workdir, or a requested task is not trained (yet).
+    """
+    from taskonomy_jax import models
+    from taskonomy_jax.train import checkpoint
+
+    path = os.path.join(workdir, train_lib.BANK_FILE)
+    if not os.path.isfile(path):
+      raise FileNotFoundError(f"{workdir} is not a task bank (no {train_lib.BANK_FILE}); train "
+                              "one with `taskonomy taskbank train --workdir DIR`")
+    with open(path) as f:
+      config = json.load(f)
+    # Every finished task counts, whichever run (or parallel worker, `--tasks`) trained it.
+    wanted = [tasks.get(n).name for n in task_names] if task_names else \
+        [t.name for t in tasks.all_tasks() if train_lib.is_done(workdir, t.name)]
+    missing = [n for n in wanted if not train_lib.is_done(workdir, n)]
+    if missing:
+      raise FileNotFoundError(f"tasks not trained in {workdir}: {', '.join(missing)}")
+    if not wanted:
+      raise FileNotFoundError(f"no finished task in {workdir}")
+    if config.get("compilation_cache"):  # the forward passes compiled by `evaluate` are reused
+      train_lib.enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
+    nets = {n: (models.build(n, config["model"]),
+                checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
+    return cls(config, nets)
+
+  @property
+  def task_names(self) -> list[str]:
+    return list(self._nets)
+
+  def batch_apply(self, task: str) -> Callable[[np.ndarray], np.ndarray]:
+    """The network of `task` on a batch of inputs (as the training data gives them)."""
+    if task not in self._jitted:
+      import jax
+      model, variables = self._nets[task]
+      # Variables as an argument, not closed-over constants: a smaller program that compiles
+      # faster and hits jax's compilation cache when the bank is loaded again.
+      fn = jax.jit(functools.partial(model.apply, train=False))
+      self._jitted[task] = lambda x: np.asarray(fn(variables, np.asarray(x, np.float32)))
+    return self._jitted[task]
+
+  def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+    r = self.resolution
+    if np.shape(image) != (r, r, 3):
+      raise ValueError(f"expected a ({r}, {r}, 3) image in [-1, 1], got shape {np.shape(image)}")
+    image = np.asarray(image, np.float32)
+    return {n: self.batch_apply(n)(network_input(tasks.get(n), image))[0]
+            for n in self._nets}
+
+
+def contact_sheet(image: np.ndarray, outputs: dict[str, np.ndarray], size: int,
+                  per_row: int = 7) -> np.ndarray:
+  """The input and every drawable output, `per_row` panels a row: (H, W, 3) uint8."""
+  from taskonomy_jax.taskbank import draw, video
+
+  drawable = {n: o for n, o in outputs.items() if tasks.get(n).display in draw.DRAWERS}
+  names = list(drawable)
+  frame = draw.to_uint8(draw.image_to_unit(image))
+  rows = [video.side_by_side(frame, {n: drawable[n] for n in names[i:i + per_row]}, image, size)
+          for i in range(0, len(names), per_row)]
+  width = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+          for r in rows]
+  return np.concatenate(rows, axis=0)
+
+
+def predict_to_png(image_path: str, workdir: str, out: str, size: int = 128) -> np.ndarray:
+  """Runs every task of the bank on an image file and writes the contact sheet (atomically)."""
+  from PIL import Image
+
+  from taskonomy_jax.taskbank import predict
+
+  bank = TaskBank.load(workdir)
+  with open(image_path, "rb") as f:
+    img = predict.decode_image(f.read(), max_bytes=64 << 20, max_pixels=64 << 20)
+  image = predict.prepare_image(img, bank.resolution)
+  sheet = contact_sheet(image, bank(image), size)
+  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+  tmp = f"{out}.tmp.{os.getpid()}.png"
+  Image.fromarray(sheet).save(tmp)
+  os.replace(tmp, out)
+  return sheet

@@ -1,0 +1,129 @@
+"""Training examples of every task from the TFDS Taskonomy datasets, for the one training loop.
+
+Registers `taskonomy_synthetic` (and `taskonomy`, the real dataset) in
+`taskonomy_jax.train.task.DATASETS`: `(spec, data config, split, resolution) -> grain.MapDataset`
+of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` reads them.
+
+- One-view tasks decode their target and valid mask with `taskonomy_jax.data.targets`.
+- Tasks made from RGB (denoising, inpainting, colorization, jigsaw) build input and target with
+  `selfsup.py`, seeded by (seed, example index), so an epoch is reproducible and a resumed run
+  sees the same examples.
+- Multi-view tasks (poses, egomotion, point matching) take their samples from the data
+  pipeline's `MultiViewSource` (pairs and triplets of views of the same or nearby points).
+
+Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: TFDS default),
+`build_if_missing` (render and prepare the synthetic dataset when absent), `seed`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import grain
+import numpy as np
+
+from taskonomy_jax import tasks
+from taskonomy_jax.data import features as features_lib
+from taskonomy_jax.data import pipeline
+from taskonomy_jax.data import targets as targets_lib
+from taskonomy_jax.taskbank import selfsup
+from taskonomy_jax.train import task as train_task
+
+# The loop's split names -> the dataset's.
+SPLITS = {"train": "train", "eval": "validation", "validation": "validation", "test": "test"}
+
+
+def builder(name: str, builder_config: str, data_dir: str | None):
+  """The TFDS builder object (registered by importing taskonomy_jax.data.pipeline)."""
+  import tensorflow_datasets as tfds
+  return tfds.builder(f"{name}/{builder_config}", data_dir=data_dir)
+
+
+def ensure_built(name: str, builder_config: str, data_dir: str | None, build: bool) -> None:
+  """Prepares the synthetic dataset if it is missing (nothing is downloaded: it is rendered)."""
+  b = builder(name, builder_config, data_dir)
+  if b.is_prepared():
+    return
+  if not build or name != "taskonomy_synthetic":
+    raise FileNotFoundError(
+        f"dataset {name}/{builder_config} is not prepared in {b.data_dir_root}; build it with "
+        f"`taskonomy data build {name} --config {builder_config}`")
+  b.download_and_prepare()
+
+
+@functools.cache
+def _source(name: str, builder_config: str, data_dir: str | None, split: str):
+  import tensorflow_datasets as tfds
+  return tfds.data_source(f"{name}/{builder_config}", split=split, data_dir=data_dir)
+
+
+@functools.cache
+def _view_index(name: str, builder_config: str, data_dir: str | None, split: str):
+  return pipeline.ViewIndex.from_source(_source(name, builder_config, data_dir, split))
+
+
+def source(cfg: Mapping[str, Any], split: str):
+  """The split's random-access TFDS source, built first if missing and allowed."""
+  if split not in SPLITS:
+    raise ValueError(f"unknown split {split!r}; accepted: {sorted(SPLITS)}")
+  data_dir = cfg.get("data_dir")
+  ensure_built(cfg["name"], cfg["builder_config"], data_dir, cfg.get("build_if_missing", True))
+  return _source(cfg["name"], cfg["builder_config"], data_dir, SPLITS[split])
+
+
+def check_resolution(src: Any, resolution: int) -> None:
+  stored = np.asarray(src[0]["rgb"]).shape[0]
+  if stored != resolution:
+    raise ValueError(f"the dataset's images are {stored}x{stored} but the config asks for "
+                     f"resolution {resolution}; pick a builder config of that resolution "
+                     "(synthetic: r32_mini, r64_tiny, r64, r256)")
+
+
+class SingleViewExample:
+  """Picklable `map_with_index` function: record -> {"inputs", "targets"[, "mask"]}."""
+
+  def __init__(self, spec: tasks.TaskSpec, seed: int):
+    self.spec, self.seed = spec, seed
+
+  def __call__(self, index: int, record: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    spec = self.spec
+    stored = features_lib.stored_from_record(record)
+    rgb = pipeline.input_image(stored["rgb"])
+    make = selfsup.SELF_SUPERVISED.get(spec.name)
+    if make is not None:
+      inputs, target = make(rgb, np.random.default_rng([self.seed, index]))
+      return {"inputs": inputs, "targets": target}
+    target, mask = targets_lib.single_view_target(spec.name, stored)
+    out = {"inputs": rgb, "targets": target}
+    if spec.pixel_output and spec.valid_mask != "none":
+      out["mask"] = np.asarray(mask, np.float32)
+    return out
+
+
+def _multi_view_example(item: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  return {"inputs": item["rgb"], "targets": item["target"]}
+
+
+def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
+            resolution: int) -> grain.MapDataset:
+  """Examples of `spec` from `split` ('train' or 'eval') of the configured TFDS dataset."""
+  src = source(cfg, split)
+  check_resolution(src, resolution)
+  seed = int(cfg.get("seed", 0)) + (0 if split == "train" else 1)
+  if spec.name in pipeline.MULTI_VIEW_KINDS:
+    name, bc, data_dir = cfg["name"], cfg["builder_config"], cfg.get("data_dir")
+    mv = pipeline.MultiViewSource(src, spec.name, seed=seed,
+                                  index=_view_index(name, bc, data_dir, SPLITS[split]))
+    return grain.MapDataset.source(mv).map(_multi_view_example)
+  return grain.MapDataset.source(src).map_with_index(SingleViewExample(spec, seed))
+
+
+def register() -> None:
+  for name in ("taskonomy_synthetic", "taskonomy"):
+    train_task.DATASETS[name] = lambda spec, cfg, split, res, _n=name: dataset(
+        spec, {**dict(cfg), "name": _n}, split, res)
+
+
+register()

@@ -1,0 +1,141 @@
+"""Training the task bank: every task network of the registry, one after another, resumable.
+
+`train_task_bank(config, workdir)` trains each task with the one training loop
+(`taskonomy_jax.train.task.train_task`) in `<workdir>/<task>/`, and saves random projection as a
+seeded, untrained encoder. A task whose `done.json` exists is skipped; an interrupted task resumes
+from its latest orbax checkpoint (the loop restores model, optimizer and data-iterator state).
+`<workdir>/bank.json` records the config, so the bank can be loaded (`bank.TaskBank`) and a
+resumed run with other settings is refused rather than mixed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import ml_collections
+import tqdm
+
+from taskonomy_jax import tasks
+from taskonomy_jax.train import checkpoint
+
+BANK_FILE = "bank.json"
+DONE_FILE = "done.json"
+# Settings that must agree between a bank and a run resuming it (they change the networks).
+_PINNED = ("resolution", "model", "data")
+
+
+def atomic_write_json(path: str, obj: Any) -> None:
+  tmp = f"{path}.tmp.{os.getpid()}"
+  with open(tmp, "w") as f:
+    json.dump(obj, f, indent=1, sort_keys=True)
+  os.replace(tmp, path)
+
+
+def task_names(config: Mapping[str, Any]) -> list[str]:
+  """The bank's tasks (registry names, registry order); all tasks when `config.tasks` is empty."""
+  chosen = config.get("tasks") or ()
+  if not chosen:
+    return [t.name for t in tasks.all_tasks()]
+  names = {tasks.get(n).name for n in chosen}
+  return [t.name for t in tasks.all_tasks() if t.name in names]
+
+
+def task_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict(config.to_dict())
+  c.task = task
+  return c
+
+
+def is_done(workdir: str, task: str) -> bool:
+  return os.path.isfile(os.path.join(workdir, task, DONE_FILE))
+
+
+def done_record(workdir: str, task: str) -> dict[str, Any] | None:
+  """The task's `done.json` (steps, seconds), or None while it is not finished."""
+  path = os.path.join(workdir, task, DONE_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
+  path = os.path.join(workdir, BANK_FILE)
+  new = json.loads(config.to_json())
+  if os.path.isfile(path):
+    with open(path) as f:
+      old = json.load(f)
+    diff = [k for k in _PINNED if old.get(k) != new.get(k)]
+    if diff:
+      raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
+                       "use a new --workdir or the same config to resume")
+  atomic_write_json(path, new)
+
+
+def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Random projection: the encoder at its seeded initialisation, saved like a trained network."""
+  import jax.numpy as jnp
+
+  from taskonomy_jax import models
+  from taskonomy_jax.train import loop
+
+  model = models.build("random", config.model)
+  sample = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.float32)
+  variables = loop.init_variables(model, sample, config.train.seed,
+                                  prng_impl=config.get("init_prng_impl"))
+  mngr = checkpoint.manager(workdir, 1, 1)
+  checkpoint.save(mngr, 0, {"step": jnp.zeros((), jnp.int32), **variables}, None, force=True)
+  mngr.wait_until_finished()
+  mngr.close()
+
+
+def enable_compilation_cache(path: str) -> None:
+  """jax's persistent compilation cache: identical networks (tasks with the same output kind,
+  and every resumed run) load compiled steps instead of compiling again."""
+  import jax
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+  jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict]:
+  """Trains (or resumes) every task of `config` under `workdir`; returns {task: done record}.
+
+  Raises:
+    ValueError: the workdir holds a bank with other settings; a bad config (see train_task).
+  """
+  from taskonomy_jax.taskbank import data as _data  # noqa: F401  (registers the TFDS datasets)
+  from taskonomy_jax.train import task as train_task
+
+  names = task_names(config)
+  os.makedirs(workdir, exist_ok=True)
+  _check_bank_file(config, workdir)
+  if config.get("compilation_cache", False):
+    enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
+  records = {}
+  bar = tqdm.tqdm(names, desc="task bank", unit="task",
+                  disable=not config.train.get("progress", True))
+  for name in bar:
+    bar.set_postfix(task=name)
+    tdir = os.path.join(workdir, name)
+    done = os.path.join(tdir, DONE_FILE)
+    if os.path.isfile(done):
+      with open(done) as f:
+        records[name] = json.load(f)
+      continue
+    os.makedirs(tdir, exist_ok=True)
+    start = time.perf_counter()
+    if tasks.get(name).decoder == "none":
+      save_random_encoder(config, tdir)
+      steps = 0
+    else:
+      state = train_task.train_task(task_config(config, name), tdir)
+      steps = int(state.step)
+    records[name] = {"task": name, "steps": steps,
+                     "seconds": round(time.perf_counter() - start, 1)}
+    atomic_write_json(done, records[name])
+  return records

@@ -1,0 +1,247 @@
+"""The task bank: self-supervised inputs, baselines, training/resume, evaluation, predictor,
+and restoring a trained encoder into a user's model (the README's fine-tuning lines)."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+import numpy as np
+import pytest
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taskbank import evaluate, selfsup
+
+
+def _jsonl(path: str) -> list[dict]:
+  return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
+
+
+CONFIG = str(pathlib.Path(__file__).parents[1] / "experiments" / "configs" / "taskbank.py")
+
+
+# --- self-supervised inputs (no JAX) -------------------------------------------------------------
+
+def test_jigsaw_tiles_follow_the_permutation_of_the_label():
+  rng = np.random.default_rng(0)
+  img = rng.uniform(-1, 1, (64, 64, 3)).astype(np.float32)
+  shuffled, label = selfsup.jigsaw(img, np.random.default_rng(3))
+  perm = selfsup.permutations()[label]
+  in_order = selfsup.tiles(img)
+  assert shuffled.shape == (9, 16, 16, 3)
+  for k in range(9):  # slot k holds original tile perm[k]
+    np.testing.assert_array_equal(shuffled[k], in_order[perm[k]])
+  # tile (row 1, col 2) of a 64-pixel image starts at (24, 48): origins spread over the image
+  np.testing.assert_array_equal(in_order[5], img[24:40, 48:64])
+
+
+def test_permutations_are_100_distinct_and_valid():
+  p = selfsup.permutations()
+  assert p.shape == (100, 9)  # the original's 100-class max-Hamming set size
+  assert len({tuple(r) for r in p}) == 100
+  assert (np.sort(p, axis=1) == np.arange(9)).all()
+
+
+def test_colorization_labels_are_the_nearest_bins():
+  bins = selfsup.color_bins()
+  assert bins.shape == (313, 2) and len({tuple(b) for b in bins}) == 313
+  assert (bins % 10 == 0).all()
+  grey, labels = selfsup.colorization(np.zeros((32, 32, 3), np.float32), None)
+  assert labels.shape == (8, 8)
+  np.testing.assert_allclose(bins[labels], 0.0, atol=1e-6)  # grey -> the neutral bin
+  np.testing.assert_allclose(grey, grey[..., :1].repeat(3, -1))
+  # a dull red (sRGB 0.6, 0.2, 0.2): ab = (42.5, 23.5) by the CIE formulas (hand-computed) -> the (40, 20) bin
+  red = np.zeros((8, 8, 3), np.float32) + np.array([0.6, 0.2, 0.2], np.float32) * 2 - 1
+  _, lab = selfsup.colorization(red, None)
+  np.testing.assert_array_equal(bins[lab[0, 0]], [40.0, 20.0])
+
+
+def test_inpainting_blanks_only_the_centre_and_denoising_is_seeded():
+  img = np.random.default_rng(1).uniform(-1, 1, (32, 32, 3)).astype(np.float32)
+  x, y = selfsup.inpainting(img, None)
+  hole = selfsup.inpainting_mask(32)
+  assert hole.sum() == 16 * 16 and hole[8:24, 8:24].all()
+  assert (x[hole] == 0).all() and (x[~hole] == img[~hole]).all() and (y == img).all()
+  a, _ = selfsup.denoising(img, np.random.default_rng(7))
+  b, _ = selfsup.denoising(img, np.random.default_rng(7))
+  np.testing.assert_array_equal(a, b)
+  assert 0.1 < np.std(a - img) < 0.3 and a.min() >= -1 and a.max() <= 1
+
+
+# --- baselines: known answers --------------------------------------------------------------------
+
+def test_mean_baseline_scores_the_variance_on_its_own_data():
+  spec = tasks.get("room_layout")  # l2 loss, mse metric
+  y = np.random.default_rng(0).normal(size=(50, 9)).astype(np.float32)
+  data = {"inputs": np.zeros((50, 1)), "targets": y}
+  row = evaluate.evaluate_task(spec, lambda x: np.zeros((len(x), 9)), data, data, 32)
+  assert row["baseline"] == pytest.approx(np.mean(np.var(y, axis=0)), rel=1e-5)
+  assert row["network"] == pytest.approx(np.mean(y ** 2), rel=1e-5)  # zeros predictor
+  assert row["higher_is_better"] is False
+
+
+def test_majority_baseline_and_a_constant_predictor_scores_exactly_the_baseline():
+  spec = tasks.get("segment_semantic")  # pixel labels, masked, mIoU
+  rng = np.random.default_rng(0)
+  labels = rng.choice([0, 3, 5], p=[0.2, 0.5, 0.3], size=(20, 8, 8)).astype(np.int32)
+  mask = (rng.uniform(size=(20, 8, 8)) > 0.1).astype(np.float32)
+  train = {"inputs": np.zeros((20, 1)), "targets": labels, "mask": mask}
+  base = evaluate.baseline_prediction(spec, train, 8)
+  assert base.shape == (8, 8, 17) and (np.argmax(base, -1) == 3).all()
+  held = {"inputs": np.zeros((20, 1)), "targets": labels[::-1], "mask": mask[::-1]}
+  row = evaluate.evaluate_task(spec, lambda x: np.broadcast_to(base, (len(x), *base.shape)),
+                               train, held, 8, batch_size=7)
+  assert row["network"] == row["baseline"]
+  # brute force: predicting class 3 everywhere, IoU of class 3 over classes present
+  valid = mask[::-1] != 0
+  t = labels[::-1][valid]
+  iou3 = np.sum(t == 3) / t.size
+  assert row["baseline"] == pytest.approx(iou3 / len(np.unique(t)), rel=1e-6)
+
+
+def test_soft_baseline_is_the_mean_distribution():
+  spec = tasks.get("class_scene")
+  p = np.random.default_rng(0).dirichlet(np.ones(63), size=30).astype(np.float32)
+  base = evaluate.baseline_prediction(spec, {"targets": p}, 32)
+  np.testing.assert_allclose(np.exp(base), p.mean(0) / p.mean(0).sum(), rtol=1e-5)
+
+
+# --- the bank on the tiny config -----------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_bank(tmp_path_factory):
+  """A bank of a pixel task and random projection on `r32_mini` (every task's data and the full
+  bank are exercised by the CPU run in BUILD_NOTES.md; each network costs a compilation)."""
+  from taskonomy_jax.taskbank import train
+  from taskonomy_jax.train import task as train_task
+
+  root = tmp_path_factory.mktemp("taskbank")
+  config = train_task.load_config(f"{CONFIG}:tiny")
+  config.data.data_dir = str(root / "tfds")
+  config.tasks = ("autoencoding", "random")
+  config.train.num_steps = 30  # enough for the loss to fall on one pixel task
+  workdir = str(root / "bank")
+  records = train.train_task_bank(config, workdir)
+  return config, workdir, records
+
+
+def test_bank_trains_every_task_and_training_lowers_the_loss(tiny_bank):
+  _, workdir, records = tiny_bank
+  assert set(records) == {"autoencoding", "random"}
+  assert records["autoencoding"]["steps"] == 30 and records["random"]["steps"] == 0
+  rows = _jsonl(os.path.join(workdir, "autoencoding", "metrics.jsonl"))
+  losses = [r["loss"] for r in rows if r["split"] == "train"]
+  assert len(losses) == 30
+  # deterministic (seeded) run; measured 0.489 -> 0.426 on the build machine
+  assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
+
+
+def test_finished_tasks_are_skipped_and_an_unfinished_one_resumes(tiny_bank):
+  from taskonomy_jax.taskbank import train
+
+  config, workdir, records = tiny_bank
+  # "Interrupt" autoencoding after its checkpoint at step 30: its done marker is gone.
+  os.remove(os.path.join(workdir, "autoencoding", "done.json"))
+  config = type(config)(config.to_dict())
+  config.train.num_steps = 32
+  again = train.train_task_bank(config, workdir)
+  assert again["random"] == records["random"]  # skipped
+  assert again["autoencoding"]["steps"] == 32
+  rows = _jsonl(os.path.join(workdir, "autoencoding", "metrics.jsonl"))
+  steps = [r["step"] for r in rows if r["split"] == "train"]
+  assert steps == list(range(1, 33))  # resumed at 31, nothing repeated
+  other = type(config)(config.to_dict())
+  other.model.width = 8
+  with pytest.raises(ValueError, match="other model"):
+    train.train_task_bank(other, workdir)
+
+
+def test_bank_predictor_evaluation_and_picture(tiny_bank, tmp_path):
+  from PIL import Image
+
+  from taskonomy_jax import cli
+  from taskonomy_jax.taskbank import bank
+
+  _, workdir, _ = tiny_bank
+  tb = bank.TaskBank.load(workdir)
+  assert set(tb.task_names) == {"autoencoding", "random"}
+  image = np.random.default_rng(0).uniform(-1, 1, (32, 32, 3)).astype(np.float32)
+  out = tb(image)
+  assert out["autoencoding"].shape == (32, 32, 3)
+  assert out["random"].shape == (2, 2, 8)
+  with pytest.raises(ValueError, match=r"\(32, 32, 3\)"):
+    tb(np.zeros((64, 64, 3)))
+
+  table = evaluate.evaluate_bank(workdir)
+  assert [r["task"] for r in table["rows"]] == ["autoencoding"]
+  assert all(r["n_eval"] > 0 for r in table["rows"])
+  saved = json.loads(pathlib.Path(workdir, "evaluation.json").read_text())
+  assert saved["rows"] == table["rows"]
+
+  src = tmp_path / "in.png"
+  Image.fromarray(((image + 1) * 127.5).astype(np.uint8)).save(src)
+  png = tmp_path / "sheet.png"
+  assert cli.main(["taskbank", "predict", str(src), "--bank", workdir, "--out", str(png),
+                   "--size", "48"]) == 0
+  sheet = np.asarray(Image.open(png))
+  assert sheet.shape[1] == 2 * 48  # input + autoencoding (random draws nothing)
+
+
+def test_readme_fine_tuning_restores_the_trained_encoder(tiny_bank):
+  import flax.linen as nn
+  import jax
+  import jax.numpy as jnp
+
+  from taskonomy_jax import models
+  from taskonomy_jax.train import checkpoint
+
+  config, workdir, _ = tiny_bank
+  m = config.model
+
+  class MyModel(nn.Module):  # a user's new model: our encoder, their head
+    @nn.compact
+    def __call__(self, x, train=False):
+      rep = models.Encoder(width=m.width, blocks=tuple(m.blocks), rep_channels=m.rep_channels,
+                           name="encoder")(x, train)
+      return nn.Dense(5)(rep.reshape(len(x), -1))
+
+  x = jnp.zeros((1, 32, 32, 3))
+  # --- the README's lines ---
+  net = MyModel()
+  variables = jax.jit(net.init)(jax.random.key(0), x)
+  variables = checkpoint.restore_encoder(variables, os.path.join(workdir, "autoencoding"))
+  # ---
+  trained = checkpoint.load_variables(os.path.join(workdir, "autoencoding"))
+  for a, b in zip(jax.tree.leaves(variables["params"]["encoder"]),
+                  jax.tree.leaves(trained["params"]["encoder"]), strict=True):
+    np.testing.assert_array_equal(a, b)
+  img = jax.random.uniform(jax.random.key(1), (2, 32, 32, 3), minval=-1, maxval=1)
+  enc = models.Encoder(width=m.width, blocks=tuple(m.blocks), rep_channels=m.rep_channels)
+  apply = jax.jit(enc.apply)  # eager flax compiles op by op
+  rep_user = apply({k: v["encoder"] for k, v in variables.items() if "encoder" in v}, img)
+  rep_bank = apply({k: v["encoder"] for k, v in trained.items()}, img)
+  np.testing.assert_allclose(rep_user, rep_bank, rtol=1e-6)
+  assert jax.jit(net.apply)(variables, img).shape == (2, 5)
+
+
+def test_every_trainable_task_gets_examples_of_the_right_shapes(tiny_bank):
+  from taskonomy_jax.taskbank import data
+
+  config, _, _ = tiny_bank
+  for spec in tasks.trainable():
+    ds = data.dataset(spec, config.data, "train", 32)
+    ex = ds[0]
+    views = max(spec.num_views, spec.num_tiles)
+    side = selfsup.tile_side(32) if spec.num_tiles > 1 else 32
+    assert ex["inputs"].shape == ((side, side, 3) if views == 1 else (views, side, side, 3)), \
+        spec.name
+    out = spec.output_shape(32)
+    if spec.dtype == "int32":  # labels: the output without its class axis
+      assert ex["targets"].shape == out[:-1], spec.name
+    else:
+      assert ex["targets"].shape == out, spec.name
+    if "mask" in ex:
+      assert ex["mask"].shape == out[:2], spec.name
+  with pytest.raises(ValueError, match="resolution 64"):
+    data.dataset(tasks.get("normal"), config.data, "train", 64)
