@@ -8,7 +8,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 CONSTRAINTS := requirements/constraints.txt
 # Extras the test run needs: the Beam path and the omnidata-tools agreement test run in CI.
-TEST_EXTRAS := test,beam,omnidata
+TEST_EXTRAS := test,beam,omnidata,torch
 STAMP := $(VENV)/.installed-test
 
 .PHONY: venv test test-all lint lock clean
@@ -36,7 +36,7 @@ lint: $(STAMP)
 lock:
 	rm -rf /tmp/taskonomy-lock && $(PYTHON) -m venv /tmp/taskonomy-lock
 	/tmp/taskonomy-lock/bin/pip install -q --upgrade pip
-	/tmp/taskonomy-lock/bin/pip install -q '.[test]'
+	/tmp/taskonomy-lock/bin/pip install -q '.[test,torch]'
 	/tmp/taskonomy-lock/bin/pip freeze --exclude taskonomy-jax > $(CONSTRAINTS)
 
 clean:

@@ -17,6 +17,8 @@ from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.world import preview as world_preview
+from taskonomy_jax.convert import visualpriors as convert_visualpriors
+from taskonomy_jax.train import task as train_task
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -49,6 +51,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     taxonomy_api.add_subcommand,
     taxonomy_figures.add_subcommand,
     data_cli.add_subcommand,
+    train_task.add_subcommand,
+    convert_visualpriors.add_subcommand,
 ]
 
 

@@ -1,0 +1,1 @@
+"""Converters from published weights into this project's Flax variables and checkpoints."""

@@ -1,0 +1,97 @@
+"""Task decoders: the 15-layer pixel decoder and the fully connected heads (paper Sec. 4).
+
+The pixel decoder follows the released PyTorch port (`visualpriors.TaskonomyDecoder`) layer for
+layer: 13 conv/deconv layers with BN + leaky ReLU(0.2), a 3x3 output conv (the 15th counted layer
+of the paper is the output) and tanh for regression outputs. Its four stride-2 deconvolutions use
+TensorFlow's 'SAME' transposed-convolution alignment, which the port emulates with a (1, 0, 1, 0)
+zero pad, a padding-1 ConvTranspose2d and dropping the first row and column; in JAX that is one
+`ConvTranspose` with explicit padding ((2, 1), (2, 1)) on the dilated input (derivation in
+BUILD_NOTES.md), with the spatially flipped PyTorch kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
+
+# (out_channels, upsample) of the 13 hidden layers, as in the paper-size decoder.
+PIXEL_DECODER_LAYERS: tuple[tuple[int, bool], ...] = (
+    (1024, False), (1024, False), (512, False), (256, False), (256, False), (128, False),
+    (64, True), (64, False), (32, True), (32, False), (16, True), (32, False), (16, True))
+DECONV_PADDING = ((2, 1), (2, 1))
+
+
+class PixelDecoder(nn.Module):
+  """(B, h, w, C_rep) representation -> (B, h * 2^k, w * 2^k, out_channels).
+
+  Attributes:
+    out_channels: channels of the prediction.
+    upsample_steps: how many of the 4 deconvolutions upsample (4: 16 -> 256; 2 for colorization's
+      1/4 resolution output). The others become stride-1 convolutions, so depth is unchanged.
+    width_multiplier: scales every hidden width (1.0 = paper).
+    apply_tanh: squash to [-1, 1] (regression targets); False for logits.
+  """
+
+  out_channels: int
+  upsample_steps: int = 4
+  width_multiplier: float = 1.0
+  apply_tanh: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    ups_left = self.upsample_steps
+    for i, (channels, upsample) in enumerate(PIXEL_DECODER_LAYERS):
+      features = max(1, round(channels * self.width_multiplier))
+      if upsample and ups_left > 0:
+        ups_left -= 1
+        x = nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding=DECONV_PADDING,
+                             use_bias=False, dtype=self.dtype, name=f"layer{i}")(x)
+      else:
+        x = nn.Conv(features, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
+                    name=f"layer{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = nn.leaky_relu(x, 0.2)
+    if ups_left:
+      raise ValueError(f"upsample_steps={self.upsample_steps} exceeds the decoder's 4 deconvs")
+    x = nn.Conv(self.out_channels, (3, 3), padding=PAD1, dtype=self.dtype, name="output")(x)
+    return jnp.tanh(x) if self.apply_tanh else x
+
+
+class FCHead(nn.Module):
+  """Flattened representation(s) -> vector: `num_layers - 1` x (Dense, BN, ReLU, dropout), Dense.
+
+  The original's `encoder_multilayers_fc_bn`: 2 layers for single-image vector tasks and pose,
+  3 for jigsaw; hidden 2048; dropout 0.5 (keep prob in the original: 0.5).
+
+  Args (call):
+    x: (B, D) flat features.
+  Returns:
+    (B, out_features).
+  """
+
+  out_features: int
+  num_layers: int = 2
+  hidden: int = 2048
+  dropout: float = 0.5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    for i in range(self.num_layers - 1):
+      x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name=f"fc{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
+    return nn.Dense(self.out_features, dtype=self.dtype, name="output")(x)
+
+
+def flatten_nhwc(x: jax.Array) -> jax.Array:
+  """(B, h, w, c) -> (B, h * w * c) in NHWC order (the order the original TF weights expect)."""
+  return x.reshape(x.shape[0], -1)

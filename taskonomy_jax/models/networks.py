@@ -1,0 +1,101 @@
+"""Task networks: the shared encoder plus the decoder kind the task registry names.
+
+Every network has a submodule named `encoder`, so an encoder can be restored alone into a new
+model (`taskonomy_jax.train.checkpoint.restore_encoder`). Multi-image tasks (pose, egomotion,
+point matching) and jigsaw's 9 tiles run the *same* encoder module on every view (shared weights,
+paper Sec. 4), flatten each representation and concatenate them before the FC head, as the
+original `Siamese` architecture does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from taskonomy_jax import tasks
+from taskonomy_jax.models.decoders import FCHead, PixelDecoder, flatten_nhwc
+from taskonomy_jax.models.resnet import Encoder
+
+# Losses whose network output is logits (no tanh on the pixel decoder's output).
+LOGIT_LOSSES = frozenset({"softmax_xent", "weighted_softmax_xent", "soft_xent"})
+# Number of FC layers of the original `metric_net` per decoder kind / task.
+FC_LAYERS = {"vector": 2, "siamese": 2, "jigsaw": 3}
+
+
+class TaskNetwork(nn.Module):
+  """Encoder + decoder for one task.
+
+  Inputs: (B, H, W, 3) for single-view tasks, (B, V, H, W, 3) for multi-view tasks and jigsaw
+  (V = num_views or num_tiles), floats in [-1, 1]. Output: (B, *spec.output_shape(H)) float32;
+  for random projection (no decoder) the (B, H/16, W/16, rep_channels) representation.
+  """
+
+  spec: tasks.TaskSpec
+  width: int = 64
+  blocks: Sequence[int] = (3, 4, 6, 3)
+  rep_channels: int = 8
+  decoder_width_multiplier: float = 1.0
+  fc_hidden: int = 2048
+  dropout: float = 0.5
+  dtype: Any = jnp.float32
+
+  def setup(self):
+    self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),
+                           rep_channels=self.rep_channels, dtype=self.dtype)
+    self.decoder = _DECODERS[self.spec.decoder](self)
+
+  @property
+  def num_views(self) -> int:
+    return max(self.spec.num_views, self.spec.num_tiles)
+
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    views = self.num_views
+    if views == 1 and (x.ndim != 4 or x.shape[-1] != 3):
+      raise ValueError(f"task {self.spec.name!r} takes one image per example: expected "
+                       f"(B, H, W, 3), got shape {x.shape}")
+    if views > 1 and (x.ndim != 5 or x.shape[1] != views or x.shape[-1] != 3):
+      raise ValueError(f"task {self.spec.name!r} takes {views} images per example: expected "
+                       f"(B, {views}, H, W, 3), got shape {x.shape}")
+    if views == 1:
+      rep = self.encoder(x, train)
+    else:  # one encoder over all views == shared weights
+      b = x.shape[0]
+      rep = self.encoder(x.reshape(b * views, *x.shape[2:]), train)
+      rep = rep.reshape(b, views, *rep.shape[1:])
+    if self.decoder is None:
+      return rep.astype(jnp.float32)
+    if self.spec.decoder == "pixel":
+      out = self.decoder(rep, train)
+    else:  # flatten each view's representation, concatenate views
+      out = self.decoder(rep.reshape(rep.shape[0], -1) if views > 1 else flatten_nhwc(rep), train)
+    return out.astype(jnp.float32)
+
+
+def _pixel_decoder(net: TaskNetwork) -> nn.Module:
+  stride = net.spec.output_stride
+  steps = 4 - int(math.log2(stride))
+  if 2 ** int(math.log2(stride)) != stride or steps < 0:
+    raise ValueError(f"output_stride must be 1, 2, 4, 8 or 16, got {stride}")
+  return PixelDecoder(net.spec.channels, upsample_steps=steps,
+                      width_multiplier=net.decoder_width_multiplier,
+                      apply_tanh=net.spec.loss not in LOGIT_LOSSES, dtype=net.dtype,
+                      name="decoder")
+
+
+def _fc_head(net: TaskNetwork) -> nn.Module:
+  layers = FC_LAYERS["jigsaw" if net.spec.num_tiles > 1 else net.spec.decoder]
+  return FCHead(net.spec.channels, num_layers=layers, hidden=net.fc_hidden,
+                dropout=net.dropout, dtype=net.dtype, name="decoder")
+
+
+_DECODERS: dict[str, Callable[[TaskNetwork], nn.Module | None]] = {
+    "pixel": _pixel_decoder,
+    "vector": _fc_head,
+    "siamese": _fc_head,
+    "none": lambda net: None,
+}

@@ -1,0 +1,116 @@
+"""The Taskonomy encoder: a fully convolutional ResNet-50 ending in a 16x16x8 representation.
+
+Layout (paper Sec. 4 and supplementary; layer for layer as the released PyTorch port,
+`visualpriors.taskonomy_network.TaskonomyEncoder`, so published weights convert exactly):
+
+  pad 3 -> conv7x7/2 (no bias) -> BN -> ReLU -> maxpool 3x3/2 (ceil mode)   256 -> 64
+  stage 1: 3 bottlenecks, 64 planes,  the *last* block strides 2 (slim's resnet_v1 layout)  -> 32
+  stage 2: 4 bottlenecks, 128 planes, last block strides 2                                 -> 16
+  stage 3: 6 bottlenecks, 256 planes, stride 1 (no dilation)                               -> 16
+  stage 4: 3 bottlenecks, 512 planes, stride 1                                             -> 16
+  conv3x3 2048 -> 8 (no bias) -> BN -> ReLU                                                16x16x8
+
+The projection shortcut (1x1 conv + BN) sits in the first block of each stage at stride 1; the
+strided last block's shortcut is a 1x1 max pool with the stride (i.e. subsampling), as in slim.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+# PyTorch's BatchNorm2d defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5): the published
+# weights were exported with these, so conversion is exact.
+BN_MOMENTUM = 0.9
+BN_EPSILON = 1e-5
+
+# PyTorch-style symmetric padding: flax's "SAME" pads (0, 1) for stride 2 on even sizes, which
+# would shift every strided layer by one pixel relative to the original.
+PAD1 = ((1, 1), (1, 1))
+
+
+def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
+  """Max pool with PyTorch's `ceil_mode=True` and no padding.
+
+  Args:
+    x: (B, H, W, C).
+  Returns:
+    (B, ceil((H - window) / stride) + 1, ..., C).
+  """
+  pads = []
+  for size in x.shape[1:3]:
+    out = -(-(size - window) // stride) + 1
+    pads.append((0, max((out - 1) * stride + window - size, 0)))
+  x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
+  return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+
+
+class Bottleneck(nn.Module):
+  """ResNet v1 bottleneck: 1x1 -> 3x3 (strided) -> 1x1 (x4 planes), plus shortcut."""
+
+  planes: int
+  stride: int = 1
+  project: bool = False  # 1x1 conv + BN on the shortcut (first block of a stage)
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
+    conv = lambda f, k, s=1, p="VALID", name=None: nn.Conv(  # noqa: E731
+        f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name)
+    norm = lambda name: nn.BatchNorm(  # noqa: E731
+        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+        dtype=self.dtype, name=name)
+    y = nn.relu(norm("bn1")(conv(self.planes, 1, name="conv1")(x)))
+    y = nn.relu(norm("bn2")(conv(self.planes, 3, self.stride, PAD1, name="conv2")(y)))
+    y = norm("bn3")(conv(self.planes * 4, 1, name="conv3")(y))
+    shortcut = x
+    if self.project:
+      shortcut = norm("downsample_bn")(conv(self.planes * 4, 1, name="downsample_conv")(x))
+    if self.stride > 1:  # slim's 1x1 max pool with stride == subsampling
+      shortcut = shortcut[:, ::self.stride, ::self.stride, :]
+    return nn.relu(y + shortcut)
+
+
+class Encoder(nn.Module):
+  """Fully convolutional ResNet encoder: (B, H, W, 3) in [-1, 1] -> (B, H/16, W/16, rep_channels).
+
+  Attributes:
+    width: planes of the first stage (64 in the paper); later stages double it.
+    blocks: bottlenecks per stage ((3, 4, 6, 3) = ResNet-50).
+    rep_channels: channels of the representation (8 in the paper).
+    dtype: compute dtype (parameters stay float32).
+  """
+
+  width: int = 64
+  blocks: Sequence[int] = (3, 4, 6, 3)
+  rep_channels: int = 8
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if x.ndim != 4 or x.shape[-1] != 3:
+      raise ValueError(f"Encoder expects (B, H, W, 3) images, got shape {x.shape}")
+    if x.shape[1] % 16 or x.shape[2] % 16:
+      raise ValueError(f"Encoder input sides must be multiples of 16, got {x.shape[1:3]}")
+    x = x.astype(self.dtype)
+    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
+                dtype=self.dtype, name="conv1")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                     dtype=self.dtype, name="bn1")(x)
+    x = max_pool_ceil(nn.relu(x), 3, 2)
+    strides = (2, 2, 1, 1)  # output stride 16, no dilation (as the released weights)
+    for stage, (num_blocks, stride) in enumerate(zip(self.blocks, strides, strict=True)):
+      planes = self.width * 2 ** stage
+      for b in range(num_blocks):
+        last = b == num_blocks - 1
+        x = Bottleneck(planes, stride=stride if last else 1, project=b == 0,
+                       dtype=self.dtype, name=f"layer{stage + 1}_{b}")(x, train)
+    x = nn.Conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
+                name="compress_conv")(x)
+    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                     dtype=self.dtype, name="compress_bn")(x)
+    return nn.relu(x)

@@ -1,0 +1,89 @@
+"""Orbax checkpoints: train state and data-iterator state together, and encoder restore.
+
+Layout: `<workdir>/checkpoints/<step>/{state,data}`; `state` is the `TrainState` as a pytree
+(`params`, `batch_stats`, `opt_state`, `step`), `data` the grain iterator's position, so a
+restarted run continues with exactly the batches the interrupted one would have seen.
+Orbax writes each step to a temporary directory and renames it on success, so a run killed
+mid-save leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import grain
+import jax
+import orbax.checkpoint as ocp
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def manager(workdir: str, save_every: int, keep: int) -> ocp.CheckpointManager:
+  """A manager saving every `save_every` steps and keeping the last `keep`."""
+  if save_every <= 0 or keep <= 0:
+    raise ValueError(f"checkpoint save_every ({save_every}) and keep ({keep}) must be positive")
+  path = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
+  options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep)
+  return ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state: Any,
+         data_iter: grain.DatasetIterator | None, force: bool = False) -> bool:
+  items = {"state": ocp.args.StandardSave(state)}
+  if data_iter is not None:
+    items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+  return mngr.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def restore(mngr: ocp.CheckpointManager, abstract_state: Any,
+            data_iter: grain.DatasetIterator | None, step: int | None = None) -> Any:
+  """Restores the latest (or `step`) checkpoint into arrays laid out like `abstract_state`.
+
+  `abstract_state` leaves are `jax.ShapeDtypeStruct`s with shardings; `data_iter` is moved to
+  the saved position in place.
+  """
+  step = mngr.latest_step() if step is None else step
+  items = {"state": ocp.args.StandardRestore(abstract_state)}
+  if data_iter is not None:
+    items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+  return mngr.restore(step, args=ocp.args.Composite(**items))["state"]
+
+
+def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[str, Any]:
+  """{'params', 'batch_stats'} of a trained network, as host arrays, from a workdir.
+
+  Accepts a training workdir, its `checkpoints/` dir, or one step's directory.
+  """
+  path = os.path.abspath(workdir_or_checkpoint)
+  if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
+    path = os.path.join(path, CHECKPOINT_DIR)
+  if not os.path.isdir(os.path.join(path, "state")):
+    mngr = ocp.CheckpointManager(path, item_names=("state", "data"))
+    step = mngr.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"no checkpoint found under {workdir_or_checkpoint}")
+    path = os.path.join(path, str(step))
+  restored = ocp.StandardCheckpointer().restore(os.path.join(path, "state"))
+  return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
+
+
+def restore_encoder(variables: dict[str, Any], checkpoint: str) -> dict[str, Any]:
+  """`variables` of a new model with its `encoder` replaced by the trained one in `checkpoint`.
+
+  The new model may have any decoder; only the submodule named `encoder` is taken, and its
+  shapes must match (same width/blocks/rep_channels).
+  """
+  trained = load_variables(checkpoint)
+  out = jax.tree.map(lambda x: x, variables)  # shallow copies of every dict level
+  for col in ("params", "batch_stats"):
+    if "encoder" not in out.get(col, {}):
+      raise ValueError(f"the new model's {col} have no 'encoder' submodule to restore into")
+    new, old = out[col]["encoder"], trained[col]["encoder"]
+    if jax.tree.structure(new) != jax.tree.structure(old) or any(
+        a.shape != b.shape for a, b in zip(jax.tree.leaves(new), jax.tree.leaves(old),
+                                           strict=True)):
+      raise ValueError(f"the checkpoint's encoder {col} do not fit the new model's encoder "
+                       "(different width, blocks or rep_channels?)")
+    out[col] = {**out[col], "encoder": old}
+  return out

@@ -1,0 +1,254 @@
+"""The one training loop: task networks now, batched transfer readouts later.
+
+The loop is built from parts, so other trainers reuse it instead of copying it:
+  - `apply_fn(variables, inputs, train, rngs) -> (pred, new_batch_stats)`: the model. For a task
+    network it is `network_apply(model)`; for transfer readouts it can be a `jax.vmap` of a
+    readout over stacked parameters (leading axis = readout), with `loss_fn` summing the
+    per-readout losses, and nothing below changes.
+  - `loss_fn(pred, batch) -> scalar`: e.g. `losses.task_loss` bound to a task.
+  - `data`: a `grain.MapDataset` of examples (dicts of numpy arrays, an `inputs` key plus what
+    `loss_fn` reads); the loop shards it by process, shuffles, repeats, batches, and checkpoints
+    the iterator with the model.
+
+`jax.jit` over a `data` mesh (taskonomy_jax/train/sharding.py): batch split over devices,
+state replicated or FSDP-split; XLA inserts the gradient all-reduce, so N devices compute the
+same step as one (BatchNorm statistics are over the global batch too).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import flax
+import flax.linen as nn
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import tqdm
+
+from taskonomy_jax.train import checkpoint, sharding
+
+Batch = Mapping[str, jax.Array]
+ApplyFn = Callable[..., tuple[jax.Array, Any]]
+LossFn = Callable[[jax.Array, Batch], jax.Array]
+MetricFn = Callable[[jax.Array, Batch], jax.Array]
+
+
+@flax.struct.dataclass
+class TrainState:
+  step: jax.Array
+  params: Any
+  batch_stats: Any
+  opt_state: Any
+
+
+def network_apply(model: nn.Module) -> ApplyFn:
+  """`apply_fn` for a linen model with BatchNorm (`batch_stats`) and dropout."""
+  def apply(variables, inputs, train: bool, rngs=None):
+    if train:
+      pred, updates = model.apply(variables, inputs, train=True, rngs=rngs,
+                                  mutable=["batch_stats"])
+      return pred, updates.get("batch_stats", {})
+    return model.apply(variables, inputs, train=False), variables.get("batch_stats", {})
+  return apply
+
+
+def init_variables(model: nn.Module, sample_inputs: jax.Array, seed: int) -> dict[str, Any]:
+  """Model variables ({'params', 'batch_stats'}) from a sample input batch."""
+  # One jitted init: eager init would compile every initializer op separately.
+  init = jax.jit(lambda rngs, x: model.init(rngs, x, train=False))
+  variables = init({"params": jax.random.key(seed), "dropout": jax.random.key(seed + 1)},
+                   sample_inputs)
+  return {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+
+
+def make_train_step(apply_fn: ApplyFn, loss_fn: LossFn, tx: optax.GradientTransformation
+                    ) -> Callable[[TrainState, Batch, jax.Array], tuple[TrainState, dict]]:
+  """One optimisation step: (state, batch, base_rng) -> (new state, {'loss', 'grad_norm'})."""
+  def step(state: TrainState, batch: Batch, rng: jax.Array):
+    # Per-step randomness from (seed, step): a resumed run draws the same dropout masks.
+    rngs = {"dropout": jax.random.fold_in(rng, state.step)}
+
+    def objective(params):
+      pred, new_stats = apply_fn({"params": params, "batch_stats": state.batch_stats},
+                                 batch["inputs"], True, rngs)
+      return loss_fn(pred, batch), new_stats
+
+    (loss, new_stats), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+    updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    new = TrainState(step=state.step + 1, params=params, batch_stats=new_stats,
+                     opt_state=opt_state)
+    return new, {"loss": loss, "grad_norm": optax.global_norm(grads)}
+  return step
+
+
+def make_eval_step(apply_fn: ApplyFn, loss_fn: LossFn, metric_fn: MetricFn | None):
+  def step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
+    pred, _ = apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+                       batch["inputs"], False)
+    out = {"loss": loss_fn(pred, batch)}
+    if metric_fn is not None:
+      out["metric"] = metric_fn(pred, batch)
+    return out
+  return step
+
+
+@dataclasses.dataclass
+class LoopConfig:
+  """What the loop needs from a run config (`config.train` of experiments/configs)."""
+
+  num_steps: int
+  batch_size: int  # global, over all devices and processes
+  seed: int = 0
+  log_every: int = 10
+  checkpoint_every: int = 100
+  keep_checkpoints: int = 3
+  eval_every: int = 0  # 0: evaluate only at the end (when eval data is given)
+  eval_batches: int = 4
+  num_devices: int | None = None  # None: all devices
+  fsdp: bool = False
+  progress: bool = True
+
+  @classmethod
+  def from_config(cls, cfg: Mapping[str, Any]) -> LoopConfig:
+    cfg = dict(cfg)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(cfg) - known
+    if unknown:
+      raise ValueError(f"unknown train config keys {sorted(unknown)}; accepted: {sorted(known)}")
+    return cls(**cfg)
+
+
+def batched_iterator(data: grain.MapDataset, local_batch: int, seed: int, *, shuffle: bool = True,
+                     repeat: bool = True) -> grain.DatasetIterator:
+  """This process's examples, shuffled per epoch, batched: a checkpointable iterator."""
+  ds = data[jax.process_index()::jax.process_count()]
+  if len(ds) < local_batch:
+    raise ValueError(f"this process has {len(ds)} examples, fewer than its batch of "
+                     f"{local_batch}")
+  if shuffle:
+    ds = ds.shuffle(seed=seed)
+  if repeat:
+    ds = ds.repeat(None)
+  return iter(ds.batch(local_batch, drop_remainder=True).to_iter_dataset())
+
+
+class MetricsLog:
+  """Scalars to TensorBoard event files and to `metrics.jsonl` (process 0 only)."""
+
+  def __init__(self, workdir: str):
+    self.active = jax.process_index() == 0
+    if not self.active:
+      return
+    from tensorboardX import SummaryWriter
+    self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
+
+  def write(self, step: int, scalars: Mapping[str, float], prefix: str = "train") -> None:
+    if not self.active:
+      return
+    for k, v in scalars.items():
+      self.tb.add_scalar(f"{prefix}/{k}", v, step)
+    self.jsonl.write(json.dumps({"step": step, "split": prefix, **scalars}) + "\n")
+    self.jsonl.flush()
+
+  def close(self) -> None:
+    if self.active:
+      self.tb.close()
+      self.jsonl.close()
+
+
+def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
+          tx: optax.GradientTransformation, data: grain.MapDataset, cfg: LoopConfig,
+          workdir: str, eval_data: grain.MapDataset | None = None,
+          metric_fn: MetricFn | None = None) -> TrainState:
+  """Trains from `variables` (or resumes from `workdir`'s latest checkpoint) for `cfg.num_steps`.
+
+  Writes checkpoints every `cfg.checkpoint_every` steps and at the end, TensorBoard events and
+  `metrics.jsonl` under `workdir`. Returns the final state (arrays on the mesh).
+
+  Raises:
+    ValueError: bad batch size for the mesh, bad checkpoint settings, too little data.
+  """
+  if cfg.num_steps <= 0:
+    raise ValueError(f"num_steps must be positive, got {cfg.num_steps}")
+  mesh = sharding.make_mesh(cfg.num_devices)
+  sharding.check_batch_size(cfg.batch_size, mesh)
+  local_batch = cfg.batch_size // jax.process_count()
+  os.makedirs(workdir, exist_ok=True)
+
+  # State: initial values, laid out on the mesh by jit's out_shardings.
+  def make_state(variables):
+    params = variables["params"]
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                      batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
+  abstract = jax.eval_shape(make_state, variables)
+  state_sh = sharding.state_shardings(abstract, mesh, cfg.fsdp)
+  batch_sh = sharding.batch_sharding(mesh)
+  rng = jax.random.key(cfg.seed)
+
+  data_iter = batched_iterator(data, local_batch, cfg.seed)
+  mngr = checkpoint.manager(workdir, cfg.checkpoint_every, cfg.keep_checkpoints)
+  if mngr.latest_step() is not None:
+    abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+                               abstract, state_sh)
+    restored = checkpoint.restore(mngr, flax.serialization.to_state_dict(abstract_sh), data_iter)
+    state = flax.serialization.from_state_dict(abstract, restored)
+  else:
+    state = jax.jit(make_state, out_shardings=state_sh)(variables)
+  start = int(state.step)
+
+  step_fn = jax.jit(make_train_step(apply_fn, loss_fn, tx),
+                    in_shardings=(state_sh, batch_sh, None),
+                    out_shardings=(state_sh, None), donate_argnums=(0,))
+  eval_fn = jax.jit(make_eval_step(apply_fn, loss_fn, metric_fn),
+                    in_shardings=(state_sh, batch_sh))
+  log = MetricsLog(workdir)
+  bar = tqdm.tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step",
+                  disable=not cfg.progress or jax.process_index() != 0)
+  try:
+    with mesh:
+      for step in range(start + 1, cfg.num_steps + 1):
+        batch = sharding.global_batch(next(data_iter), mesh)
+        state, metrics = step_fn(state, batch, rng)
+        if step % cfg.log_every == 0 or step == cfg.num_steps:
+          scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          log.write(step, scalars)
+          bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+        # Save after the step, with the iterator positioned for step + 1.
+        checkpoint.save(mngr, step, flax.serialization.to_state_dict(state), data_iter,
+                        force=step == cfg.num_steps)
+        if eval_data is not None and (
+            step == cfg.num_steps or (cfg.eval_every and step % cfg.eval_every == 0)):
+          log.write(step, evaluate(eval_fn, state, eval_data, local_batch, cfg.eval_batches, mesh),
+                    prefix="eval")
+        bar.update(1)
+  finally:
+    mngr.wait_until_finished()
+    mngr.close()
+    bar.close()
+    log.close()
+  return state
+
+
+def evaluate(eval_fn, state: TrainState, data: grain.MapDataset, local_batch: int, max_batches: int,
+             mesh: jax.sharding.Mesh) -> dict[str, float]:
+  """Mean of the eval step's outputs over the first `max_batches` batches of `data`."""
+  it = batched_iterator(data, local_batch, seed=0, shuffle=False, repeat=False)
+  totals: dict[str, float] = {}
+  n = 0
+  for batch in it:
+    if n == max_batches:
+      break
+    out = jax.device_get(eval_fn(state, sharding.global_batch(batch, mesh)))
+    for k, v in out.items():
+      totals[k] = totals.get(k, 0.0) + float(np.asarray(v))
+    n += 1
+  return {k: v / max(n, 1) for k, v in totals.items()}

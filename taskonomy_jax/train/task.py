@@ -1,0 +1,141 @@
+"""Train one task network by name from a run config (experiments/configs/task_network.py).
+
+Everything is chosen by name: the task from the registry, the loss and metric from the task,
+the optimizer from `OPTIMIZERS`, the data from `DATASETS` (other modules register theirs, e.g.
+the TFDS pipelines of taskonomy_jax/data).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import grain
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from taskonomy_jax import models, tasks
+from taskonomy_jax.train import loop, losses, metrics, sharding, toy_data
+
+DatasetFn = Callable[[tasks.TaskSpec, Mapping[str, Any], str, int], grain.MapDataset]
+
+
+def _toy(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str, resolution: int):
+  n = cfg["num_train"] if split == "train" else cfg["num_eval"]
+  return toy_data.dataset(spec, n, resolution, seed=0 if split == "train" else 1)
+
+
+DATASETS: dict[str, DatasetFn] = {"toy": _toy}
+
+
+def _adam(cfg, schedule):
+  # L2 weight decay added to the gradient before Adam == the original's slim L2 regularizer.
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay), optax.adam(schedule))
+
+
+def _sgd(cfg, schedule):
+  return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
+                     optax.sgd(schedule, momentum=cfg.get("momentum", 0.9)))
+
+
+OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """`cfg.name` in OPTIMIZERS; lr piecewise constant, x0.1 at each of `cfg.decay_steps`."""
+  if cfg.name not in OPTIMIZERS:
+    raise ValueError(f"unknown optimizer {cfg.name!r}; accepted: {sorted(OPTIMIZERS)}")
+  schedule = optax.piecewise_constant_schedule(
+      cfg.learning_rate, {int(s): 0.1 for s in cfg.get("decay_steps", ())})
+  return OPTIMIZERS[cfg.name](cfg, schedule)
+
+
+def make_data(spec: tasks.TaskSpec, cfg: ml_collections.ConfigDict, split: str,
+              resolution: int) -> grain.MapDataset:
+  if cfg.name not in DATASETS:
+    raise ValueError(f"unknown dataset {cfg.name!r}; accepted: {sorted(DATASETS)}")
+  return DATASETS[cfg.name](spec, cfg, split, resolution)
+
+
+def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainState:
+  """Trains (or resumes) `config.task`'s network; returns the final state."""
+  spec = tasks.get(config.task)
+  if spec.decoder == "none":
+    raise ValueError(f"task {spec.name!r} is an untrained encoder (random projection); "
+                     f"trainable tasks: {', '.join(t.name for t in tasks.trainable())}")
+  # Cheap checks first: a bad batch size should not cost a compilation.
+  sharding.check_batch_size(config.train.batch_size,
+                            sharding.make_mesh(config.train.get("num_devices")))
+  model = models.build(spec, config.model)
+  data = make_data(spec, config.data, "train", config.resolution)
+  eval_data = make_data(spec, config.data, "eval", config.resolution) \
+      if config.data.get("num_eval", 0) else None
+  sample = jnp.asarray(data[0]["inputs"])[None]
+  variables = loop.init_variables(model, sample, config.train.seed)
+  return loop.train(
+      apply_fn=loop.network_apply(model),
+      loss_fn=lambda pred, batch: losses.task_loss(spec, pred, batch),
+      metric_fn=lambda pred, batch: metrics.task_metric(spec, pred, batch),
+      variables=variables, tx=make_optimizer(config.optimizer), data=data, eval_data=eval_data,
+      cfg=loop.LoopConfig.from_config(config.train), workdir=workdir)
+
+
+def load_config(spec: str) -> ml_collections.ConfigDict:
+  """'path/to/config.py[:arg]' -> the file's `get_config(arg)` (big_vision's convention)."""
+  import importlib.util
+  import os
+
+  path, _, arg = spec.partition(":")
+  if not os.path.isfile(path):
+    raise ValueError(f"config file {path!r} does not exist")
+  module_spec = importlib.util.spec_from_file_location("_taskonomy_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  if not hasattr(module, "get_config"):
+    raise ValueError(f"config file {path!r} has no get_config(arg) function")
+  return module.get_config(arg) if arg else module.get_config()
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: list[str]) -> None:
+  """Applies 'dotted.key=value' strings; values parse as Python literals, else strings."""
+  import ast
+
+  for item in overrides:
+    key, sep, raw = item.partition("=")
+    if not sep:
+      raise ValueError(f"override {item!r} is not of the form key=value")
+    try:
+      value = ast.literal_eval(raw)
+    except (ValueError, SyntaxError):
+      value = raw
+    node = config
+    *parents, leaf = key.split(".")
+    for p in parents:
+      if p not in node:
+        raise ValueError(f"config has no field {key!r}")
+      node = node[p]
+    if leaf not in node:
+      raise ValueError(f"config has no field {key!r}; fields here: {sorted(node.keys())}")
+    node[leaf] = value
+
+
+def add_subcommand(subparsers) -> None:
+  p = subparsers.add_parser(
+      "train", help="train one task network (resumes from the workdir)",
+      description="Train a task network from a config file; re-running resumes.")
+  p.add_argument("config", help="config file[:arg], e.g. experiments/configs/task_network.py:cpu")
+  p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard events, metrics")
+  p.add_argument("--task", help="task name (overrides config.task)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config field, e.g. --set train.num_steps=100")
+  p.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+  config = load_config(args.config)
+  apply_overrides(config, ([f"task={args.task}"] if args.task else []) + args.set)
+  tasks.get(config.task)  # unknown task: a clear error before anything heavy
+  sharding.maybe_initialize_distributed(config.get("multihost", False))
+  train_task(config, args.workdir)
+  return 0
