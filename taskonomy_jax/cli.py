@@ -13,12 +13,13 @@ import sys
 from collections.abc import Callable, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
-from taskonomy_jax.world import preview as world_preview
-from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.train import task as train_task
+from taskonomy_jax.transfer import pipeline as transfer_pipeline
+from taskonomy_jax.world import preview as world_preview
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -53,6 +54,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     data_cli.add_subcommand,
     train_task.add_subcommand,
     convert_visualpriors.add_subcommand,
+    transfer_pipeline.add_subcommand,
 ]
 
 
