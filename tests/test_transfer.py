@@ -60,7 +60,7 @@ def test_stacked_readouts_equal_one_by_one(task, tmp_path):
 
 
 def test_per_example_losses_match_the_training_loss():
-  spec, inputs, targets, masks = _problem("normal", 1, n=5)
+  spec, _inputs, targets, masks = _problem("normal", 1, n=5)
   pred = np.tanh(np.random.default_rng(1).normal(size=targets[0].shape)).astype(np.float32)
   per = np.asarray(readout.per_example_losses(spec, pred, {"targets": targets[0],
                                                           "mask": masks[0]}))
