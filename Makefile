@@ -13,7 +13,7 @@ CONSTRAINTS := requirements/constraints.txt
 TEST_EXTRAS := test,beam,omnidata,torch,web,video
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv browser test test-all lint lock clean
+.PHONY: venv browser test test-all lint lock clean taxonomy
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No CPython 3.11-3.13 found; set PYTHON=..." >&2; exit 1; }
@@ -34,6 +34,13 @@ test: $(STAMP) browser
 
 test-all: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# The whole pipeline on the synthetic world (render -> dataset -> task bank -> representations ->
+# transfers -> affinities -> BIP -> figures); resumable: a rerun skips finished stages.
+TAXONOMY_WORKDIR ?= out/taxonomy
+TAXONOMY_CONFIG ?= experiments/configs/taxonomy.py
+taxonomy: $(STAMP)
+	$(VENV)/bin/taskonomy taxonomy --config $(TAXONOMY_CONFIG) --workdir $(TAXONOMY_WORKDIR)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -21,6 +21,7 @@ from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.taxonomy import api as taxonomy_api
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.train import task as train_task
+from taskonomy_jax.transfer import pipeline as transfer_pipeline
 from taskonomy_jax.web import serve as web_serve
 from taskonomy_jax.world import preview as world_preview
 
@@ -60,6 +61,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     web_serve.add_subcommand,
     taskbank_cli.add_subcommand,
     taskbank_video.add_subcommand,
+    transfer_pipeline.add_subcommand,
 ]
 
 

@@ -1,0 +1,369 @@
+"""The whole method on the synthetic world, as resumable stages (`make taxonomy`).
+
+dataset -> views -> task bank (+ representations) -> from-scratch baselines -> first-order
+transfers -> higher-order transfers -> affinities -> taxonomy and figures.
+
+Each stage is a set of units (one per task or target); each unit is written atomically with a
+completion marker (taskonomy_jax/transfer/stages.py), so a rerun skips what is finished and a
+killed run loses at most the unit in progress (whose training resumes from its checkpoint).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+from tqdm import tqdm
+
+from taskonomy_jax import tasks
+from taskonomy_jax.transfer import stages
+from taskonomy_jax.transfer import views as views_lib
+
+STAGES = ("dataset", "views", "taskbank", "scratch", "transfers1", "transfers_high",
+          "affinities", "taxonomy")
+
+
+@dataclasses.dataclass
+class Run:
+  """Paths and config of one pipeline run; `log` collects (stage, unit, ran, seconds)."""
+
+  config: ml_collections.ConfigDict
+  workdir: pathlib.Path
+  log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+  def stage_dir(self, stage: str) -> pathlib.Path:
+    return self.workdir / f"{STAGES.index(stage) + 1:02d}_{stage}"
+
+  @property
+  def ckpt(self) -> pathlib.Path:
+    return self.workdir / "checkpoints"
+
+  @property
+  def targets(self) -> list[str]:
+    return [tasks.get(t).name for t in self.config.targets]
+
+  @property
+  def bank(self) -> list[str]:
+    """Every source: the task networks (one per target) and the extra sources (random)."""
+    return self.targets + [tasks.get(t).name for t in self.config.extra_sources]
+
+  def views(self, split: str) -> views_lib.Views:
+    return views_lib.Views(self.stage_dir("views") / split)
+
+  def groups(self, names: Sequence[str]) -> dict[str, list[str]]:
+    """Stackable groups (one compiled model each), keyed by unit name."""
+    from taskonomy_jax.transfer import training
+    return {f"{i:02d}_{g[0]}": g for i, g in enumerate(training.group_tasks(names))}
+
+  def unit_of(self, stage: str, task: str) -> pathlib.Path:
+    names = self.bank if stage == "taskbank" else self.targets
+    unit = next(u for u, g in self.groups(names).items() if task in g)
+    return self.stage_dir(stage) / unit
+
+  def rep(self, task: str, split: str) -> np.ndarray:
+    return np.load(self.unit_of("taskbank", task) / f"{task}.{split}.rep.npy", mmap_mode="r")
+
+
+def _units(run: Run, stage: str, names: Sequence[str],
+           fn: Callable[[str, pathlib.Path], Any]) -> None:
+  """Runs `fn(name, tmp_dir)` for every unfinished unit of `stage`, with a progress bar."""
+  bar = tqdm(names, desc=stage, unit="unit", file=sys.stdout, leave=True)
+  for name in bar:
+    bar.set_postfix_str(name)
+    start = time.time()
+    ran = stages.run_unit(run.stage_dir(stage) / name, lambda tmp, n=name: fn(n, tmp))
+    run.log.append({"stage": stage, "unit": name, "ran": ran,
+                    "seconds": round(time.time() - start, 2)})
+
+
+# --- stages ----------------------------------------------------------------------------------
+
+def stage_dataset(run: Run) -> None:
+  def fn(_, tmp):
+    views_lib.build_dataset(run.config.data, run.workdir / "tfds")
+    (tmp / "data.json").write_text(json.dumps(run.config.data.to_dict()))
+  _units(run, "dataset", ["tfds"], fn)
+
+
+def stage_views(run: Run) -> None:
+  def fn(split, tmp):
+    n = views_lib.decode_split(run.config.data, run.workdir / "tfds", split, run.targets, tmp)
+    (tmp / "count.json").write_text(json.dumps({"views": n}))
+  _units(run, "views", list(views_lib.SPLITS), fn)
+
+
+def _opt(run: Run, lr: float | None = None) -> dict[str, Any]:
+  opt = run.config.optimizer.to_dict()
+  if lr is not None:
+    opt["learning_rate"] = lr
+  return opt
+
+
+def stage_taskbank(run: Run) -> None:
+  """Trains the task networks on `train` (one compiled step per stackable group), caches each
+  frozen encoder's representation of the transfer splits and its per-example test losses (the
+  tournament's `self`). Random projection is an untrained encoder."""
+  from taskonomy_jax.transfer import training
+
+  train, test = run.views("train"), run.views("test")
+  seed = run.config.taskbank.seed
+
+  def fn(unit, tmp):
+    group = run.groups(run.bank)[unit]
+    spec = tasks.get(group[0])
+    model = training.network_model(spec, run.config.model)
+    seeds = [seed + run.bank.index(t) for t in group]
+    if spec.decoder == "none":
+      variables = training.random_variables(model, np.asarray(train.rgb[:1]), seeds[0])
+      state = None
+    else:
+      source = training.StackedSource(train.rgb, [train.target(t) for t in group],
+                                      [train.mask(t) for t in group])
+      state = training.train_stacked(model, spec, source, seeds, _opt(run),
+                                     run.config.taskbank.to_dict(),
+                                     run.ckpt / "taskbank" / unit, shared_inputs=True)
+      variables = {"params": state.params, "batch_stats": state.batch_stats}
+    val = run.views("validation")
+    reps = training.stacked_encode(model, variables, np.concatenate([val.rgb, test.rgb]))
+    for t, r in zip(group, reps, strict=True):
+      np.save(tmp / f"{t}.validation.rep.npy", r[:len(val)])
+      np.save(tmp / f"{t}.test.rep.npy", r[len(val):])
+    if state is not None:
+      held_out = training.StackedSource(test.rgb, [test.target(t) for t in group],
+                                        [test.mask(t) for t in group])
+      losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
+      for t, row in zip(group, losses, strict=True):
+        np.save(tmp / f"{t}.self_losses.npy", row)
+    (tmp / "members.json").write_text(json.dumps(group))
+  _units(run, "taskbank", list(run.groups(run.bank)), fn)
+
+
+def _transfer_train_cfg(run: Run) -> dict[str, Any]:
+  t = run.config.transfer
+  return {"num_steps": t.num_steps, "batch_size": t.batch_size, "seed": t.seed}
+
+
+def stage_scratch(run: Run) -> None:
+  """Per target, a network trained from pixels on the transfer budget (the Gain baseline)."""
+  from taskonomy_jax.transfer import training
+
+  val, test = run.views("validation"), run.views("test")
+  budget = run.config.transfer.budget or None
+
+  def fn(unit, tmp):
+    group = run.groups(run.targets)[unit]
+    spec = tasks.get(group[0])
+    model = training.network_model(spec, run.config.model)
+    source = training.StackedSource(val.rgb, [val.target(t) for t in group],
+                                    [val.mask(t) for t in group], limit=budget)
+    state = training.train_stacked(
+        model, spec, source, [run.config.transfer.seed + run.targets.index(t) for t in group],
+        _opt(run, run.config.transfer.learning_rate), _transfer_train_cfg(run),
+        run.ckpt / "scratch" / unit, shared_inputs=True)
+    held_out = training.StackedSource(test.rgb, [test.target(t) for t in group],
+                                      [test.mask(t) for t in group])
+    losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
+    for t, row in zip(group, losses, strict=True):
+      np.save(tmp / f"{t}.losses.npy", row)
+  _units(run, "scratch", list(run.groups(run.targets)), fn)
+
+
+Member = tuple[str, tuple[str, ...]]  # (target, sources)
+
+
+def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
+                     tmp: pathlib.Path) -> None:
+  """All `members` (readouts into targets of one stackable group) in one compiled step."""
+  from taskonomy_jax.transfer import readout as readout_lib
+  from taskonomy_jax.transfer import training
+
+  spec = tasks.get(members[0][0])
+  channels = run.config.transfer.max_order * run.config.model.rep_channels
+  cands = [srcs for _, srcs in members]
+  needed = sorted({s for c in cands for s in c})
+  val, test = run.views("validation"), run.views("test")
+  source = training.StackedSource(
+      training.StackedInputs({s: run.rep(s, "validation") for s in needed}, cands, channels),
+      [val.target(t) for t, _ in members], [val.mask(t) for t, _ in members],
+      limit=run.config.transfer.budget or None)
+  readout = readout_lib.build(spec, run.config.readout.to_dict())
+  seeds = [run.config.transfer.seed + k for k in range(len(members))]
+  state = training.train_stacked(readout, spec, source, seeds,
+                                 _opt(run, run.config.transfer.learning_rate),
+                                 _transfer_train_cfg(run), run.ckpt / tag / unit)
+  held_out = training.StackedSource(
+      training.StackedInputs({s: run.rep(s, "test") for s in needed}, cands, channels),
+      [test.target(t) for t, _ in members], [test.mask(t) for t, _ in members])
+  np.save(tmp / "losses.npy", training.stacked_losses(readout, spec, state, held_out))
+  (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
+
+
+def stage_transfers1(run: Run) -> None:
+  """Every source (random projection included) -> every target; one compiled step per group of
+  stackable targets. A target's own network is not a first-order candidate: `self` stands for
+  it."""
+  def fn(unit, tmp):
+    members = [(t, (s,)) for t in run.groups(run.targets)[unit] for s in run.bank if s != t]
+    _train_transfers(run, members, "transfers1", unit, tmp)
+  _units(run, "transfers1", list(run.groups(run.targets)), fn)
+
+
+def load_losses(folder: pathlib.Path) -> tuple[list[Member], np.ndarray]:
+  members = [(t, tuple(s)) for t, s in json.loads((folder / "members.json").read_text())]
+  return members, np.load(folder / "losses.npy")
+
+
+def target_losses(folder: pathlib.Path, target: str) -> tuple[list[tuple[str, ...]], np.ndarray]:
+  """One target's candidates and their (S, N) losses from a transfer unit."""
+  members, losses = load_losses(folder)
+  rows = [i for i, (t, _) in enumerate(members) if t == target]
+  return [members[i][1] for i in rows], losses[rows]
+
+
+def stage_transfers_high(run: Run) -> None:
+  """Orders 2..max_order from each target's `beam` best first-order sources."""
+  from taskonomy_jax.transfer import training
+
+  def fn(unit, tmp):
+    members = []
+    for target in run.groups(run.targets)[unit]:
+      cands, losses = target_losses(run.stage_dir("transfers1") / unit, target)
+      members += [(target, c) for c in training.beam_candidates(
+          [c[0] for c in cands], losses, run.config.transfer.beam, run.config.transfer.max_order)]
+    _train_transfers(run, members, "transfers_high", unit, tmp)
+  if run.config.transfer.max_order > 1:
+    _units(run, "transfers_high", list(run.groups(run.targets)), fn)
+
+
+def stage_affinities(run: Run) -> None:
+  from taskonomy_jax.transfer import affinity
+
+  def fn(_, tmp):
+    per_target = {}
+    for target in run.targets:
+      cands, losses = target_losses(run.unit_of("transfers1", target), target)
+      high_dir = run.unit_of("transfers_high", target)
+      if stages.is_done(high_dir):
+        hc, hl = target_losses(high_dir, target)
+        cands, losses = cands + hc, np.concatenate([losses, hl])
+      per_target[target] = affinity.TargetLosses(
+          candidates=cands, losses=losses,
+          self_losses=np.load(run.unit_of("taskbank", target) / f"{target}.self_losses.npy"),
+          scratch_losses=np.load(run.unit_of("scratch", target) / f"{target}.losses.npy"))
+    table = affinity.affinity_table(per_target, source=str(run.workdir))
+    table.save(tmp / "affinities.json")
+    summary = {t: affinity.summary(tl) for t, tl in per_target.items()}
+    (tmp / "losses_summary.json").write_text(json.dumps(summary, indent=1))
+  _units(run, "affinities", ["table"], fn)
+
+
+def affinities_path(run: Run) -> pathlib.Path:
+  return run.stage_dir("affinities") / "table" / "affinities.json"
+
+
+def stage_taxonomy(run: Run) -> None:
+  from taskonomy_jax.taxonomy import api, figures
+
+  tc = run.config.taxonomy
+
+  def fn(_, tmp):
+    tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
+                             data=str(affinities_path(run)))
+    api.write_outputs(tax, tmp)
+    figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
+                         graph_budgets=tuple(tc.graph_budgets))
+  _units(run, "taxonomy", ["out"], fn)
+
+
+STAGE_FNS: dict[str, Callable[[Run], None]] = {
+    "dataset": stage_dataset, "views": stage_views, "taskbank": stage_taskbank,
+    "scratch": stage_scratch, "transfers1": stage_transfers1,
+    "transfers_high": stage_transfers_high, "affinities": stage_affinities,
+    "taxonomy": stage_taxonomy,
+}
+
+
+def configure_jax(cache_dir: pathlib.Path) -> None:
+  """Compile cheaply, and once: the pipeline's networks are tiny, so XLA's CPU compile time
+  (not the steps) dominates, and a rerun or a group of equal shapes hits the persistent cache.
+  `--xla_backend_optimization_level=0` made compiles ~5x faster here (BUILD_NOTES.md); set
+  XLA_FLAGS yourself to override. Must run before JAX's first computation."""
+  import os
+
+  flags = os.environ.get("XLA_FLAGS", "")
+  if "xla_backend_optimization_level" not in flags:
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+  import jax
+  jax.config.update("jax_compilation_cache_dir", str(cache_dir))
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+
+def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                 until: str | None = None) -> Run:
+  """Runs (or resumes) every stage up to `until` (default: all); returns the run's log."""
+  if until is not None and until not in STAGES:
+    raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
+  unknown = [t for t in config.targets if tasks.get(t).decoder not in ("pixel", "vector")]
+  if unknown:
+    raise ValueError(f"targets {unknown} are not single-view pixel or vector tasks")
+  run = Run(config, pathlib.Path(workdir))
+  run.workdir.mkdir(parents=True, exist_ok=True)
+  configure_jax(run.workdir / "jax_cache")
+  for i, name in enumerate(STAGES):
+    start = time.time()
+    print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
+    STAGE_FNS[name](run)
+    ran = sum(e["ran"] for e in run.log if e["stage"] == name)
+    print(f"[{i + 1}/{len(STAGES)}] {name}: {ran} unit(s) run, "
+          f"{time.time() - start:.1f} s", flush=True)
+    if name == until:
+      break
+  timings = run.workdir / "timings.json"
+  stages.write_json_atomic(timings, run.log)
+  return run
+
+
+def outputs(run: Run) -> dict[str, pathlib.Path]:
+  out = run.stage_dir("taxonomy") / "out"
+  return {"taxonomy": out / "taxonomy.json", "graph": out / "taxonomy.png",
+          "affinity heatmap": out / "figures" / "affinity_matrix.png",
+          "taxonomies by budget": out / "figures" / "taxonomies.png",
+          "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
+          "affinities": affinities_path(run)}
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def add_subcommand(sub: argparse._SubParsersAction) -> None:
+  p = sub.add_parser(
+      "taxonomy", help="the whole pipeline on the synthetic world (resumable)",
+      description="Render, build, train the task bank and the transfers, compute affinities, "
+                  "solve the BIP and draw the figures. Rerunning skips finished stages.")
+  p.add_argument("--config", default="experiments/configs/taxonomy.py",
+                 help="config file[:arg] (default %(default)s; ':tiny' for a smoke run)")
+  p.add_argument("--workdir", default="out/taxonomy", help="outputs (default %(default)s)")
+  p.add_argument("--until", choices=STAGES, help="stop after this stage")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="override a config field, e.g. --set transfer.num_steps=50")
+  p.set_defaults(run=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+  from taskonomy_jax.train import task as train_task
+
+  config = train_task.load_config(args.config)
+  train_task.apply_overrides(config, args.set)
+  start = time.time()
+  run = run_pipeline(config, args.workdir, args.until)
+  print(f"done in {time.time() - start:.0f} s; outputs:")
+  for name, path in outputs(run).items():
+    print(f"  {name:24} {path}{'' if path.exists() else '  (not made yet)'}")
+  return 0

@@ -1,0 +1,162 @@
+"""Transfer functions (paper Sec. 3.2) and their stacked, vmapped form.
+
+A transfer function reads frozen source representation(s) and predicts a target: two 3x3 conv
+layers on the representation (sources concatenated channel-wise for higher order), then the
+target's own decoder kind (the 15-layer pixel decoder or the FC head), trained from scratch on
+the small transfer budget.
+
+Many readouts into one target are trained as *one* model: their parameters are stacked on a
+leading readout axis and one apply function is `jax.vmap`-ed over it, so the training loop
+(taskonomy_jax/train/loop.py) compiles one step for all of them. Inputs of different orders
+share a shape: each readout sees its sources' representations concatenated and zero-padded to
+`max_order * rep_channels` channels. A zero input channel changes nothing the readout computes
+(its first-layer weights multiply zeros), so a padded first-order readout is a first-order
+readout.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from taskonomy_jax import tasks
+from taskonomy_jax.models import networks
+from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
+from taskonomy_jax.train import losses
+
+
+class Readout(nn.Module):
+  """(B, h, w, C_in) representation(s) -> the target's prediction (B, *spec.output_shape(16h)).
+
+  Attributes mirror `TaskNetwork`'s decoder settings, so the decoder is built by the same
+  factory as the task networks' (`networks._DECODERS`): one definition of each decoder kind.
+  """
+
+  spec: tasks.TaskSpec
+  readout_channels: int = 8
+  decoder_width_multiplier: float = 1.0
+  fc_hidden: int = 2048
+  dropout: float = 0.5
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    for i in range(2):  # the paper's two-layer readout
+      x = nn.Conv(self.readout_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
+                  name=f"conv{i}")(x)
+      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = nn.relu(x)
+    decoder = networks._DECODERS[self.spec.decoder](self)
+    if decoder is None:
+      raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
+    if self.spec.decoder == "pixel":
+      out = decoder(x, train)
+    else:
+      out = decoder(x.reshape(x.shape[0], -1), train)
+    return out.astype(jnp.float32)
+
+
+def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
+  """A readout for target `spec` from `config` (keys: readout_channels,
+  decoder_width_multiplier, fc_hidden, dropout; missing keys take the paper's values)."""
+  known = {"readout_channels", "decoder_width_multiplier", "fc_hidden", "dropout"}
+  unknown = set(config) - known
+  if unknown:
+    raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
+  if spec.num_views > 1 or spec.decoder not in ("pixel", "vector"):
+    raise ValueError(f"{spec.name!r} ({spec.decoder} decoder, {spec.num_views} views) is not a "
+                     "single-view target; transfers here go to pixel and vector tasks")
+  return Readout(spec=spec, **dict(config))
+
+
+def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> dict[str, Any]:
+  """Variables of `len(seeds)` copies of `module` (readout or task network), stacked.
+
+  Copy k is initialised exactly as `init_stacked(module, sample, [seeds[k]])` would (the
+  same key, the same initialisers under `vmap`), which is what makes the batched run equal the
+  one-by-one run.
+
+  Args:
+    sample: one batch of one copy's inputs, e.g. (B, h, w, C_in) (values unused).
+  Returns:
+    {'params': ..., 'batch_stats': ...}, every leaf (K, ...).
+  """
+  def one(seed):
+    v = module.init({"params": jax.random.key(seed)}, sample, train=False)
+    return {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
+  return jax.jit(jax.vmap(one))(jnp.asarray(np.asarray(seeds, np.uint32)))
+
+
+def stacked_apply(module: nn.Module, shared_inputs: bool = False
+                  ) -> Callable[..., tuple[jax.Array, Any]]:
+  """The loop's `apply_fn` for K stacked copies of `module` (a `Readout` or a `TaskNetwork`).
+
+  inputs (B, K, ...) -- or (B, ...) given to every copy when `shared_inputs` -- -> predictions
+  (K, B, ...). Every copy gets the same dropout key, as it would if trained alone with the same
+  seed.
+  """
+  def apply_one(variables, x, train, rngs):
+    if train:
+      pred, upd = module.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])
+      return pred, upd.get("batch_stats", {})
+    return module.apply(variables, x, train=False), variables.get("batch_stats", {})
+
+  def apply(variables, inputs, train: bool, rngs=None):
+    in_axes = (0, None if shared_inputs else 1, None, None)
+    return jax.vmap(apply_one, in_axes=in_axes)(variables, inputs, train, rngs)
+  return apply
+
+
+def _member_batch(batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  return {k: batch[k] for k in ("targets", "mask", "weights") if k in batch}
+
+
+def stacked_loss(spec: tasks.TaskSpec) -> Callable[[jax.Array, Mapping[str, jax.Array]], jax.Array]:
+  """Sum over the K copies of each one's loss: predictions (K, B, ...), batch targets and masks
+  (B, K, ...) (copy k's own target) -> scalar.
+
+  `spec` gives the loss (every copy of a stacked model shares its loss and output shape).
+  Parameters of different copies are disjoint, so the gradient of the sum with respect to copy
+  k's parameters is the gradient of copy k's own loss.
+  """
+  def loss(pred, batch):
+    per = jax.vmap(lambda p, b: losses.task_loss(spec, p, b), in_axes=(0, 1))(
+        pred, _member_batch(batch))
+    return jnp.sum(per)
+  return loss
+
+
+def per_example_losses(spec: tasks.TaskSpec, pred: jax.Array,
+                       batch: Mapping[str, jax.Array]) -> jax.Array:
+  """The target's loss on each example separately: (B, ...) predictions -> (B,).
+
+  The same loss function as training (masks and all), applied to batches of one: the held-out
+  losses the tournament compares (paper Sec. 3.3).
+  """
+  def one(p, b):
+    return losses.task_loss(spec, p[None], jax.tree.map(lambda a: a[None], b))
+  return jax.vmap(one)(pred, _member_batch(batch))
+
+
+def stacked_per_example_losses(spec: tasks.TaskSpec, pred: jax.Array,
+                               batch: Mapping[str, jax.Array]) -> jax.Array:
+  """(K, B, ...) predictions, (B, K, ...) targets -> (K, B) per-example losses."""
+  return jax.vmap(lambda p, b: per_example_losses(spec, p, b), in_axes=(0, 1))(
+      pred, _member_batch(batch))
+
+
+def pad_channels(rep: np.ndarray, channels: int) -> np.ndarray:
+  """(..., c) -> (..., channels) with zeros appended (c <= channels)."""
+  c = rep.shape[-1]
+  if c > channels:
+    raise ValueError(f"representation has {c} channels, more than the {channels} allowed")
+  if c == channels:
+    return rep
+  pad = np.zeros((*rep.shape[:-1], channels - c), rep.dtype)
+  return np.concatenate([rep, pad], axis=-1)

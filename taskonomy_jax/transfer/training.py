@@ -1,0 +1,208 @@
+"""Training and held-out evaluation of task networks and transfer readouts, through the one loop.
+
+Everything here calls `taskonomy_jax.train.loop.train`: a task network is one model; the
+readouts into one target are one *stacked* model (taskonomy_jax/transfer/readout.py), so the
+loop compiles one step for all of them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import pathlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import grain
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from taskonomy_jax import models, tasks
+from taskonomy_jax.taxonomy import ahp
+from taskonomy_jax.train import loop
+from taskonomy_jax.train import task as train_task
+from taskonomy_jax.transfer import readout as readout_lib
+
+RANDOM = "random"  # the paper's random-projection source: an untrained encoder
+
+
+def loop_config(train_cfg: Mapping[str, Any], progress: bool = False,
+                num_examples: int | None = None) -> loop.LoopConfig:
+  """The loop's config for a short run: one checkpoint at the end (the unit is the resume
+  granularity of the pipeline; the loop also resumes a killed run from that checkpoint)."""
+  cfg = dict(train_cfg)
+  if num_examples is not None:  # a budget smaller than a batch trains on full-budget batches
+    cfg["batch_size"] = min(cfg["batch_size"], num_examples)
+  cfg.setdefault("checkpoint_every", cfg["num_steps"])
+  cfg.setdefault("log_every", max(1, cfg["num_steps"] // 4))
+  cfg.setdefault("keep_checkpoints", 1)
+  cfg.setdefault("progress", progress)
+  return loop.LoopConfig.from_config(cfg)
+
+
+def optimizer(opt_cfg: Mapping[str, Any]) -> optax.GradientTransformation:
+  import ml_collections
+  return train_task.make_optimizer(ml_collections.ConfigDict(dict(opt_cfg)))
+
+
+# --- stacking -------------------------------------------------------------------------------
+
+def group_key(spec: tasks.TaskSpec) -> tuple:
+  """Tasks with equal keys have networks of one shape and one loss: they stack (vmap)."""
+  return (spec.decoder, spec.channels, spec.loss, spec.output_stride, spec.num_views, spec.dtype)
+
+
+def group_tasks(names: Sequence[str]) -> list[list[str]]:
+  """`names` split into stackable groups, in order of first appearance."""
+  groups: dict[tuple, list[str]] = {}
+  for n in names:
+    groups.setdefault(group_key(tasks.get(n)), []).append(tasks.get(n).name)
+  return list(groups.values())
+
+
+class StackedSource(Sequence):
+  """Examples for K stacked copies: {'inputs', 'targets': (K, ...), 'mask': (K, ...)}.
+
+  Args:
+    inputs: a sequence giving example i's inputs: (K, ...) per copy, or one array every copy
+      reads (`shared_inputs` of `readout.stacked_apply`).
+    targets, masks: K arrays (N, ...): copy k's targets and valid masks.
+    limit: use only the first `limit` examples (the transfer budget).
+  """
+
+  def __init__(self, inputs: Sequence[np.ndarray], targets: Sequence[np.ndarray],
+               masks: Sequence[np.ndarray], limit: int | None = None):
+    if len(targets) != len(masks):
+      raise ValueError(f"{len(targets)} target arrays but {len(masks)} masks")
+    self.inputs, self.targets, self.masks = inputs, list(targets), list(masks)
+    self.n = len(inputs) if limit is None else min(len(inputs), limit)
+
+  def __len__(self) -> int:
+    return self.n
+
+  def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+    if not 0 <= i < self.n:
+      raise IndexError(i)
+    return {"inputs": np.asarray(self.inputs[i]),
+            "targets": np.stack([np.asarray(t[i]) for t in self.targets]),
+            "mask": np.stack([np.asarray(m[i]) for m in self.masks])}
+
+  def batch(self, start: int, stop: int) -> dict[str, np.ndarray]:
+    """Examples [start, stop) as one batch (inputs (B, ...), targets/masks (B, K, ...))."""
+    get = getattr(self.inputs, "batch", None)
+    inputs = get(start, stop) if get else np.asarray(self.inputs[start:stop])
+    return {"inputs": inputs,
+            "targets": np.stack([np.asarray(t[start:stop]) for t in self.targets], axis=1),
+            "mask": np.stack([np.asarray(m[start:stop]) for m in self.masks], axis=1)}
+
+
+def train_stacked(module, spec: tasks.TaskSpec, source: StackedSource, seeds: Sequence[int],
+                  opt_cfg: Mapping, train_cfg: Mapping, workdir: pathlib.Path,
+                  shared_inputs: bool = False) -> loop.TrainState:
+  """Trains K = len(seeds) copies of `module` (copy k on target k of `source`) in one compiled
+  step of the training loop; resumes from `workdir`'s checkpoint."""
+  first = source[0]["inputs"]
+  sample = jnp.asarray((first if shared_inputs else first[0])[None])
+  variables = readout_lib.init_stacked(module, sample, seeds)
+  return loop.train(apply_fn=readout_lib.stacked_apply(module, shared_inputs),
+                    loss_fn=readout_lib.stacked_loss(spec), variables=variables,
+                    tx=optimizer(opt_cfg), data=grain.MapDataset.source(source),
+                    cfg=loop_config(train_cfg, num_examples=len(source)), workdir=str(workdir))
+
+
+def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source: StackedSource,
+                   shared_inputs: bool = False, batch: int = 32) -> np.ndarray:
+  """Per-example held-out losses of every stacked copy on `source`: (K, N)."""
+  apply = readout_lib.stacked_apply(module, shared_inputs)
+
+  @jax.jit
+  def fn(v, b):
+    pred, _ = apply(v, b["inputs"], False)
+    return readout_lib.stacked_per_example_losses(spec, pred, b)
+
+  v = {"params": state.params, "batch_stats": state.batch_stats}
+  n = len(source)
+  out = [np.asarray(fn(v, jax.tree.map(lambda a: jnp.asarray(pad_rows(a, batch)),
+                                       source.batch(i, min(i + batch, n)))))
+         for i in range(0, n, batch)]
+  return np.concatenate(out, axis=1)[:, :n]
+
+
+def stacked_encode(model: models.TaskNetwork, variables: Mapping[str, Any], images: np.ndarray,
+                   batch: int = 64) -> np.ndarray:
+  """Frozen encoders of K stacked task networks: (N, H, W, 3) -> (K, N, H/16, W/16, C)."""
+  def one(v, x):
+    return model.apply(v, x, False, method=lambda m, x, t: m.encoder(x, t))
+  fn = jax.jit(jax.vmap(one, in_axes=(0, None)))
+  v = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+  n = len(images)
+  out = [np.asarray(fn(v, jnp.asarray(pad_rows(np.asarray(images[i:i + batch]), batch))))
+         for i in range(0, n, batch)]
+  return np.concatenate(out, axis=1)[:, :n].astype(np.float32)
+
+
+def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
+  """(n, ...) -> (rows, ...) by repeating the last row (n <= rows): evaluation batches of one
+  shape compile once; the padded rows' outputs are dropped."""
+  a = np.asarray(a)
+  if len(a) >= rows:
+    return a
+  return np.concatenate([a, np.repeat(a[-1:], rows - len(a), axis=0)])
+
+
+# --- task networks ---------------------------------------------------------------------------
+
+def network_model(spec: tasks.TaskSpec, model_cfg: Mapping) -> models.TaskNetwork:
+  return models.build(spec, dict(model_cfg))
+
+
+def random_variables(model: models.TaskNetwork, sample: np.ndarray, seed: int) -> dict[str, Any]:
+  """Random projection (paper Sec. 4): an untrained encoder, stacked as K = 1."""
+  return readout_lib.init_stacked(model, jnp.asarray(sample[:1]), [seed])
+
+
+# --- transfer readouts -----------------------------------------------------------------------
+
+class StackedInputs(Sequence):
+  """Per example: (K, h, w, max_order * C) inputs of K readouts, each its sources' cached
+  representations concatenated channel-wise (paper Sec. 3.2) and zero-padded."""
+
+  def __init__(self, reps: Mapping[str, np.ndarray], candidates: Sequence[tuple[str, ...]],
+               channels: int):
+    self.reps, self.candidates, self.channels = reps, list(candidates), channels
+    self.n = len(next(iter(reps.values())))
+
+  def __len__(self) -> int:
+    return self.n
+
+  def __getitem__(self, i: int) -> np.ndarray:
+    if not 0 <= i < self.n:
+      raise IndexError(i)
+    return self.batch(i, i + 1)[0]
+
+  def batch(self, start: int, stop: int) -> np.ndarray:
+    """(stop - start, K, h, w, channels) for a contiguous range."""
+    cols = [readout_lib.pad_channels(
+        np.concatenate([np.asarray(self.reps[s][start:stop]) for s in srcs], -1), self.channels)
+        for srcs in self.candidates]
+    return np.stack(cols, axis=1)
+
+
+def beam_candidates(first_order: Sequence[str], losses: np.ndarray, beam: int,
+                    max_order: int) -> list[tuple[str, ...]]:
+  """Higher-order transfers from the `beam` best first-order sources (paper Sec. 3.2).
+
+  Sources are ranked by their AHP affinity in the tournament of the first-order transfers
+  alone; every combination of 2..max_order of the best `beam` is a candidate (for beam 5 and
+  order 4: 10 + 10 + 5 = 25 per target).
+
+  Args:
+    first_order: S source names. losses: (S, N) their held-out losses.
+  """
+  if len(first_order) != len(losses):
+    raise ValueError(f"{len(first_order)} sources but {len(losses)} rows of losses")
+  scores = ahp.affinities_from_losses(losses)
+  best = [first_order[i] for i in np.argsort(-scores, kind="stable")[:beam]]
+  return [tuple(sorted(c)) for k in range(2, max_order + 1)
+          for c in itertools.combinations(best, k)]

@@ -1,0 +1,174 @@
+"""Transfers: stacked readouts equal one-by-one training, beam search, affinities, atomic units."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import jax
+import numpy as np
+import pytest
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taxonomy import ahp
+from taskonomy_jax.taxonomy.affinities import SELF, make_transfer
+from taskonomy_jax.transfer import affinity, readout, stages, training
+
+OPT = {"name": "adam", "learning_rate": 3e-3, "weight_decay": 2e-6}
+SMALL = {"readout_channels": 4, "decoder_width_multiplier": 1 / 16, "fc_hidden": 16,
+         "dropout": 0.5}
+
+
+def _problem(task: str, k: int, n: int = 12, side: int = 2, channels: int = 16, seed: int = 0):
+  """K readouts' inputs (n, K, side, side, channels) and K different targets (and masks)."""
+  spec = tasks.get(task)
+  rng = np.random.default_rng(seed)
+  inputs = rng.normal(size=(n, k, side, side, channels)).astype(np.float32)
+  shape = spec.output_shape(16 * side)
+  targets = [np.tanh(rng.normal(size=(n, *shape))).astype(np.float32) for _ in range(k)]
+  mshape = shape[:-1] if spec.pixel_output else ()
+  masks = [(rng.uniform(size=(n, *mshape)) > 0.2).astype(np.float32) for _ in range(k)]
+  return spec, inputs, targets, masks
+
+
+@pytest.mark.parametrize("task", ["room_layout", pytest.param("depth_zbuffer",
+                                                              marks=pytest.mark.slow)])
+def test_stacked_readouts_equal_one_by_one(task, tmp_path):
+  k, steps = 3, 4
+  spec, inputs, targets, masks = _problem(task, k)
+  module = readout.build(spec, SMALL)
+  cfg = {"num_steps": steps, "batch_size": 4, "seed": 7}
+  seeds = [11, 12, 13]
+  together = training.StackedSource(inputs, targets, masks)
+  state = training.train_stacked(module, spec, together, seeds, OPT, cfg, tmp_path / "all")
+  losses = training.stacked_losses(module, spec, state, together, batch=5)
+  assert losses.shape == (k, len(inputs))
+  for i in range(k):
+    alone = training.StackedSource(inputs[:, i:i + 1], targets[i:i + 1], masks[i:i + 1])
+    one = training.train_stacked(module, spec, alone, [seeds[i]], OPT, cfg, tmp_path / str(i))
+    got = jax.tree.map(lambda a, i=i: np.asarray(a)[i], (state.params, state.batch_stats))
+    want = jax.tree.map(lambda a: np.asarray(a)[0], (one.params, one.batch_stats))
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+      np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+    np.testing.assert_allclose(losses[i], training.stacked_losses(module, spec, one, alone)[0],
+                               rtol=2e-4, atol=2e-5)
+  # Training did something: the readouts moved away from their initialisation and differ.
+  init = readout.init_stacked(module, inputs[:1, 0], seeds)["params"]
+  moved = [float(np.abs(np.asarray(a) - np.asarray(b)).max())
+           for a, b in zip(jax.tree.leaves(state.params), jax.tree.leaves(init), strict=True)]
+  assert max(moved) > 1e-3
+
+
+def test_per_example_losses_match_the_training_loss():
+  spec, _inputs, targets, masks = _problem("normal", 1, n=5)
+  pred = np.tanh(np.random.default_rng(1).normal(size=targets[0].shape)).astype(np.float32)
+  per = np.asarray(readout.per_example_losses(spec, pred, {"targets": targets[0],
+                                                          "mask": masks[0]}))
+  from taskonomy_jax.train import losses
+  for i in range(5):
+    one = losses.task_loss(spec, pred[i:i + 1], {"targets": targets[0][i:i + 1],
+                                                 "mask": masks[0][i:i + 1]})
+    np.testing.assert_allclose(per[i], float(one), rtol=1e-6)
+  # By hand: masked mean absolute error of example 0.
+  m = masks[0][0][..., None] * np.ones(3)
+  np.testing.assert_allclose(per[0], np.sum(np.abs(pred[0] - targets[0][0]) * m) / m.sum(),
+                             rtol=1e-5)
+
+
+def test_stacked_inputs_concatenate_sources_and_pad():
+  reps = {"a": np.full((3, 2, 2, 2), 1.0, np.float32), "b": np.full((3, 2, 2, 2), 2.0, np.float32)}
+  x = training.StackedInputs(reps, [("a",), ("a", "b"), ("b",)], channels=6)
+  item = x[1]
+  assert item.shape == (3, 2, 2, 6)
+  np.testing.assert_array_equal(item[0, 0, 0], [1, 1, 0, 0, 0, 0])
+  np.testing.assert_array_equal(item[1, 0, 0], [1, 1, 2, 2, 0, 0])
+  np.testing.assert_array_equal(item[2, 0, 0], [2, 2, 0, 0, 0, 0])
+  np.testing.assert_array_equal(x.batch(0, 3)[1], item)
+  with pytest.raises(ValueError, match="channels"):
+    readout.pad_channels(np.zeros((1, 7)), 6)
+
+
+def test_zero_padding_does_not_change_a_readout():
+  spec = tasks.get("room_layout")
+  module = readout.build(spec, SMALL)
+  x = np.random.default_rng(0).normal(size=(4, 2, 2, 8)).astype(np.float32)
+  v = module.init({"params": jax.random.key(0)}, readout.pad_channels(x, 32), train=False)
+  w = jax.tree.map(lambda a: a, v)
+  kernel = np.asarray(v["params"]["conv0"]["kernel"])
+  w["params"]["conv0"]["kernel"] = kernel[:, :, :8]
+  a = module.apply(v, readout.pad_channels(x, 32))
+  b = module.apply(w, x)
+  np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_beam_candidates_take_combinations_of_the_best_sources():
+  rng = np.random.default_rng(0)
+  base = rng.uniform(size=200)
+  # Source i's loss is base + i/10: s0 best, then s1, ... (a consistent tournament).
+  losses = np.stack([base + i / 10 for i in range(6)])
+  names = ["s3", "s0", "s5", "s1", "s4", "s2"]
+  order = [int(n[1]) for n in names]
+  cands = training.beam_candidates(names, losses[order], beam=3, max_order=3)
+  assert cands == [("s0", "s1"), ("s0", "s2"), ("s1", "s2"), ("s0", "s1", "s2")]
+  assert len(training.beam_candidates(names, losses[order], beam=5, max_order=4)) == 25
+
+
+def test_group_tasks_stacks_equal_shapes_only():
+  groups = training.group_tasks(["normal", "depth_zbuffer", "autoencoding", "reshading",
+                                 "room_layout", "random"])
+  assert groups == [["normal", "autoencoding"], ["depth_zbuffer", "reshading"], ["room_layout"],
+                    ["random"]]
+
+
+def test_affinity_table_from_losses():
+  n = 100
+  rng = np.random.default_rng(0)
+  self_l = rng.uniform(1, 2, n)
+  good = self_l - 0.5        # beats self on every example
+  bad = self_l + 1.0         # loses to self everywhere
+  mixed = np.where(np.arange(n) < 30, self_l - 0.1, self_l + 0.1)  # wins on 30%
+  scratch = self_l + 0.5
+  tl = affinity.TargetLosses([("a",), ("b",), ("a", "c")], np.stack([good, bad, mixed]),
+                             self_l, scratch)
+  table = affinity.affinity_table({"normal": tl})
+  t = {name: make_transfer(s, "normal") for name, s in
+       [("good", ("a",)), ("bad", ("b",)), ("mixed", ("a", "c")), ("self", (SELF,))]}
+  assert table.quality[t["good"]] == 1.0 and table.quality[t["bad"]] == 0.0
+  assert table.quality[t["mixed"]] == pytest.approx(0.3)
+  assert table.quality[t["self"]] == 0.5
+  assert table.gain[t["good"]] == 1.0 and table.gain[t["bad"]] == 0.0
+  assert table.gain[t["mixed"]] == 1.0  # mixed is below scratch (self + 0.5) everywhere
+  assert table.baseline_quality["normal"] == 0.0
+  aff = {k: table.affinity[v] for k, v in t.items()}
+  assert sum(aff.values()) == pytest.approx(1.0)
+  assert aff["good"] > aff["self"] > aff["mixed"] > aff["bad"]
+  # One tournament over all four candidates, as ahp computes it.
+  want = ahp.affinities_from_losses(np.stack([good, bad, mixed, self_l]))
+  np.testing.assert_allclose([aff["good"], aff["bad"], aff["mixed"], aff["self"]], want)
+  with pytest.raises(ValueError, match="expected"):
+    affinity.TargetLosses([("a",)], np.zeros((2, n)), self_l, scratch)
+
+
+def test_run_unit_is_atomic_and_skips_finished_units(tmp_path):
+  unit = tmp_path / "stage" / "u"
+
+  def boom(tmp: pathlib.Path):
+    (tmp / "half.npy").write_text("x")
+    raise RuntimeError("killed")
+
+  with pytest.raises(RuntimeError):
+    stages.run_unit(unit, boom)
+  assert not unit.exists() and list((tmp_path / "stage").iterdir()) == []
+  calls = []
+  assert stages.run_unit(unit, lambda tmp: calls.append((tmp / "out.txt").write_text("ok")),
+                         info={"k": 1})
+  assert (unit / "out.txt").read_text() == "ok" and stages.marker_info(unit)["k"] == 1
+  assert not stages.run_unit(unit, lambda tmp: calls.append(1))
+  assert len(calls) == 1
+  # A stale temporary folder (a killed run) is cleaned by the next run of that unit.
+  other = tmp_path / "stage" / "v"
+  stale = tmp_path / "stage" / ".v.tmp-dead"
+  stale.mkdir()
+  stages.run_unit(other, lambda tmp: None)
+  assert not stale.exists() and stages.is_done(other)
+  assert json.loads((other / stages.MARKER).read_text())["seconds"] >= 0
