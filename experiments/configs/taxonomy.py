@@ -6,7 +6,7 @@ affinities -> BIP -> figures. Sizes:
   default: ~10 min on 2 CPU cores (the `make taxonomy` budget is 15 min with the venv install).
     taskonomy taxonomy run --config experiments/configs/taxonomy.py --workdir out/taxonomy
   tiny:    the same stages at toy size, well under 2 min (the end-to-end test).
-    taskonomy taxonomy run --config experiments/configs/taxonomy.py:tiny --workdir /tmp/tax
+    taskonomy taxonomy --config experiments/configs/taxonomy.py:tiny --workdir /tmp/tax
   paper:   the paper's sizes (256x256 ResNet-50 task bank, 1-4 order transfers on 16k images)
     need accelerators; the stages and code are the same (not run here).
 
