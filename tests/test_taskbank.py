@@ -245,3 +245,32 @@ def test_every_trainable_task_gets_examples_of_the_right_shapes(tiny_bank):
       assert ex["mask"].shape == out[:2], spec.name
   with pytest.raises(ValueError, match="resolution 64"):
     data.dataset(tasks.get("normal"), config.data, "train", 64)
+
+
+def test_serve_and_visualize_run_a_trained_bank(tiny_bank, tmp_path):
+  import argparse
+
+  from taskonomy_jax import cli
+  from taskonomy_jax.web import serve
+
+  _, workdir, _ = tiny_bank
+  args = argparse.Namespace(bank=workdir, taskbank="none", resolution=64, examples=0, seed=0,
+                            results_dir=None, max_body_mb=8, max_image_pixels=4096 * 4096)
+  service = serve.build_service(args)
+  assert service.resolution == 32  # the bank's, not --resolution
+  image = np.random.default_rng(1).integers(0, 255, (40, 50, 3), dtype=np.uint8)
+  _, panels = service.run_demo(image)
+  # Every drawable finished task is shown; random projection has nothing to draw.
+  assert [p["task"] for p in panels] == ["autoencoding"]
+  assert panels[0]["shape"] == [32, 32, 3]
+  with pytest.raises(ValueError, match="not both"):
+    serve.build_service(argparse.Namespace(**{**vars(args), "taskbank": "random"}))
+  with pytest.raises(FileNotFoundError, match="not a task bank"):
+    serve.build_service(argparse.Namespace(**{**vars(args), "bank": str(tmp_path)}))
+
+  video = tmp_path / "walk.gif"
+  assert cli.main(["visualize", "--walk", "0", "--frames", "2", "--tasks", "autoencoding",
+                   "--bank", workdir, "--panel", "32", "--out", str(video)]) == 0
+  from PIL import Image
+  with Image.open(video) as gif:
+    assert gif.n_frames == 2

@@ -192,7 +192,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--tasks", default="normal,depth_zbuffer,reshading,edge_occlusion,"
                  "segment_semantic", help="comma-separated tasks to show (default: five)")
   p.add_argument("--taskbank", choices=["random"], default="random",
-                 help="random: randomly initialised networks (until trained weights load)")
+                 help="random: randomly initialised networks (used when --bank is not given)")
+  p.add_argument("--bank", default=None, metavar="DIR",
+                 help="a trained task bank (`taskonomy taskbank train --workdir DIR`); its "
+                      "resolution replaces --resolution")
   p.add_argument("--resolution", type=int, default=64, help="network input size (default 64)")
   p.add_argument("--panel", type=int, default=128, help="panel size in the video (default 128)")
   p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
@@ -214,12 +217,19 @@ def _run_visualize(args: argparse.Namespace) -> int:
     raise ValueError("--frames must be >= 1, --fps > 0, --resolution a multiple of 16")
   if args.input is not None and not pathlib.Path(args.input).exists():
     raise ValueError(f"--input {args.input} is neither a video file nor a folder of images")
+  resolution = args.resolution
+  if args.bank is not None:
+    from taskonomy_jax.taskbank import bank
+
+    predictor: predict.Predictor = bank.TaskBank.load(args.bank, names)
+    resolution = predictor.resolution
+  else:
+    predictor = predict.random_init_predictor(names, resolution=resolution, seed=args.seed)
   if args.walk is not None:
-    frames: Iterable[np.ndarray] = render_walk(args.walk, args.frames, args.resolution)
+    frames: Iterable[np.ndarray] = render_walk(args.walk, args.frames, resolution)
   else:
     frames = _take(read_frames(args.input), args.frames)
-  predictor = predict.random_init_predictor(names, resolution=args.resolution, seed=args.seed)
-  n = visualize(frames, predictor, args.resolution, args.out, args.fps, args.panel,
+  n = visualize(frames, predictor, resolution, args.out, args.fps, args.panel,
                 total=args.frames)
   print(f"wrote {args.out} ({n} frames, {len(names)} tasks)")
   return 0

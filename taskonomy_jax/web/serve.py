@@ -2,6 +2,7 @@
 
     taskonomy serve --port 8000                # transfer-API page on the published results
     taskonomy serve --taskbank random          # + the live demo with randomly initialised networks
+    taskonomy serve --bank runs/taskbank       # + the live demo with a trained task bank
 """
 
 from __future__ import annotations
@@ -39,7 +40,16 @@ def world_examples(count: int, resolution: int, seed: int = 0) -> dict[str, np.n
 
 def build_service(args: argparse.Namespace) -> Service:
   predictor, note, examples = None, "", {}
-  if args.taskbank == "random":
+  resolution = args.resolution
+  if args.bank is not None:
+    if args.taskbank != "none":
+      raise ValueError("give either --bank DIR (trained networks) or --taskbank random, not both")
+    from taskonomy_jax.taskbank import bank
+
+    predictor = bank.TaskBank.load(args.bank)  # FileNotFoundError names what is missing
+    resolution = predictor.resolution  # the bank's networks were trained at this size
+    note = f"Task bank: trained networks from {args.bank} ({', '.join(predictor.task_names)})."
+  elif args.taskbank == "random":
     if importlib.util.find_spec("taskonomy_jax.models") is None:
       raise ValueError("--taskbank random needs taskonomy_jax.models, which this checkout "
                        "does not have")
@@ -49,16 +59,16 @@ def build_service(args: argparse.Namespace) -> Service:
     print(f"building {len(tasks.trainable())} randomly initialised task networks ...",
           file=sys.stderr)
     # Not jitted: compiling 25 networks would make the first request take minutes.
-    predictor = predict.random_init_predictor(resolution=args.resolution, seed=args.seed,
+    predictor = predict.random_init_predictor(resolution=resolution, seed=args.seed,
                                               jit=False)
     note = ("Task bank: randomly initialised networks (no trained weights): the pictures show "
             "what each task outputs and how it is drawn, not good predictions.")
   if args.examples > 0 and importlib.util.find_spec("taskonomy_jax.world") is not None:
-    examples = world_examples(args.examples, args.resolution, args.seed)
+    examples = world_examples(args.examples, resolution, args.seed)
   limits = Limits(max_body_bytes=args.max_body_mb * 2**20,
                   max_image_bytes=min(args.max_body_mb * 2**20, Limits.max_image_bytes),
                   max_image_pixels=args.max_image_pixels)
-  return Service(args.results_dir, predictor, args.resolution, limits, examples,
+  return Service(args.results_dir, predictor, resolution, limits, examples,
                  predictor_note=note)
 
 
@@ -75,8 +85,11 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                       "$TASKONOMY_PAPER_RESULTS, then ../shared/paper_results)")
   p.add_argument("--taskbank", choices=sorted(TASKBANKS), default="none",
                  help="; ".join(f"{k}: {v}" for k, v in TASKBANKS.items()))
+  p.add_argument("--bank", default=None, metavar="DIR",
+                 help="a trained task bank (`taskonomy taskbank train --workdir DIR`): the demo "
+                      "runs its finished networks, at the resolution they were trained at")
   p.add_argument("--resolution", type=int, default=64,
-                 help="input resolution of the task bank (default 64)")
+                 help="input resolution of the random task bank (default 64)")
   p.add_argument("--examples", type=int, default=4,
                  help="rendered example views offered on the demo page (default 4; needs the "
                       "procedural world)")

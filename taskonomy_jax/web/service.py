@@ -198,6 +198,8 @@ class Service:
     panels = []
     for name, out in outputs.items():
       spec = tasks.get(name)
+      if spec.display == "none":  # random projection: a representation, nothing to draw
+        continue
       pic = taskbank_draw.draw(spec, out, x)
       panels.append({"task": spec.name, "title": spec.title, "display": spec.display,
                      "shape": list(np.shape(out)), "png": png_base64(pic)})
