@@ -76,10 +76,10 @@ def walk_cameras(building, frames: int, height: float = 1.4) -> Iterator[tuple[n
 def render_walk(seed: int, frames: int, resolution: int,
                 fov_rads: float = np.pi / 3) -> Iterator[np.ndarray]:
   """RGB frames (R, R, 3) uint8 of a camera walk through procedural building `seed`, shaded
-  as the world renders its views (albedo x irradiance, tone-mapped)."""
+  by the world's own `render.shade_rgb`."""
   from taskonomy_jax import world
   from taskonomy_jax.world import camera as cam
-  from taskonomy_jax.world import render, shading
+  from taskonomy_jax.world import render
 
   cfg = world.WorldConfig(resolution=resolution)
   bld = world.generate_building(seed, cfg)
@@ -93,11 +93,8 @@ def render_walk(seed: int, frames: int, resolution: int,
     gsafe = np.maximum(glob, 0)
     n = hits.normal / np.maximum(np.linalg.norm(hits.normal, axis=1, keepdims=True), 1e-12)
     p = location + t[:, None] * d_world
-    rooms = bld.room_of(p + 0.05 * n)
-    rgb = shading.tone_map(shading.albedo(bld, p, n, bld.prim_material[gsafe])
-                           * shading.irradiance(bld, p, n, rooms))
-    rgb = np.where(valid[:, None], rgb, render.VOID_RGB).reshape(resolution, resolution, 3)
-    yield draw.to_uint8(rgb)
+    rgb = render.shade_rgb(bld, p, n, gsafe, bld.room_of(p + 0.05 * n), valid)
+    yield draw.to_uint8(rgb.reshape(resolution, resolution, 3))
 
 
 def _titled(pic: np.ndarray, title: str, size: int) -> np.ndarray:
