@@ -5,7 +5,9 @@
 
 Prints Spearman rank correlations on the same source -> target pairs (all pairs together, and
 per target), and whether the 3D tasks cluster: for each 3D target, how many of its best
-first-order sources are 3D tasks, here and in the paper.
+first-order sources are 3D tasks, here and in the paper; and both tables' task similarity trees
+(paper Fig. 13) over the same tasks: the 3D tasks' cohesion with a permutation p-value,
+cophenetic correlation and adjusted Rand index of the flat clusters.
 """
 
 from __future__ import annotations
@@ -16,12 +18,10 @@ import json
 import numpy as np
 from scipy import stats
 
-from taskonomy_jax.taxonomy import published
+from taskonomy_jax.taxonomy import published, similarity
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 
-# The paper's 3D cluster (Fig. 13's 3D tasks).
-THREE_D = ("edge_occlusion", "keypoints3d", "reshading", "depth_zbuffer", "depth_euclidean",
-           "normal", "curvature", "segment_unsup25d")
+THREE_D = similarity.THREE_D
 
 
 def first_order(table: AffinityTable) -> dict[tuple[str, str], float]:
@@ -53,6 +53,12 @@ def compare(ours: AffinityTable, paper: AffinityTable, top: int = 3) -> dict:
                          "3d_available": sum(s in THREE_D for s in srcs)}
                   for name, v in best.items()}
   out[f"3d_targets_best_{top}_sources"] = cluster
+  # The similarity tree (paper Fig. 13) of both tables over the tasks both measured.
+  targets = [t for t in ours.targets if t in set(paper.targets)]
+  sources = [s for s in similarity.complete_sources(ours, ours.nodes, targets)
+             if s in set(similarity.complete_sources(paper, paper.nodes, targets))]
+  if len(sources) > 2:
+    out["similarity_tree"] = similarity.compare_trees(ours, paper, sources, targets)
   return out
 
 

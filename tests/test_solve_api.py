@@ -124,7 +124,8 @@ def test_figures_command(tmp_path, capfd, paper_results_dir, default_table):
   code, _, err = _run(capfd, "figures", "--out", str(tmp_path), "--results-dir",
                         str(paper_results_dir), "--orders", "1", "--graph-budgets", "2,4")
   assert code == 0, err
-  for name in ("affinity_matrix.png", "taxonomies.png", "quality_gain_vs_budget.png"):
+  for name in ("affinity_matrix.png", "taxonomies.png", "quality_gain_vs_budget.png",
+               "similarity_tree.png"):
     with Image.open(tmp_path / name) as im:
       assert im.size[0] > 300
   summary = json.loads((tmp_path / "figures.json").read_text())

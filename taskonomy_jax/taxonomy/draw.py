@@ -174,3 +174,31 @@ def draw_many(taxonomies: Sequence[Taxonomy], path: str | pathlib.Path) -> None:
   _save(fig, path)
 
 
+
+
+def similarity_dendrogram(table: AffinityTable, path: str | pathlib.Path,
+                          title: str = "Task similarity tree") -> list[str]:
+  """The paper's Fig. 13: tasks clustered by their transfer-out affinities
+  (`similarity.transfer_out_features`), leaves coloured by the task's family; the 3D tasks'
+  cohesion is printed in the title. Uses every node with a first-order affinity to every
+  target. Returns the leaves in drawing order."""
+  from scipy.cluster import hierarchy
+
+  from taskonomy_jax.taxonomy import similarity
+
+  targets = node_order(table.targets)
+  sources = similarity.complete_sources(table, node_order(table.nodes), targets)
+  z = similarity.similarity_tree(similarity.transfer_out_features(table, sources, targets))
+  fig, ax = plt.subplots(figsize=(8, 0.28 * len(sources) + 1.5))
+  tree = hierarchy.dendrogram(z, labels=[node_title(s) for s in sources], orientation="right",
+                              color_threshold=0, above_threshold_color="0.3", ax=ax)
+  three_d = set(similarity.THREE_D)
+  for label, leaf in zip(ax.get_yticklabels(), tree["leaves"], strict=True):
+    label.set_color("#c0392b" if sources[leaf] in three_d else "0.15")
+    label.set_fontsize(8)
+  ax.set_xlabel("distance between transfer-out affinity vectors")
+  ax.set_title(f"{title}\n(red: the paper's 3D tasks; their cohesion "
+               f"{similarity.cohesion(z, sources, similarity.THREE_D):.2f}, 1 = one branch)",
+               fontsize=9)
+  _save(fig, path)
+  return [sources[i] for i in tree["leaves"]]

@@ -4,6 +4,7 @@
 - `taxonomies.png`: the taxonomy graphs for a few budgets.
 - `quality_gain_vs_budget.png`: mean Quality and Gain of the chosen taxonomy against the
   supervision budget, one curve per maximum order.
+- `similarity_tree.png`: tasks clustered by their transfer-out affinities (the paper's Fig. 13).
 - `figures.json`: the numbers behind the curves and graphs.
 """
 
@@ -41,7 +42,7 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
                  targets: Sequence[str] | None = None, orders: Sequence[int] | None = None,
                  graph_budgets: Sequence[float] = (2, 4, 8),
                  solver: str = bip.DEFAULT_SOLVER) -> list[pathlib.Path]:
-  """Draws the three figures for one affinity set; returns the paths written."""
+  """Draws the four figures for one affinity set; returns the paths written."""
   table = published.load_published(data, root)
   targets = list(targets) if targets else table.targets
   orders = list(orders) if orders else list(range(1, min(table.max_order, bip.MAX_ORDER) + 1))
@@ -50,8 +51,10 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
   out.mkdir(parents=True, exist_ok=True)
   budgets = list(range(0, len(table.nodes) + 1))
   paths = [out / "affinity_matrix.png", out / "taxonomies.png",
-           out / "quality_gain_vs_budget.png", out / "figures.json"]
+           out / "quality_gain_vs_budget.png", out / "similarity_tree.png", out / "figures.json"]
   draw.affinity_heatmap(table, paths[0], title=f"First-order task affinities ({data})")
+  tree_leaves = draw.similarity_dendrogram(table, paths[3],
+                                           title=f"Task similarity tree ({data})")
   sweeps = {o: budget_sweep(table, targets, None, o, budgets, solver)
             for o in tqdm(orders, desc="orders")}
   top = max(orders)
@@ -64,9 +67,9 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
                      f"{len(targets)} targets, any task may be supervised (cost 1 each), "
                      f"published set '{data}'")
   summary = {"data": table.source, "targets": targets, "orders": orders,
-             "curves": series,
+             "curves": series, "similarity_tree_leaves": tree_leaves,
              "graphs": [t.to_json() for t in graphs]}
-  write_text_atomic(paths[3], json.dumps(summary, indent=1))
+  write_text_atomic(paths[4], json.dumps(summary, indent=1))
   return paths
 
 

@@ -337,6 +337,7 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "affinity heatmap": out / "figures" / "affinity_matrix.png",
           "taxonomies by budget": out / "figures" / "taxonomies.png",
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
+          "similarity tree": out / "figures" / "similarity_tree.png",
           "affinities": affinities_path(run)}
 
 
