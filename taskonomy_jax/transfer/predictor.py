@@ -203,7 +203,8 @@ def export_task_bank(workdir: str | os.PathLike, out_dir: str | os.PathLike,
                            and EXPORT_KEY in json.loads(bank_file.read_text())):
     raise FileExistsError(f"{out} exists and is not a task bank exported from a run; choose "
                           "a new folder")
-  nets = task_networks(run)
+  found = task_networks(run)
+  nets = {t: found[t] for t in run.bank}  # the run's order: targets, then random projection
   out.parent.mkdir(parents=True, exist_ok=True)
   tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
   try:
