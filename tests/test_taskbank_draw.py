@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 from taskonomy_jax import tasks
-from taskonomy_jax.taskbank import draw
+from taskonomy_jax.data import encodings
+from taskonomy_jax.taskbank import draw, selfsup
 from taskonomy_jax.world import camera as cam
-from taskonomy_jax.world import layout
+from taskonomy_jax.world import categories, layout
 
 R = 32
 IMAGE = np.zeros((R, R, 3), np.float32)
@@ -28,7 +29,9 @@ def test_every_task_bank_output_draws(spec):
   out = np.random.default_rng(0).uniform(-1, 1, spec.output_shape(R)).astype(np.float32)
   pic = draw.draw(spec, out, IMAGE)
   assert pic.dtype == np.uint8 and pic.ndim == 3 and pic.shape[-1] == 3
-  if spec.pixel_output:
+  if spec.display == "color_bins":  # the colourised input, at the input's size
+    assert pic.shape[:2] == (R, R)
+  elif spec.pixel_output:
     assert pic.shape[:2] == spec.output_shape(R)[:2]
   elif spec.display in ("class_topk", "match", "permutation", "pose"):
     assert pic.shape[:2] == (draw.MIN_PANEL, draw.MIN_PANEL)  # readable text at any input size
@@ -123,3 +126,96 @@ def test_vanishing_point_line_reaches_its_projection():
   u, v = np.floor(uv[0]).astype(int)
   patch = pic[v - 1:v + 2, u - 1:u + 2].reshape(-1, 3)
   assert any(p[0] > 200 and p[1] < 60 for p in patch)  # the red line ends there
+
+
+# --- colorization, jigsaw, class names -------------------------------------------------------
+
+def _bin(ab: tuple[float, float]) -> int:
+  return int(np.flatnonzero((selfsup.color_bins() == ab).all(-1))[0])
+
+
+def test_colorization_one_hot_bin_draws_that_bins_colour_with_the_input_lightness():
+  grey = np.full((R, R, 3), 0.1, np.float32)  # L ~ 59: every bin below is in the sRGB gamut
+  b1, b2 = _bin((20.0, -30.0)), _bin((-30.0, 40.0))
+  logits = np.zeros((R // 4, R // 4, 313), np.float32)
+  logits[..., b2] = 30.0
+  logits[0, 0, b2], logits[0, 0, b1] = 0.0, 30.0  # one cell (the top-left 4x4 block) differs
+  pic = draw.draw("colorization", logits, grey)
+  lab = selfsup.rgb_to_lab(pic.astype(np.float32) / 127.5 - 1.0)
+  np.testing.assert_allclose(lab[:4, :4, 1:], np.broadcast_to([20.0, -30.0], (4, 4, 2)), atol=1.5)
+  np.testing.assert_allclose(lab[4:, 4:, 1:], np.broadcast_to([-30.0, 40.0], (R - 4, R - 4, 2)),
+                             atol=1.5)
+  np.testing.assert_allclose(lab[..., 0], selfsup.rgb_to_lab(grey)[..., 0], atol=1.0)
+
+
+def test_colour_bin_decoding_is_the_mean_of_the_likely_bins():
+  b1, b2 = _bin((20.0, -30.0)), _bin((-30.0, 40.0))
+  logits = np.full(313, -1e4, np.float32)
+  logits[[b1, b2]] = 5.0  # two equally likely bins: their midpoint at any temperature
+  for t in (1.0, selfsup.ANNEALED_MEAN_TEMPERATURE):
+    np.testing.assert_allclose(selfsup.ab_from_bin_logits(logits, t), [-5.0, 5.0], atol=1e-4)
+  # uniform logits: the mean of all bins (the grid is symmetric about neutral, up to the
+  # 313th bin's tie-break) -- and a cooler temperature cannot change a uniform distribution
+  uniform = selfsup.ab_from_bin_logits(np.zeros(313), 0.1)
+  np.testing.assert_allclose(uniform, selfsup.color_bins().mean(0), atol=1e-4)
+  with pytest.raises(ValueError, match="temperature must be positive"):
+    selfsup.ab_from_bin_logits(logits, 0.0)
+
+
+def _block_image(side: int = 48) -> tuple[np.ndarray, np.ndarray]:
+  """An image of 3x3 constant blocks of 9 different colours (tiles = the blocks at 48 px)."""
+  colours = np.random.default_rng(2).uniform(-0.9, 0.9, (9, 3)).astype(np.float32)
+  t = side // 3
+  img = np.zeros((side, side, 3), np.float32)
+  for k in range(9):
+    r, c = divmod(k, 3)
+    img[r * t:(r + 1) * t, c * t:(c + 1) * t] = colours[k]
+  return img, colours
+
+
+def test_jigsaw_reassembly_undoes_the_shuffle():
+  img, _ = _block_image(64)  # 16-px tiles spread over 64 px: overlapping-free, not the blocks
+  shuffled, label = selfsup.jigsaw(img, np.random.default_rng(7))
+  assert label != 0
+  back = draw.reassemble_tiles(shuffled, selfsup.permutations()[label], gap=0)
+  in_order = draw.reassemble_tiles(selfsup.tiles(img), selfsup.permutations()[0], gap=0)
+  np.testing.assert_array_equal(back, in_order)
+  t = selfsup.tile_side(64)
+  np.testing.assert_array_equal(in_order[t:2 * t, 2 * t:3 * t], selfsup.tiles(img)[5])
+
+
+def test_jigsaw_draws_tile_k_at_position_of_the_predicted_permutation():
+  img, colours = _block_image(48)
+  label = 17
+  perm = selfsup.permutations()[label]
+  logits = np.zeros(100, np.float32)
+  logits[label] = 20.0
+  pic = draw.draw("jigsaw", logits, img)
+  side = draw.MIN_PANEL - 18  # the drawer's grid below its title line
+  grid = 3 * 16 + 2  # three 16-px tiles and two 1-px gaps
+  for k in range(9):
+    r, c = divmod(int(perm[k]), 3)
+    y = 16 + int((r * 17 + 8) * side / grid)
+    x = (draw.MIN_PANEL - side) // 2 + int((c * 17 + 8) * side / grid)
+    np.testing.assert_allclose(pic[y, x], draw.to_uint8(draw.image_to_unit(colours[k])), atol=1)
+
+
+def test_class_names_agree_with_the_worlds_label_maps():
+  obj, scene = draw.class_names(tasks.get("class_object")), draw.class_names(tasks.get("class_scene"))
+  assert len(obj) == 1000 and len(scene) == 63
+  # world/categories.py names its ImageNet indices in comments; the shipped list must agree
+  for idx, name in {532: "dining table", 651: "microwave", 760: "refrigerator",
+                    851: "television", 859: "toaster", 892: "wall clock"}.items():
+    assert obj[idx] == name
+  # every room type of the world: its Places365 index, as a class_scene output, has its name
+  for room in categories.ROOM_TYPES:
+    assert scene[encodings.PLACES_WORKSPACE_AND_HOME.index(room.places)] == room.name
+  assert draw.class_names(tasks.get("normal")) == {}
+
+
+def test_class_topk_names_the_most_probable_classes():
+  logits = np.zeros(1000, np.float32)
+  logits[851], logits[760] = 6.0, 5.0
+  top = draw.class_topk(logits, tasks.get("class_object"), k=3)
+  assert [n for n, _ in top[:2]] == ["television", "refrigerator"]
+  assert top[0][1] == pytest.approx(np.exp(6) / (np.exp(6) + np.exp(5) + 998))

@@ -219,3 +219,54 @@ def test_demo_shows_every_task(driver, paper_results_dir, tmp_path, shots):
       img = p.find_element(By.TAG_NAME, "img")
       assert driver.execute_script("return arguments[0].naturalWidth", img) > 0
     _shoot(driver, shots / "demo_page.png")
+
+
+@pytest.mark.slow
+def test_demo_on_a_served_trained_bank(driver, shots):
+  """`taskonomy serve --bank DIR` as a user starts it (a subprocess on a free loopback port),
+  on a trained bank: pick a rendered example, see every network of the bank. The bank is
+  `$TASKONOMY_DEMO_BANK` (e.g. `taskonomy taskbank export --run out/taxonomy --out BANK`);
+  skipped without it. Its screenshot is the README's `demo_page_trained.png`."""
+  import json
+  import socket
+  import subprocess
+  import sys
+  import time
+  import urllib.request
+
+  from selenium.webdriver.common.by import By
+  from selenium.webdriver.support.ui import Select
+
+  bank_dir = os.environ.get("TASKONOMY_DEMO_BANK")
+  if not bank_dir:
+    pytest.skip("set TASKONOMY_DEMO_BANK to a trained (or exported) task bank")
+  names = json.loads((pathlib.Path(bank_dir) / "bank.json").read_text()).get("tasks") or [
+      p.parent.name for p in pathlib.Path(bank_dir).glob("*/done.json")]
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  proc = subprocess.Popen([sys.executable, "-m", "taskonomy_jax.cli", "serve", "--bank", bank_dir,
+                           "--port", str(port), "--examples", "3", "--seed", "4"],
+                          cwd=pathlib.Path(__file__).resolve().parents[1])
+  base = f"http://127.0.0.1:{port}"
+  try:
+    deadline = time.monotonic() + 300
+    while True:
+      try:
+        urllib.request.urlopen(base + "/api/tasks", timeout=5).read()
+        break
+      except OSError:
+        if proc.poll() is not None or time.monotonic() > deadline:
+          raise AssertionError(f"`taskonomy serve` did not come up (exit {proc.poll()})") from None
+        time.sleep(1)
+    driver.get(base + "/demo")
+    Select(driver.find_element(By.ID, "example")).select_by_index(2)
+    _click_and_wait(driver, "run", "#outputs, #error")
+    shown = [p.get_attribute("data-task")
+             for p in driver.find_elements(By.CSS_SELECTOR, "#outputs .panel")]
+    drawable = [t.name for t in tasks.all_tasks() if t.name in names and t.display != "none"]
+    assert shown == ["input", *drawable]
+    _shoot(driver, shots / "demo_page_trained.png")
+  finally:
+    proc.terminate()
+    proc.wait(timeout=30)

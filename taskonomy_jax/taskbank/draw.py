@@ -11,6 +11,7 @@ tanh, so values are in [-1, 1]; classification heads (`softmax_xent`, `weighted_
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
@@ -118,15 +119,20 @@ def draw_labels(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.
 
 
 def draw_color_bins(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.ndarray:
-  """(H/4, W/4, 313) colour-bin logits: the arg-max bin per pixel in a fixed palette, with the
-  input's luminance as brightness. Without the bins' ab centres (the data pipeline owns them)
-  this shows where the network predicts which colour bin, not the colourised image."""
-  bins = np.argmax(_check_pixel(out, spec), -1)
-  pal = palette(spec.channels, seed=13)[bins]
-  lum = image_to_unit(image).mean(-1)
-  step = max(1, lum.shape[0] // bins.shape[0])
-  lum = lum[::step, ::step][: bins.shape[0], : bins.shape[1]]
-  return to_uint8(pal * (0.35 + 0.65 * lum[..., None]))
+  """(H/4, W/4, 313) colour-bin logits drawn as the colourised image: each cell's annealed-mean
+  ab (`selfsup.ab_from_bin_logits`) upsampled to the input's size, with the input's own
+  lightness L (the network sees only L, paper Sec. 4 / Zhang et al. 2016), converted Lab -> RGB.
+  """
+  from taskonomy_jax.taskbank import selfsup
+
+  ab = selfsup.ab_from_bin_logits(_check_pixel(out, spec))
+  h, w = image.shape[:2]
+  if h % ab.shape[0] or w % ab.shape[1]:
+    raise ValueError(f"{spec.name}: an output of {ab.shape[:2]} cells does not tile a {h}x{w} "
+                     "input")
+  ab = ab.repeat(h // ab.shape[0], axis=0).repeat(w // ab.shape[1], axis=1)
+  lab = np.concatenate([selfsup.rgb_to_lab(image)[..., :1], ab], axis=-1)
+  return to_uint8(image_to_unit(selfsup.lab_to_rgb(lab)))
 
 
 # Panels drawn from scratch (text, camera poses) are at least this many pixels wide, so text stays
@@ -150,19 +156,47 @@ def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = N
   return np.asarray(img)
 
 
-def class_names(spec: tasks.TaskSpec) -> Mapping[int, str]:
-  """Names of a class task's outputs where known; unknown indices show as `#k`."""
+def _read_names(filename: str) -> tuple[str, ...]:
+  """A class-name list shipped in `taskonomy_jax/taskbank/data/` (one name a line, `#` comments
+  naming the list's source)."""
+  import importlib.resources
+
+  text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("data", filename)
+  lines = text.read_text(encoding="utf-8").splitlines()
+  return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
+
+
+@functools.cache
+def _class_name_table(task: str) -> dict[int, str]:
+  from taskonomy_jax.data import encodings
+
+  if task == "class_object":  # output k = ImageNet-1k class k (world.categories)
+    return dict(enumerate(_read_names("imagenet_classes.txt")))
+  if task == "class_scene":  # output k = Places365 class PLACES_WORKSPACE_AND_HOME[k]
+    places = _read_names("places365_classes.txt")
+    return {k: places[i] for k, i in enumerate(encodings.PLACES_WORKSPACE_AND_HOME)}
   return {}
+
+
+def class_names(spec: tasks.TaskSpec) -> Mapping[int, str]:
+  """Names of a class task's outputs where known (ImageNet-1k for `class_object`, the 63 kept
+  Places365 classes for `class_scene`); unknown indices show as `#k`."""
+  return _class_name_table(spec.name)
+
+
+def class_topk(out: np.ndarray, spec: tasks.TaskSpec, k: int = 5) -> list[tuple[str, float]]:
+  """(K,) class logits -> the top-k (name, probability), most probable first."""
+  p = softmax(_check_vector(out, spec))
+  names = class_names(spec)
+  return [(names.get(int(i), f"#{int(i)}"), float(p[i])) for i in np.argsort(-p, kind="stable")[:k]]
 
 
 def draw_class_topk(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec,
                     k: int = 5) -> np.ndarray:
-  """(K,) class logits: the top-k classes with their probabilities, as bars."""
-  p = softmax(_check_vector(out, spec))
-  idx = np.argsort(p)[::-1][:k]
-  names = class_names(spec)
-  lines = [f"{names.get(int(i), f'#{int(i)}')}  {p[i]:.2f}" for i in idx]
-  return text_panel(lines, image.shape[0], bars=p[idx] / max(p[idx[0]], 1e-12))
+  """(K,) class logits: the top-k class names with their probabilities, as bars."""
+  top = class_topk(out, spec, k)
+  return text_panel([f"{name}  {p:.2f}" for name, p in top], image.shape[0],
+                    bars=[p / max(top[0][1], 1e-12) for _, p in top])
 
 
 # The world renderer's mean field of view is about 60 degrees; predictions carry no intrinsics.
@@ -248,14 +282,40 @@ def draw_match(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.n
                     bars=p[::-1])
 
 
-def draw_permutation(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec,
-                     k: int = 5) -> np.ndarray:
-  """Jigsaw logits over the permutation set: the top-k permutation indices and probabilities
-  (the permutation table belongs to the data pipeline; without it, indices are shown)."""
+def reassemble_tiles(tiles: np.ndarray, permutation: np.ndarray, gap: int = 1) -> np.ndarray:
+  """Undo a jigsaw shuffle: tiles (9, t, t, 3) in the network's input order, where input slot k
+  holds original tile `permutation[k]` (`selfsup.jigsaw`), -> the 3x3 grid with input tile k
+  put back at position `permutation[k]`, `gap` white pixels between tiles: (3t + 2 gap, ...).
+  """
+  from taskonomy_jax.taskbank import selfsup
+
+  g = selfsup.JIGSAW_GRID
+  t = tiles.shape[1]
+  side = g * t + (g - 1) * gap
+  grid = np.ones((side, side, tiles.shape[-1]), tiles.dtype) * (255 if tiles.dtype == np.uint8
+                                                                else 1.0)
+  for k, pos in enumerate(np.asarray(permutation)):
+    r, c = divmod(int(pos), g)
+    grid[r * (t + gap):r * (t + gap) + t, c * (t + gap):c * (t + gap) + t] = tiles[k]
+  return grid
+
+
+def draw_permutation(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.ndarray:
+  """Jigsaw logits over `selfsup.permutations()`: the image's tiles, in the order the network
+  saw them, reassembled by the most probable permutation (the identity when it judges them in
+  place), titled with that class and its probability."""
+  from taskonomy_jax.taskbank import selfsup
+
   p = softmax(_check_vector(out, spec))
-  idx = np.argsort(p)[::-1][:k]
-  return text_panel([f"permutation #{int(i)}  {p[i]:.3f}" for i in idx], image.shape[0],
-                    bars=p[idx] / max(p[idx[0]], 1e-12))
+  best = int(np.argmax(p))
+  tiles = to_uint8(image_to_unit(selfsup.tiles(np.asarray(image, np.float32))))
+  grid = reassemble_tiles(tiles, selfsup.permutations()[best])
+  size = max(image.shape[0], MIN_PANEL)
+  img = Image.new("RGB", (size, size), (255, 255, 255))
+  side = size - 18  # below the title line
+  img.paste(Image.fromarray(grid).resize((side, side), Image.NEAREST), ((size - side) // 2, 16))
+  ImageDraw.Draw(img).text((4, 2), f"permutation #{best}  {p[best]:.2f}", fill=(0, 0, 0))
+  return np.asarray(img)
 
 
 DRAWERS: dict[str, Drawer] = {

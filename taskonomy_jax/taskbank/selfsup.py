@@ -10,6 +10,8 @@ Autoencoding needs nothing here (input = target = the image).
 from __future__ import annotations
 
 import functools
+import itertools
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -73,6 +75,33 @@ def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
   return color.rgb2lab(np.clip((rgb + 1.0) / 2.0, 0.0, 1.0)).astype(np.float32)
 
 
+def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
+  """CIE Lab (..., 3) -> (..., 3) in [-1, 1] (out-of-gamut colours clipped); inverse of
+  `rgb_to_lab`."""
+  from skimage import color
+  return (np.clip(color.lab2rgb(np.asarray(lab, np.float64)), 0.0, 1.0) * 2.0 - 1.0).astype(
+      np.float32)
+
+
+# Zhang et al. (2016, Sec. 2.3) decode the bin distribution by its "annealed mean": the mean ab
+# under the distribution sharpened to temperature 0.38, between the mean (1: desaturated) and
+# the mode (-> 0: vivid but patchy).
+ANNEALED_MEAN_TEMPERATURE = 0.38
+
+
+def ab_from_bin_logits(logits: np.ndarray,
+                       temperature: float = ANNEALED_MEAN_TEMPERATURE) -> np.ndarray:
+  """Colour-bin logits (..., 313) -> ab (..., 2): the mean of `color_bins()` under
+  softmax(logits / temperature) (1: the expected ab; towards 0: the arg-max bin's ab)."""
+  if temperature <= 0:
+    raise ValueError(f"temperature must be positive, got {temperature}")
+  z = np.asarray(logits, np.float64) / temperature
+  z -= z.max(-1, keepdims=True)
+  p = np.exp(z)
+  p /= p.sum(-1, keepdims=True)
+  return (p @ color_bins().astype(np.float64)).astype(np.float32)
+
+
 def colorization(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
   """(H, W, 3) -> grey input (H, W, 3) (L replicated, in [-1, 1]), (H/4, W/4) int32 bin labels.
 
@@ -87,24 +116,36 @@ def colorization(rgb: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray,
   return grey.astype(np.float32), np.argmin(d, axis=-1).astype(np.int32)
 
 
-@functools.cache
-def permutations() -> np.ndarray:
-  """(NUM_PERMUTATIONS, 9) the jigsaw classes: distinct permutations of the 9 tiles, seeded,
-  identity first.
+def _hamming_to(perm: np.ndarray, all_perms: np.ndarray) -> np.ndarray:
+  """Hamming distance (tiles out of place) from one permutation (9,) to each of (N, 9): (N,)."""
+  return np.count_nonzero(all_perms != perm, axis=1)
 
-  The original picked 100 permutations with large Hamming distances between them (its
-  `jigsaw_max_hamming_set`); we draw distinct random ones (fixed seed), so the class set is the
-  same size.
+
+@functools.cache
+def permutations(num: int = NUM_PERMUTATIONS, seed: int = 1000) -> np.ndarray:
+  """(num, 9) the jigsaw classes: the maximal-Hamming-distance permutation set, identity first.
+
+  The greedy algorithm of Noroozi & Favaro (2016, Sec. 3.3 / Algorithm 1), which the original's
+  `jigsaw_max_hamming_set` came from: start from one permutation; repeatedly add the permutation
+  of the 9! whose summed Hamming distance to those chosen so far is largest. Far-apart classes
+  make the task about the tiles' content rather than about telling near-identical shuffles
+  apart. The 9! candidates are visited in a seeded random order, so ties (there are many) are
+  broken reproducibly by `seed`; we start from the identity, so class 0 is "in order".
   """
-  rng = np.random.default_rng(1000)
-  seen = {tuple(range(JIGSAW_GRID ** 2))}
-  out = [tuple(range(JIGSAW_GRID ** 2))]
-  while len(out) < NUM_PERMUTATIONS:
-    p = tuple(int(i) for i in rng.permutation(JIGSAW_GRID ** 2))
-    if p not in seen:
-      seen.add(p)
-      out.append(p)
-  return np.array(out, np.int32)
+  n = JIGSAW_GRID ** 2
+  rng = np.random.default_rng(seed)
+  all_perms = np.fromiter(itertools.chain.from_iterable(itertools.permutations(range(n))),
+                          np.int8, count=math.factorial(n) * n).reshape(-1, n)
+  all_perms = all_perms[rng.permutation(len(all_perms))]
+  chosen = [np.arange(n, dtype=np.int8)]
+  total = _hamming_to(chosen[0], all_perms).astype(np.int64)
+  taken = total == 0  # the identity itself; Algorithm 1 removes chosen ones from the candidates
+  while len(chosen) < num:
+    j = int(np.argmax(np.where(taken, -1, total)))
+    chosen.append(all_perms[j])
+    taken[j] = True
+    total += _hamming_to(all_perms[j], all_perms)
+  return np.array(chosen, np.int32)
 
 
 def tile_side(resolution: int) -> int:

@@ -16,7 +16,8 @@ import os
 import pathlib
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+import textwrap
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -97,24 +98,38 @@ def render_walk(seed: int, frames: int, resolution: int,
     yield draw.to_uint8(rgb.reshape(resolution, resolution, 3))
 
 
-def _titled(pic: np.ndarray, title: str, size: int) -> np.ndarray:
-  img = Image.new("RGB", (size, size + LABEL_HEIGHT), (255, 255, 255))
-  img.paste(Image.fromarray(pic).resize((size, size), Image.NEAREST), (0, LABEL_HEIGHT))
-  ImageDraw.Draw(img).text((2, 1), title[: size // 6], fill=(0, 0, 0))
+def _title_lines(title: str, size: int) -> list[str]:
+  """A panel title in lines of at most `size // 6` characters (~6 px a character), broken at
+  spaces only (a single long name is cut, as before)."""
+  width = max(1, size // 6)
+  return [line[:width] for line in textwrap.wrap(title, width, break_long_words=False)] or [""]
+
+
+def _titled(pic: np.ndarray, lines: Sequence[str], size: int, label_lines: int) -> np.ndarray:
+  label = LABEL_HEIGHT * label_lines
+  img = Image.new("RGB", (size, size + label), (255, 255, 255))
+  img.paste(Image.fromarray(pic).resize((size, size), Image.NEAREST), (0, label))
+  d = ImageDraw.Draw(img)
+  for k, line in enumerate(lines):
+    d.text((2, 1 + k * LABEL_HEIGHT), line, fill=(0, 0, 0))
   return np.asarray(img)
 
 
 def side_by_side(frame: np.ndarray, outputs: dict[str, np.ndarray], image: np.ndarray,
-                 size: int) -> np.ndarray:
-  """`input | output 1 | ...`: (size + LABEL_HEIGHT, size * (1 + len(outputs)), 3) uint8.
+                 size: int, titles: Mapping[str, str] | None = None) -> np.ndarray:
+  """`input | output 1 | ...`: (size + L * LABEL_HEIGHT, size * (1 + len(outputs)), 3) uint8,
+  L the most lines a title needs (1 for task names; 2 for e.g. 'normal <- depth_zbuffer').
 
   `image` is the network input ((R, R, 3) in [-1, 1]) the outputs were computed from; `frame` is
-  what is shown as the input panel.
+  what is shown as the input panel; `titles` replaces the task name above a panel.
   """
-  panels = [_titled(frame, "input", size)]
-  for name, out in outputs.items():
-    panels.append(_titled(draw.draw(name, out, image), tasks.get(name).name, size))
-  return np.concatenate(panels, axis=1)
+  titles = titles or {}
+  lines = [_title_lines("input", size)] + [
+      _title_lines(titles.get(name, tasks.get(name).name), size) for name in outputs]
+  n = max(len(x) for x in lines)
+  pics = [frame] + [draw.draw(name, out, image) for name, out in outputs.items()]
+  return np.concatenate([_titled(p, t, size, n) for p, t in zip(pics, lines, strict=True)],
+                        axis=1)
 
 
 def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: float) -> int:
@@ -159,14 +174,15 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
 
 def visualize(frames: Iterable[np.ndarray], predictor: predict.Predictor, resolution: int,
               out: str | os.PathLike, fps: float = 8.0, panel: int = 128,
-              total: int | None = None) -> int:
-  """Runs `predictor` on every frame and writes the side-by-side video; returns frames written."""
+              total: int | None = None, titles: Mapping[str, str] | None = None) -> int:
+  """Runs `predictor` on every frame and writes the side-by-side video; returns frames written.
+  `titles`: panel titles by output name (default the task names)."""
 
   def rendered() -> Iterator[np.ndarray]:
     for frame in tqdm(frames, total=total, desc="frames", unit="frame", file=sys.stderr):
       image = predict.prepare_image(frame, resolution)
       shown = draw.to_uint8(draw.image_to_unit(image))
-      yield side_by_side(shown, predictor(image), image, panel)
+      yield side_by_side(shown, predictor(image), image, panel, titles)
 
   return write_video(rendered(), out, fps)
 
@@ -193,6 +209,18 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--bank", default=None, metavar="DIR",
                  help="a trained task bank (`taskonomy taskbank train --workdir DIR`); its "
                       "resolution replaces --resolution")
+  p.add_argument("--transfers", default=None, metavar="WORKDIR",
+                 help="a finished `taskonomy taxonomy` run: show its transfer readouts instead "
+                      "of task networks (--tasks is then unused); its resolution replaces "
+                      "--resolution")
+  p.add_argument("--transfer", action="append", default=[], metavar="TARGET<-SRC[+SRC]",
+                 help="with --transfers: a transfer to show instead of the taxonomy's chosen "
+                      "ones (repeatable; one per target), e.g. normal<-depth_zbuffer+reshading")
+  p.add_argument("--config", default=None, metavar="FILE[:ARG]",
+                 help="with --transfers: the run's config, when its workdir has no "
+                      "config.json (as given to `taskonomy taxonomy --config`)")
+  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                 help="with --transfers and --config: the run's --set overrides")
   p.add_argument("--resolution", type=int, default=64, help="network input size (default 64)")
   p.add_argument("--panel", type=int, default=128, help="panel size in the video (default 128)")
   p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
@@ -215,10 +243,24 @@ def _run_visualize(args: argparse.Namespace) -> int:
   if args.input is not None and not pathlib.Path(args.input).exists():
     raise ValueError(f"--input {args.input} is neither a video file nor a folder of images")
   resolution = args.resolution
-  if args.bank is not None:
+  titles = None
+  predictor: predict.Predictor
+  if args.transfers is None and (args.transfer or args.config or args.set):
+    raise ValueError("--transfer, --config and --set go with --transfers WORKDIR")
+  if args.transfers is not None:
+    if args.bank is not None:
+      raise ValueError("--transfers and --bank exclude each other: show a run's transfers or a "
+                       "task bank's networks")
+    from taskonomy_jax.transfer import predictor as transfer_predictor
+
+    config = transfer_predictor.load_run_config(args.transfers, args.config, args.set)
+    predictor = transfer_predictor.TransferPredictor.load(
+        args.transfers, args.transfer or None, config)
+    names, titles, resolution = predictor.task_names, predictor.titles, predictor.resolution
+  elif args.bank is not None:
     from taskonomy_jax.taskbank import bank
 
-    predictor: predict.Predictor = bank.TaskBank.load(args.bank, names)
+    predictor = bank.TaskBank.load(args.bank, names)
     resolution = predictor.resolution
   else:
     predictor = predict.random_init_predictor(names, resolution=resolution, seed=args.seed)
@@ -227,7 +269,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
   else:
     frames = _take(read_frames(args.input), args.frames)
   n = visualize(frames, predictor, resolution, args.out, args.fps, args.panel,
-                total=args.frames)
+                total=args.frames, titles=titles)
   print(f"wrote {args.out} ({n} frames, {len(names)} tasks)")
   return 0
 

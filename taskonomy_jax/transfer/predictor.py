@@ -1,0 +1,386 @@
+"""A finished taxonomy run (`taskonomy taxonomy`) as predictors for people.
+
+    export_task_bank("out/taxonomy", "out/bank")       # a standard task bank (TaskBank.load)
+    tp = TransferPredictor.load("out/taxonomy")        # the taxonomy's chosen transfers
+    outputs = tp(image)                                # (R, R, 3) in [-1, 1] -> {target: output}
+
+The pipeline trains its networks *stacked* (one checkpoint per group of equal shapes,
+taskonomy_jax/transfer/training.py); here copy k of a stacked checkpoint is cut out again.
+`export_task_bank` writes every task network (random projection included) in the layout of
+`taskbank/train.py`, so `taskonomy serve --bank` and `taskonomy visualize --bank` run them.
+`TransferPredictor` runs transfer readouts (paper Sec. 3.2): the image through the frozen source
+encoder(s), representations concatenated channel-wise and zero-padded as in training, then that
+readout's copy of its stacked checkpoint.
+
+A run's config is needed to rebuild the networks: the `config` argument (a ConfigDict, or
+`path.py[:arg]` as given to `taskonomy taxonomy --config`), else `<workdir>/config.json`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import pathlib
+import shutil
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import ml_collections
+import numpy as np
+
+from taskonomy_jax import tasks
+from taskonomy_jax.transfer import pipeline, stages
+
+CONFIG_FILE = "config.json"
+TAXONOMY_FILE = "taxonomy.json"
+# Marks a task bank written by `export_task_bank` (in its bank.json), so a re-export may
+# replace it while any other folder is left alone.
+EXPORT_KEY = "exported_from"
+
+ConfigLike = ml_collections.ConfigDict | Mapping[str, Any] | str | os.PathLike | None
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def load_run_config(workdir: str | os.PathLike, config: ConfigLike = None,
+                    overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """The config of the run in `workdir`: `config` if given (a ConfigDict / dict, or a config
+  file `path.py[:arg]` with the run's `--set` `overrides`), else `<workdir>/config.json`.
+
+  Raises:
+    FileNotFoundError: no config given and the run has no config.json.
+    ValueError: overrides without a config file.
+  """
+  if not pathlib.Path(workdir).is_dir():
+    raise FileNotFoundError(f"{workdir} is not a folder; give the workdir of a `taskonomy "
+                            "taxonomy` run")
+  if overrides and not isinstance(config, str | os.PathLike):
+    raise ValueError("config overrides (--set) need the config file they apply to (--config)")
+  if isinstance(config, ml_collections.ConfigDict):
+    return config
+  if isinstance(config, Mapping):
+    return ml_collections.ConfigDict(dict(config))
+  if config is not None:
+    from taskonomy_jax.train import task as train_task
+    c = train_task.load_config(str(config))
+    train_task.apply_overrides(c, list(overrides))
+    return c
+  path = pathlib.Path(workdir) / CONFIG_FILE
+  if not path.is_file():
+    raise FileNotFoundError(
+        f"{workdir} has no {CONFIG_FILE}; give the run's config (the --config, e.g. "
+        "experiments/configs/taxonomy.py:tiny, with the same --set overrides)")
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
+
+
+def open_run(workdir: str | os.PathLike, config: ConfigLike = None) -> pipeline.Run:
+  """The pipeline's own view of a finished run (paths, groups), checked to exist."""
+  run = pipeline.Run(load_run_config(workdir, config), pathlib.Path(workdir))
+  if not run.stage_dir("taskbank").is_dir():
+    raise FileNotFoundError(f"{workdir} is not a taxonomy run with a trained task bank (no "
+                            f"{run.stage_dir('taskbank').name}/); run `taskonomy taxonomy` first")
+  return run
+
+
+def _members(unit: pathlib.Path) -> Any:
+  if not stages.is_done(unit):
+    raise FileNotFoundError(f"{unit} is not finished (no {stages.MARKER} marker)")
+  return json.loads((unit / "members.json").read_text())
+
+
+def _copy(stacked: Mapping[str, Any], k: int) -> dict[str, Any]:
+  """Copy k of stacked variables (every leaf (K, ...) -> (...))."""
+  import jax
+  return jax.tree.map(lambda a: np.asarray(a[k]), dict(stacked))
+
+
+def _check_fits(module, sample: np.ndarray, variables: Mapping[str, Any], what: str) -> None:
+  """Refuses variables whose shapes differ from what `module` builds (a config other than the
+  run's): the error names the first mismatching parameter."""
+  import jax
+
+  want = jax.eval_shape(lambda: module.init(jax.random.key(0), sample, train=False))
+  want = {c: want.get(c, {}) for c in ("params", "batch_stats")}
+  got = {c: variables.get(c, {}) for c in ("params", "batch_stats")}
+  flat_want = dict(jax.tree_util.tree_flatten_with_path(want)[0])
+  flat_got = dict(jax.tree_util.tree_flatten_with_path(got)[0])
+  for path in sorted(set(flat_want) | set(flat_got), key=str):
+    a, b = flat_want.get(path), flat_got.get(path)
+    if a is None or b is None or tuple(a.shape) != tuple(np.shape(b)):
+      name = jax.tree_util.keystr(path)
+      raise ValueError(
+          f"{what}: checkpoint parameter {name} has shape {None if b is None else np.shape(b)} "
+          f"but the config builds {None if a is None else a.shape}; give the config the run "
+          "was trained with (its --config and --set)")
+
+
+def _sample(run: pipeline.Run) -> np.ndarray:
+  r = int(run.config.data.resolution)
+  return np.zeros((1, r, r, 3), np.float32)
+
+
+def _check_random_encoder(run: pipeline.Run, name: str, model, stacked: Mapping[str, Any]) -> None:
+  """The rebuilt random encoder must give the representation the run cached for its first test
+  view (another seed, config or JAX PRNG would silently give another random projection)."""
+  from taskonomy_jax.transfer import training
+
+  cached = run.unit_of("taskbank", name) / f"{name}.test.rep.npy"
+  if not cached.is_file():
+    return
+  view = np.asarray(run.views("test").rgb[:1])
+  rep = training.stacked_encode(model, stacked, view)[0]
+  if not np.allclose(rep, np.load(cached, mmap_mode="r")[:1], rtol=1e-4, atol=1e-5):
+    raise RuntimeError(f"{name}: the encoder rebuilt from taskbank.seed does not reproduce the "
+                       f"run's cached representation ({cached}); give the run's exact config")
+
+
+def task_networks(run: pipeline.Run, names: Sequence[str] | None = None
+                  ) -> dict[str, tuple[Any, dict[str, Any]]]:
+  """{task: (network, variables)} for the run's task bank (or `names` of it), unstacked.
+
+  Random projection (never trained, never checkpointed) is rebuilt from its seed exactly as
+  the pipeline built it (`training.random_variables`, seed = taskbank.seed + its bank index).
+  """
+  from taskonomy_jax.train import checkpoint
+  from taskonomy_jax.transfer import training
+
+  wanted = set(run.bank if names is None else [tasks.get(n).name for n in names])
+  unknown = wanted - set(run.bank)
+  if unknown:
+    raise ValueError(f"{sorted(unknown)} not in this run's task bank; it has {run.bank}")
+  sample = _sample(run)
+  out: dict[str, tuple[Any, dict[str, Any]]] = {}
+  for unit, group in run.groups(run.bank).items():
+    if not wanted & set(group):
+      continue
+    unit_dir = run.stage_dir("taskbank") / unit
+    if _members(unit_dir) != group:
+      raise ValueError(f"{unit_dir}/members.json lists {_members(unit_dir)}, but the config "
+                       f"groups {group}: the config is not the run's")
+    if tasks.get(group[0]).decoder == "none":
+      model = training.network_model(tasks.get(group[0]), run.config.model)
+      stacked = training.random_variables(
+          model, sample, run.config.taskbank.seed + run.bank.index(group[0]))
+      _check_random_encoder(run, group[0], model, stacked)
+    else:
+      stacked = checkpoint.load_variables(str(run.ckpt / "taskbank" / unit))
+    for k, t in enumerate(group):
+      if t in wanted:
+        model = training.network_model(tasks.get(t), run.config.model)
+        variables = _copy(stacked, k)
+        _check_fits(model, sample, variables, f"task network {t}")
+        out[t] = (model, variables)
+  return out
+
+
+# --- export ----------------------------------------------------------------------------------
+
+def export_task_bank(workdir: str | os.PathLike, out_dir: str | os.PathLike,
+                     config: ConfigLike = None) -> list[str]:
+  """Writes the run's task networks as a task bank that `TaskBank.load(out_dir)` reads.
+
+  Layout as `taskbank/train.py` writes it: `bank.json` (resolution, model, data, and
+  `exported_from`), per task `<task>/checkpoints/<step>/` (orbax) and `<task>/done.json`.
+  The bank is assembled in a temporary sibling folder and moved into place; an earlier export
+  at `out_dir` is replaced, any other existing folder is refused.
+
+  Returns:
+    The exported task names (the run's targets, then random projection).
+  Raises:
+    FileExistsError: `out_dir` exists and is not an exported bank.
+  """
+  import jax.numpy as jnp
+
+  from taskonomy_jax.taskbank import train as bank_lib
+  from taskonomy_jax.train import checkpoint
+
+  run = open_run(workdir, config)
+  out = pathlib.Path(out_dir)
+  bank_file = out / bank_lib.BANK_FILE
+  if out.exists() and not (bank_file.is_file()
+                           and EXPORT_KEY in json.loads(bank_file.read_text())):
+    raise FileExistsError(f"{out} exists and is not a task bank exported from a run; choose "
+                          "a new folder")
+  found = task_networks(run)
+  nets = {t: found[t] for t in run.bank}  # the run's order: targets, then random projection
+  out.parent.mkdir(parents=True, exist_ok=True)
+  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+  try:
+    for name, (_, variables) in nets.items():
+      steps = 0 if tasks.get(name).decoder == "none" else int(run.config.taskbank.num_steps)
+      mngr = checkpoint.manager(str(tmp / name), 1, 1)
+      checkpoint.save(mngr, steps, {"step": jnp.asarray(steps, jnp.int32), **variables}, None,
+                      force=True)
+      mngr.wait_until_finished()
+      mngr.close()
+      bank_lib.atomic_write_json(str(tmp / name / bank_lib.DONE_FILE),
+                                 {"task": name, "steps": steps, "seconds": 0.0})
+    bank_lib.atomic_write_json(str(tmp / bank_lib.BANK_FILE), {
+        "resolution": int(run.config.data.resolution), "model": run.config.model.to_dict(),
+        "data": run.config.data.to_dict(), "tasks": list(nets),
+        EXPORT_KEY: str(run.workdir.resolve())})
+    if out.exists():
+      old = out.with_name(f".{out.name}.old-{os.getpid()}")
+      os.replace(out, old)
+      shutil.rmtree(old)
+    os.replace(tmp, out)
+  finally:
+    if tmp.exists():
+      shutil.rmtree(tmp, ignore_errors=True)
+  return list(nets)
+
+
+# --- transfers -------------------------------------------------------------------------------
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+  """Target <- sources. `sources == (target,)` is the target's own network (what the taxonomy
+  serves a supervised target with)."""
+
+  target: str
+  sources: tuple[str, ...]
+
+  @property
+  def own_network(self) -> bool:
+    return self.sources == (self.target,)
+
+  def __str__(self) -> str:
+    return f"{self.target}<-{'+'.join(self.sources)}"
+
+  @classmethod
+  def parse(cls, text: str) -> Transfer:
+    """'target<-src1+src2' (registry names or aliases) -> Transfer (sources sorted, as the
+    pipeline names higher-order transfers)."""
+    target, sep, srcs = text.strip().partition("<-")
+    names = [s.strip() for s in srcs.split("+") if s.strip()]
+    if not sep or not target.strip() or not names:
+      raise ValueError(f"transfer {text!r} is not of the form target<-source[+source...]")
+    sources = tuple(sorted({tasks.get(s).name for s in names}))
+    return cls(tasks.get(target.strip()).name, sources)
+
+
+def chosen_transfers(run: pipeline.Run) -> list[Transfer]:
+  """What the run's taxonomy (`08_taxonomy/out/taxonomy.json`) serves each target with."""
+  path = run.stage_dir("taxonomy") / "out" / TAXONOMY_FILE
+  if not path.is_file():
+    raise FileNotFoundError(f"{path} is missing: the run has no taxonomy yet (finish "
+                            "`taskonomy taxonomy`, or name transfers as target<-source)")
+  served = json.loads(path.read_text())["served"]
+  return [Transfer(s["target"], tuple(s["sources"])) for s in served]
+
+
+def _find_readout(run: pipeline.Run, transfer: Transfer) -> tuple[str, str, int]:
+  """(stage, unit, copy index) of a transfer's readout in the stacked checkpoints."""
+  if transfer.target not in run.targets:
+    raise ValueError(f"{transfer.target} is not a target of this run; targets: {run.targets}")
+  stage = "transfers1" if len(transfer.sources) == 1 else "transfers_high"
+  unit = run.unit_of(stage, transfer.target)
+  members = _members(unit) if stages.is_done(unit) else []
+  want = [transfer.target, sorted(transfer.sources)]
+  for k, (t, srcs) in enumerate(members):
+    if [t, sorted(srcs)] == want:
+      return stage, unit.name, k
+  have = sorted({str(Transfer(t, tuple(s))) for t, s in members if t == transfer.target})
+  raise ValueError(f"no trained readout for {transfer}; this run trained: {', '.join(have)}")
+
+
+class TransferPredictor:
+  """The chosen transfers of a run as a `Predictor`: image (R, R, 3) in [-1, 1] ->
+  {target: output}, with `titles` {target: 'target <- sources'} for drawing."""
+
+  def __init__(self, resolution: int, transfers: Sequence[Transfer],
+               encoders: Mapping[str, Callable[[np.ndarray], np.ndarray]],
+               heads: Mapping[str, Callable[..., np.ndarray]], channels: int):
+    self.resolution = resolution
+    self.transfers = list(transfers)
+    self._encoders, self._heads, self._channels = encoders, heads, channels
+
+  @property
+  def task_names(self) -> list[str]:
+    return [t.target for t in self.transfers]
+
+  @property
+  def titles(self) -> dict[str, str]:
+    return {t.target: (f"{t.target} (own)" if t.own_network else str(t).replace("<-", " <- "))
+            for t in self.transfers}
+
+  @classmethod
+  def load(cls, workdir: str | os.PathLike,
+           transfers: Sequence[str | Transfer] | None = None,
+           config: ConfigLike = None) -> TransferPredictor:
+    """The transfers of the run in `workdir`: `transfers` ('target<-src1+src2' or Transfer;
+    at most one per target), default the taxonomy's chosen one per target.
+
+    Raises:
+      FileNotFoundError: not a finished run (or no taxonomy and no `transfers`).
+      ValueError: a transfer the run did not train, two transfers into one target.
+    """
+    import functools
+
+    import jax
+
+    from taskonomy_jax.train import checkpoint
+    from taskonomy_jax.transfer import readout as readout_lib
+
+    run = open_run(workdir, config)
+    chosen = chosen_transfers(run) if transfers is None else [
+        t if isinstance(t, Transfer) else Transfer.parse(t) for t in transfers]
+    if not chosen:
+      raise ValueError("no transfers to run")
+    targets = [t.target for t in chosen]
+    if len(set(targets)) != len(targets):
+      raise ValueError(f"one transfer per target, got {', '.join(map(str, chosen))}")
+    own = [t.target for t in chosen if t.own_network]
+    needed = sorted({s for t in chosen if not t.own_network for s in t.sources})
+    nets = task_networks(run, sorted(set(needed) | set(own)))
+
+    def encoder(model, variables):
+      fn = jax.jit(lambda v, x: model.apply(v, x, False, method=lambda m, x, t: m.encoder(x, t)))
+      return lambda x: np.asarray(fn(variables, x))
+
+    def network(model, variables):
+      fn = jax.jit(functools.partial(model.apply, train=False))
+      return lambda x: np.asarray(fn(variables, x))
+
+    encoders = {s: encoder(*nets[s]) for s in needed}
+    heads: dict[str, Callable[..., np.ndarray]] = {t: network(*nets[t]) for t in own}
+    channels = run.config.transfer.max_order * run.config.model.rep_channels
+    h = int(run.config.data.resolution) // 16
+    stacked_cache: dict[tuple[str, str], dict[str, Any]] = {}
+    for t in chosen:
+      if t.own_network:
+        continue
+      stage, unit, k = _find_readout(run, t)
+      if (stage, unit) not in stacked_cache:
+        stacked_cache[stage, unit] = checkpoint.load_variables(str(run.ckpt / stage / unit))
+      variables = _copy(stacked_cache[stage, unit], k)
+      module = readout_lib.build(tasks.get(t.target), run.config.readout.to_dict())
+      _check_fits(module, np.zeros((1, h, h, channels), np.float32), variables, f"readout {t}")
+      heads[t.target] = network(module, variables)
+    # Sources in the order of the trained readout's input (members.json's order: sorted).
+    chosen = [t if t.own_network else Transfer(t.target, tuple(sorted(t.sources)))
+              for t in chosen]
+    return cls(int(run.config.data.resolution), chosen, encoders, heads, channels)
+
+  def readout_input(self, transfer: Transfer, reps: Mapping[str, np.ndarray]) -> np.ndarray:
+    """The sources' representations (B, h, w, C) each, concatenated channel-wise and
+    zero-padded to max_order * C channels, as `training.StackedInputs` builds them."""
+    from taskonomy_jax.transfer import readout as readout_lib
+
+    x = np.concatenate([reps[s] for s in transfer.sources], axis=-1)
+    return readout_lib.pad_channels(x, self._channels)
+
+  def batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    """(B, R, R, 3) in [-1, 1] -> {target: (B, ...) output}."""
+    images = np.asarray(images, np.float32)
+    reps = {s: enc(images) for s, enc in self._encoders.items()}
+    return {t.target: self._heads[t.target](
+        images if t.own_network else self.readout_input(t, reps)) for t in self.transfers}
+
+  def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:
+    r = self.resolution
+    if np.shape(image) != (r, r, 3):
+      raise ValueError(f"expected a ({r}, {r}, 3) image in [-1, 1], got shape {np.shape(image)}")
+    return {k: v[0] for k, v in self.batch(np.asarray(image)[None]).items()}
