@@ -1,91 +1,245 @@
-"""Transfers per hour: K readouts stacked in one compiled step vs the same K trained one by one.
+"""Transfers per hour: K readouts stacked in one compiled step vs the same readouts one by one.
 
-Both sides run the training loop's own step (`loop.make_train_step`) on the same inputs, in the
-same process, alternating, on the same hardware:
-  - batched: one jit of the stacked model (K readouts, vmapped), `steps` steps;
-  - sequential: one readout at a time, `steps` steps each. Two variants: `fresh` compiles the
-    step for every readout (what training them as separate jobs costs), `reused` compiles once
-    and reuses the step for all K (the best case for one-by-one training).
-A transfer = one readout trained for `steps` steps; transfers/hour counts compile time too.
+Every variant runs the training loop's own step (`loop.make_train_step` over
+`readout.stacked_apply`) on the same synthetic inputs, in one process, alternating, on the same
+hardware. Each job is timed in three parts: init (jitted parameter init), compile (trace, lower
+and XLA-compile the step) and step (seconds per training step once compiled).
 
-  .venv/bin/python benchmarks/transfers_batched.py --target depth_zbuffer --readouts 16
+  - batched, K readouts: one job of a K-stacked model (vmapped; `conv_impl` 'auto' resolves to
+    the backend's stacked convolution, taskonomy_jax/models/conv.py). A transfer costs
+    (init + compile + steps * step) / K.
+  - sequential_fresh: each transfer its own job (what one training process per transfer costs,
+    as the original code ran them), a single readout with XLA's convolution: init + compile +
+    steps * step per transfer, whatever K is. Process start-up and data loading, which a real
+    separate job also pays, are *not* counted (in the baseline's favour).
+  - sequential_reused: K single readouts through one compiled step (the best case for one by
+    one): (init + compile + K * steps * step) / K per transfer.
+
+Transfers/hour = 3600 / seconds per transfer; every number is the median over `repeats`
+alternating repeats. `measure()` returns plain numbers (a suite runner calls it with small
+sizes); the command line prints a table and can write JSON and a scaling plot:
+
+  .venv/bin/python benchmarks/transfers_batched.py --readouts 1 4 16 64 --plot scaling.png
+  .venv/bin/python benchmarks/transfers_batched.py --target room_layout --impls patches xla
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import re
+import tempfile
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from taskonomy_jax import tasks
+from taskonomy_jax.models import conv
 from taskonomy_jax.train import loop
 from taskonomy_jax.transfer import readout, training
 
+OPT = {"name": "adam", "learning_rate": 1e-3, "weight_decay": 2e-6}
+_GROUPS = re.compile(r"(feature|batch)_group_count = (\d+)")
 
-def _setup(spec, module, k, batch, side, channels, seed=0):
+
+def _problem(spec: tasks.TaskSpec, k: int, batch: int, side: int, channels: int,
+             seed: int = 0) -> dict[str, jax.Array]:
+  """One batch of K readouts' inputs (B, K, side, side, channels), targets and masks."""
   rng = np.random.default_rng(seed)
-  x = jnp.asarray(rng.normal(size=(batch, k, side, side, channels)).astype(np.float32))
+  x = rng.normal(size=(batch, k, side, side, channels)).astype(np.float32)
   shape = spec.output_shape(16 * side)
-  y = jnp.asarray(np.tanh(rng.normal(size=(batch, k, *shape))).astype(np.float32))
-  m = jnp.ones((batch, k, *(shape[:-1] if spec.pixel_output else ())), jnp.float32)
-  variables = readout.init_stacked(module, x[:, 0], list(range(k)))
-  return {"inputs": x, "targets": y, "mask": m}, variables
+  y = np.tanh(rng.normal(size=(batch, k, *shape))).astype(np.float32)
+  m = np.ones((batch, k, *(shape[:-1] if spec.pixel_output else ())), np.float32)
+  return {"inputs": jnp.asarray(x), "targets": jnp.asarray(y), "mask": jnp.asarray(m)}
 
 
-def _run(spec, module, k, steps, args, fresh_compile=True, step_fn=None):
-  """Seconds to compile (if needed) and run `steps` steps of a K-readout stacked model."""
-  batch, variables = _setup(spec, module, k, args.batch, args.side, args.channels)
-  tx = training.optimizer({"name": "adam", "learning_rate": 1e-3, "weight_decay": 2e-6})
+def time_job(spec: tasks.TaskSpec, module: readout.Readout, k: int, steps: int, batch: int,
+             side: int, channels: int) -> dict[str, float]:
+  """One training job of K stacked copies of `module`, from nothing: seconds to init, to
+  compile the step, per step; and the grouped convolutions in the step's lowered HLO."""
+  data = _problem(spec, k, batch, side, channels)
+  tx = training.optimizer(OPT)
+  start = time.perf_counter()
+  variables = jax.block_until_ready(
+      readout.init_stacked(module, data["inputs"][:, 0], list(range(k))))
+  init_s = time.perf_counter() - start
   state = loop.TrainState(step=jnp.zeros((), jnp.int32), params=variables["params"],
                           batch_stats=variables["batch_stats"],
                           opt_state=tx.init(variables["params"]))
-  start = time.perf_counter()
-  if step_fn is None or fresh_compile:
-    step_fn = jax.jit(loop.make_train_step(readout.stacked_apply(module),
-                                           readout.stacked_loss(spec), tx))
   rng = jax.random.key(0)
+  start = time.perf_counter()
+  lowered = jax.jit(loop.make_train_step(readout.stacked_apply(module),
+                                         readout.stacked_loss(spec), tx)).lower(state, data, rng)
+  step_fn = lowered.compile()
+  compile_s = time.perf_counter() - start
+  groups = [int(n) for _, n in _GROUPS.findall(lowered.as_text()) if int(n) > 1]
+  start = time.perf_counter()
   for _ in range(steps):
-    state, metrics = step_fn(state, batch, rng)
-  jax.block_until_ready(metrics["loss"])
-  return time.perf_counter() - start, step_fn
+    state, metrics = step_fn(state, data, rng)
+  loss = float(jax.block_until_ready(metrics["loss"]))
+  if not np.isfinite(loss):
+    raise FloatingPointError(f"K={k} job ended with loss {loss}")
+  return {"init_s": init_s, "compile_s": compile_s,
+          "step_s": (time.perf_counter() - start) / steps, "grouped_convs": len(groups)}
+
+
+def _rates(job: dict[str, float], single: dict[str, float], k: int, steps: int
+           ) -> dict[str, float]:
+  batched = (job["init_s"] + job["compile_s"] + steps * job["step_s"]) / k
+  fresh = single["init_s"] + single["compile_s"] + steps * single["step_s"]
+  reused = (single["init_s"] + single["compile_s"]) / k + steps * single["step_s"]
+  return {"batched": 3600 / batched, "sequential_fresh": 3600 / fresh,
+          "sequential_reused": 3600 / reused}
+
+
+def measure(target: str = "depth_zbuffer", readouts: Sequence[int] = (1, 4, 16, 64),
+            steps: int = 120, batch: int = 16, side: int = 4, channels: int = 32,
+            decoder_width: float = 1 / 16, fc_hidden: int = 32, repeats: int = 2,
+            impls: Sequence[str] = (conv.AUTO,), progress: bool = False) -> dict[str, Any]:
+  """Transfers/hour of batched vs one-by-one readout training, per K in `readouts`.
+
+  Args:
+    target: a pixel or vector task (the readouts' target).
+    readouts: the K values (readouts per compiled step) of the sweep.
+    steps: training steps per transfer; batch: examples per step; side, channels: the
+      representation (side x side x channels; the pipeline's 64x64 input at order 4: 4, 32).
+    impls: conv implementations of the batched variant ('auto' = the backend's stacked choice).
+  Returns:
+    JSON-able: the settings, `single` (the one-readout job's medians), and per impl and K the
+    job's medians, transfers/hour of each variant and batched / baseline ratios.
+  """
+  if repeats < 1 or steps < 1 or not readouts:
+    raise ValueError(f"need repeats >= 1, steps >= 1 and some readouts; got {repeats}, "
+                     f"{steps}, {list(readouts)}")
+  spec = tasks.get(target)
+  cfg = {"readout_channels": 8, "decoder_width_multiplier": decoder_width,
+         "fc_hidden": fc_hidden, "dropout": 0.5}
+  single_module = readout.build(spec, {**cfg, "conv_impl": "xla"})  # one network: XLA's conv
+  modules = {i: readout.build(spec, {**cfg, "conv_impl": conv.stacked_impl() if i == conv.AUTO
+                                     else i}) for i in impls}
+  args = (steps, batch, side, channels)
+  singles, jobs = [], {i: {k: [] for k in readouts} for i in impls}
+  for r in range(repeats):  # alternate, so load changes hit every variant alike
+    singles.append(time_job(spec, single_module, 1, *args))
+    for k in readouts:
+      for i in impls:
+        jobs[i][k].append(time_job(spec, modules[i], k, *args))
+        if progress:
+          j = jobs[i][k][-1]
+          print(f"repeat {r} {i:>7} K={k:3}: init {j['init_s']:.1f} s, compile "
+                f"{j['compile_s']:.1f} s, step {1e3 * j['step_s']:.1f} ms", flush=True)
+
+  def med(rows):
+    return {key: float(np.median([row[key] for row in rows])) for key in rows[0]}
+
+  out: dict[str, Any] = {
+      "target": spec.name, "steps": steps, "batch": batch, "side": side, "channels": channels,
+      "decoder_width": decoder_width, "repeats": repeats, "backend": jax.default_backend(),
+      "stacked_conv_impl": conv.stacked_impl(), "single": med(singles), "batched": {}}
+  for i in impls:
+    name = conv.stacked_impl() if i == conv.AUTO else i
+    out["batched"][name] = {}
+    for k in readouts:
+      per_repeat = [_rates(j, s, k, steps) for j, s in zip(jobs[i][k], singles, strict=True)]
+      rates = med(per_repeat)
+      out["batched"][name][str(k)] = {
+          **med(jobs[i][k]), "transfers_per_hour": rates,
+          "vs_sequential_fresh": rates["batched"] / rates["sequential_fresh"],
+          "vs_sequential_reused": rates["batched"] / rates["sequential_reused"]}
+  return out
+
+
+def plot(result: dict[str, Any], path: str) -> None:
+  """Transfers/hour against readouts per compiled step (log-log), written atomically."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  fig, ax = plt.subplots(figsize=(6, 4))
+  baselines_drawn = False
+  for impl, rows in result["batched"].items():
+    ks = [int(k) for k in rows]
+    ax.plot(ks, [rows[str(k)]["transfers_per_hour"]["batched"] for k in ks], "o-",
+            label=f"batched ({impl} conv)")
+    if not baselines_drawn:
+      ax.plot(ks, [rows[str(k)]["transfers_per_hour"]["sequential_reused"] for k in ks], "s--",
+              label="one by one, one compiled step reused")
+      ax.plot(ks, [rows[str(k)]["transfers_per_hour"]["sequential_fresh"] for k in ks], "^:",
+              label="one by one, a job per transfer")
+      baselines_drawn = True
+  ax.set_xscale("log", base=2)
+  ax.set_yscale("log")
+  ax.set_xlabel("readouts per compiled step (K)")
+  ax.set_ylabel("transfers / hour")
+  ax.set_title(f"{result['target']}: {result['steps']} steps of batch {result['batch']}, "
+               f"{result['backend']}", fontsize=9)
+  ax.grid(True, which="both", alpha=0.3)
+  ax.legend(fontsize=8)
+  fig.tight_layout()
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1] or ".png", dir=directory)
+  os.close(fd)
+  try:
+    fig.savefig(tmp, dpi=120)
+    os.replace(tmp, path)
+  finally:
+    plt.close(fig)
+    if os.path.exists(tmp):
+      os.remove(tmp)
+
+
+def _table(result: dict[str, Any]) -> str:
+  s = result["single"]
+  lines = [f"target {result['target']}, {result['steps']} steps of batch {result['batch']}, "
+           f"representation {result['side']}x{result['side']}x{result['channels']}, "
+           f"{result['backend']}; medians of {result['repeats']} repeats",
+           f"single readout (xla conv): init {s['init_s']:.2f} s, compile {s['compile_s']:.2f} s,"
+           f" step {1e3 * s['step_s']:.2f} ms",
+           f"{'conv':>8} {'K':>4} {'init s':>7} {'compile s':>9} {'step ms':>8} {'grouped':>7} "
+           f"{'batched/h':>10} {'fresh/h':>9} {'reused/h':>9} {'x fresh':>8} {'x reused':>8}"]
+  for impl, rows in result["batched"].items():
+    for k, r in rows.items():
+      t = r["transfers_per_hour"]
+      lines.append(f"{impl:>8} {k:>4} {r['init_s']:7.2f} {r['compile_s']:9.2f} "
+                   f"{1e3 * r['step_s']:8.2f} {r['grouped_convs']:7.0f} {t['batched']:10.0f} "
+                   f"{t['sequential_fresh']:9.0f} {t['sequential_reused']:9.0f} "
+                   f"{r['vs_sequential_fresh']:8.1f} {r['vs_sequential_reused']:8.1f}")
+  return "\n".join(lines)
 
 
 def main() -> None:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--target", default="depth_zbuffer")
-  p.add_argument("--readouts", type=int, default=16, help="K readouts into the target")
-  p.add_argument("--steps", type=int, default=50)
+  p.add_argument("--readouts", type=int, nargs="+", default=[1, 4, 16, 64],
+                 help="K values: readouts per compiled step")
+  p.add_argument("--steps", type=int, default=120, help="steps per transfer (pipeline: 120)")
   p.add_argument("--batch", type=int, default=16)
   p.add_argument("--side", type=int, default=4, help="representation side (64x64 input: 4)")
   p.add_argument("--channels", type=int, default=32, help="max order 4 x 8 channels")
   p.add_argument("--decoder-width", type=float, default=1 / 16)
+  p.add_argument("--fc-hidden", type=int, default=32)
   p.add_argument("--repeats", type=int, default=2)
+  p.add_argument("--impls", nargs="+", default=[conv.AUTO],
+                 choices=[conv.AUTO, *conv.CONV_IMPLS], help="batched variant's conv")
+  p.add_argument("--json", help="also write the result here")
+  p.add_argument("--plot", help="write a transfers/hour vs K plot here (png, pdf, svg)")
   args = p.parse_args()
-  spec = tasks.get(args.target)
-  module = readout.build(spec, {"readout_channels": 8, "decoder_width_multiplier":
-                                args.decoder_width, "fc_hidden": 32, "dropout": 0.5})
-  k = args.readouts
-  rows = {"batched": [], "sequential_fresh": [], "sequential_reused": []}
-  for r in range(args.repeats):  # alternate so load changes hit every variant
-    t, _ = _run(spec, module, k, args.steps, args)
-    rows["batched"].append(t)
-    t = sum(_run(spec, module, 1, args.steps, args)[0] for _ in range(k))
-    rows["sequential_fresh"].append(t)
-    t0, fn = _run(spec, module, 1, args.steps, args)
-    t = t0 + sum(_run(spec, module, 1, args.steps, args, False, fn)[0] for _ in range(k - 1))
-    rows["sequential_reused"].append(t)
-    print(f"repeat {r}: " + ", ".join(f"{n} {v[-1]:.1f} s" for n, v in rows.items()), flush=True)
-  med = {n: float(np.median(v)) for n, v in rows.items()}
-  per_hour = {n: k * 3600 / v for n, v in med.items()}
-  print(f"target {spec.name}, K={k} readouts, {args.steps} steps of batch {args.batch}, "
-        f"representation {args.side}x{args.side}x{args.channels}; medians of {args.repeats}")
-  for n in rows:
-    print(f"  {n:18} {med[n]:8.1f} s  {per_hour[n]:10.0f} transfers/hour")
-  print(f"  batched / sequential_fresh  = {per_hour['batched'] / per_hour['sequential_fresh']:.1f}x")
-  print(f"  batched / sequential_reused = {per_hour['batched'] / per_hour['sequential_reused']:.1f}x")
+  result = measure(args.target, args.readouts, args.steps, args.batch, args.side, args.channels,
+                   args.decoder_width, args.fc_hidden, args.repeats, args.impls, progress=True)
+  print(_table(result))
+  if args.json:
+    directory = os.path.dirname(os.path.abspath(args.json))
+    fd, tmp = tempfile.mkstemp(suffix=".json", dir=directory)
+    with os.fdopen(fd, "w") as f:
+      json.dump(result, f, indent=1)
+    os.replace(tmp, args.json)
+  if args.plot:
+    plot(result, args.plot)
 
 
 if __name__ == "__main__":

@@ -96,18 +96,22 @@ def test_max_pool_ceil_matches_brute_force():
       np.testing.assert_array_equal(got[0, i, j], x[0, 2 * i:2 * i + 3, 2 * j:2 * j + 3].max((0, 1)))
 
 
-def test_deconv_is_tensorflow_same_transposed_convolution():
-  """Our explicit-padding ConvTranspose equals TF's conv2d_transpose with 'SAME' (out = 2 in)."""
+@pytest.mark.parametrize("conv_impl", ["xla", "patches"])
+def test_deconv_is_tensorflow_same_transposed_convolution(conv_impl):
+  """The decoder's deconv equals TF's conv2d_transpose with 'SAME' (out = 2 in), and flax's
+  ConvTranspose with the explicit padding it replaced (exactly, for XLA's convolution)."""
   rng = np.random.default_rng(2)
   x = jnp.asarray(rng.normal(size=(1, 5, 5, 3)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, 3, 4)), jnp.float32)
-  layer = nn.ConvTranspose(4, (3, 3), strides=(2, 2), padding=decoders.DECONV_PADDING,
-                           use_bias=False)
-  ours = layer.apply({"params": {"kernel": k}}, x)
+  ours = decoders.deconv(4, conv_impl=conv_impl).apply({"params": {"kernel": k}}, x)
   tf_same = jax.lax.conv_transpose(x, k, (2, 2), "SAME", dimension_numbers=("NHWC", "HWIO",
                                                                              "NHWC"))
   assert ours.shape == (1, 10, 10, 4)
   np.testing.assert_allclose(ours, tf_same, rtol=1e-5, atol=1e-5)
+  flax_t = nn.ConvTranspose(4, (3, 3), strides=(2, 2), padding=decoders.DECONV_PADDING,
+                            use_bias=False).apply({"params": {"kernel": k}}, x)
+  if conv_impl == "xla":
+    np.testing.assert_array_equal(ours, flax_t)
 
 
 def test_bfloat16_compute_keeps_float32_params_and_output():

@@ -12,6 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 
 from taskonomy_jax import tasks
+from taskonomy_jax.models import conv
 from taskonomy_jax.models.decoders import FCHead, PixelDecoder
 from taskonomy_jax.models.networks import TaskNetwork
 from taskonomy_jax.models.resnet import Encoder
@@ -19,7 +20,8 @@ from taskonomy_jax.models.resnet import Encoder
 __all__ = ["DTYPES", "Encoder", "FCHead", "PixelDecoder", "TaskNetwork", "build"]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-_FIELDS = ("width", "blocks", "rep_channels", "decoder_width_multiplier", "fc_hidden", "dropout")
+_FIELDS = ("width", "blocks", "rep_channels", "decoder_width_multiplier", "fc_hidden", "dropout",
+           "conv_impl")
 
 
 def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -> TaskNetwork:
@@ -29,7 +31,8 @@ def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -
     task: task name (registry, original code name or alias) or spec.
     config: model settings (a `ConfigDict` or dict): `width`, `blocks`, `rep_channels`,
       `decoder_width_multiplier`, `fc_hidden`, `dropout`, `dtype` ('float32' | 'bfloat16',
-      the compute dtype; parameters stay float32). Missing keys take the paper's values.
+      the compute dtype; parameters stay float32), `conv_impl` (models/conv.py: 'auto', 'xla',
+      'patches'). Missing keys take the paper's values ('auto' for conv_impl).
 
   Raises:
     UnknownTaskError: unknown task name. ValueError: unknown config key or dtype.
@@ -43,6 +46,7 @@ def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -
   dtype = config.pop("dtype", "float32")
   if dtype not in DTYPES:
     raise ValueError(f"model dtype {dtype!r} is not supported; accepted: {sorted(DTYPES)}")
+  conv.get(config.get("conv_impl", conv.AUTO))  # a bad name fails here, not at apply
   if "blocks" in config:
     config["blocks"] = tuple(config["blocks"])
   return TaskNetwork(spec=spec, dtype=DTYPES[dtype], **config)

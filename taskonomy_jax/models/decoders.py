@@ -5,8 +5,10 @@ layer: 13 conv/deconv layers with BN + leaky ReLU(0.2), a 3x3 output conv (the 1
 of the paper is the output) and tanh for regression outputs. Its four stride-2 deconvolutions use
 TensorFlow's 'SAME' transposed-convolution alignment, which the port emulates with a (1, 0, 1, 0)
 zero pad, a padding-1 ConvTranspose2d and dropping the first row and column; in JAX that is one
-`ConvTranspose` with explicit padding ((2, 1), (2, 1)) on the dilated input (derivation in
-BUILD_NOTES.md), with the spatially flipped PyTorch kernel.
+transposed convolution with explicit padding ((2, 1), (2, 1)) on the dilated input (derivation in
+BUILD_NOTES.md), with the spatially flipped PyTorch kernel. It is written as `nn.Conv` with
+`input_dilation=2`: the very `lax.conv_general_dilated` call `nn.ConvTranspose` makes (same
+`kernel` parameter), but through `nn.Conv`'s pluggable convolution (`conv_impl`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
 
 # (out_channels, upsample) of the 13 hidden layers, as in the paper-size decoder.
@@ -24,6 +27,16 @@ PIXEL_DECODER_LAYERS: tuple[tuple[int, bool], ...] = (
     (1024, False), (1024, False), (512, False), (256, False), (256, False), (128, False),
     (64, True), (64, False), (32, True), (32, False), (16, True), (32, False), (16, True))
 DECONV_PADDING = ((2, 1), (2, 1))
+
+
+def deconv(features: int, dtype: Any = jnp.float32, conv_impl: str = conv_lib.AUTO,
+           name: str | None = None) -> nn.Conv:
+  """The decoder's stride-2 3x3 transposed convolution (TF 'SAME' alignment): (B, h, w, C) ->
+  (B, 2h, 2w, features). Kernel (3, 3, C, features), no bias, as `nn.ConvTranspose` with
+  `padding=DECONV_PADDING` (the same lax call, written as a conv on the 2x-dilated input)."""
+  return nn.Conv(features, (3, 3), padding=DECONV_PADDING, input_dilation=(2, 2),
+                 use_bias=False, dtype=dtype, name=name,
+                 conv_general_dilated=conv_lib.get(conv_impl))
 
 
 class PixelDecoder(nn.Module):
@@ -35,6 +48,7 @@ class PixelDecoder(nn.Module):
       1/4 resolution output). The others become stride-1 convolutions, so depth is unchanged.
     width_multiplier: scales every hidden width (1.0 = paper).
     apply_tanh: squash to [-1, 1] (regression targets); False for logits.
+    conv_impl: convolution implementation (taskonomy_jax/models/conv.py); same function.
   """
 
   out_channels: int
@@ -42,25 +56,27 @@ class PixelDecoder(nn.Module):
   width_multiplier: float = 1.0
   apply_tanh: bool = True
   dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     ups_left = self.upsample_steps
+    conv_fn = conv_lib.get(self.conv_impl)
     for i, (channels, upsample) in enumerate(PIXEL_DECODER_LAYERS):
       features = max(1, round(channels * self.width_multiplier))
       if upsample and ups_left > 0:
         ups_left -= 1
-        x = nn.ConvTranspose(features, (3, 3), strides=(2, 2), padding=DECONV_PADDING,
-                             use_bias=False, dtype=self.dtype, name=f"layer{i}")(x)
+        x = deconv(features, self.dtype, self.conv_impl, name=f"layer{i}")(x)
       else:
         x = nn.Conv(features, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                    name=f"layer{i}")(x)
+                    name=f"layer{i}", conv_general_dilated=conv_fn)(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                        dtype=self.dtype, name=f"bn{i}")(x)
       x = nn.leaky_relu(x, 0.2)
     if ups_left:
       raise ValueError(f"upsample_steps={self.upsample_steps} exceeds the decoder's 4 deconvs")
-    x = nn.Conv(self.out_channels, (3, 3), padding=PAD1, dtype=self.dtype, name="output")(x)
+    x = nn.Conv(self.out_channels, (3, 3), padding=PAD1, dtype=self.dtype, name="output",
+                conv_general_dilated=conv_fn)(x)
     return jnp.tanh(x) if self.apply_tanh else x
 
 

@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from taskonomy_jax import tasks
+from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.models.decoders import FCHead, PixelDecoder, flatten_nhwc
 from taskonomy_jax.models.resnet import Encoder
 
@@ -43,10 +44,12 @@ class TaskNetwork(nn.Module):
   fc_hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py; 'auto' = 'xla' unstacked
 
   def setup(self):
     self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),
-                           rep_channels=self.rep_channels, dtype=self.dtype)
+                           rep_channels=self.rep_channels, dtype=self.dtype,
+                           conv_impl=self.conv_impl)
     self.decoder = _DECODERS[self.spec.decoder](self)
 
   @property
@@ -84,7 +87,7 @@ def _pixel_decoder(net: TaskNetwork) -> nn.Module:
   return PixelDecoder(net.spec.channels, upsample_steps=steps,
                       width_multiplier=net.decoder_width_multiplier,
                       apply_tanh=net.spec.loss not in LOGIT_LOSSES, dtype=net.dtype,
-                      name="decoder")
+                      conv_impl=net.conv_impl, name="decoder")
 
 
 def _fc_head(net: TaskNetwork) -> nn.Module:

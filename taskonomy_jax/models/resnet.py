@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from taskonomy_jax.models import conv as conv_lib
+
 # PyTorch's BatchNorm2d defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5): the published
 # weights were exported with these, so conversion is exact.
 BN_MOMENTUM = 0.9
@@ -56,11 +58,13 @@ class Bottleneck(nn.Module):
   stride: int = 1
   project: bool = False  # 1x1 conv + BN on the shortcut (first block of a stage)
   dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool) -> jax.Array:
     conv = lambda f, k, s=1, p="VALID", name=None: nn.Conv(  # noqa: E731
-        f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name)
+        f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name,
+        conv_general_dilated=conv_lib.get(self.conv_impl))
     norm = lambda name: nn.BatchNorm(  # noqa: E731
         use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
         dtype=self.dtype, name=name)
@@ -83,12 +87,14 @@ class Encoder(nn.Module):
     blocks: bottlenecks per stage ((3, 4, 6, 3) = ResNet-50).
     rep_channels: channels of the representation (8 in the paper).
     dtype: compute dtype (parameters stay float32).
+    conv_impl: convolution implementation (taskonomy_jax/models/conv.py); same function.
   """
 
   width: int = 64
   blocks: Sequence[int] = (3, 4, 6, 3)
   rep_channels: int = 8
   dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -97,8 +103,9 @@ class Encoder(nn.Module):
     if x.shape[1] % 16 or x.shape[2] % 16:
       raise ValueError(f"Encoder input sides must be multiples of 16, got {x.shape[1:3]}")
     x = x.astype(self.dtype)
+    conv_fn = conv_lib.get(self.conv_impl)
     x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
-                dtype=self.dtype, name="conv1")(x)
+                dtype=self.dtype, name="conv1", conv_general_dilated=conv_fn)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                      dtype=self.dtype, name="bn1")(x)
     x = max_pool_ceil(nn.relu(x), 3, 2)
@@ -108,9 +115,10 @@ class Encoder(nn.Module):
       for b in range(num_blocks):
         last = b == num_blocks - 1
         x = Bottleneck(planes, stride=stride if last else 1, project=b == 0,
-                       dtype=self.dtype, name=f"layer{stage + 1}_{b}")(x, train)
+                       dtype=self.dtype, conv_impl=self.conv_impl,
+                       name=f"layer{stage + 1}_{b}")(x, train)
     x = nn.Conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                name="compress_conv")(x)
+                name="compress_conv", conv_general_dilated=conv_fn)(x)
     x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                      dtype=self.dtype, name="compress_bn")(x)
     return nn.relu(x)

@@ -12,6 +12,11 @@ share a shape: each readout sees its sources' representations concatenated and z
 `max_order * rep_channels` channels. A zero input channel changes nothing the readout computes
 (its first-layer weights multiply zeros), so a padded first-order readout is a first-order
 readout.
+
+Under `vmap` over kernels, XLA's convolution becomes a grouped convolution, which XLA:CPU runs
+slowly; the stacking functions here therefore resolve the modules' `conv_impl='auto'` to the
+backend's stacked choice (`conv.for_stacking`: im2col + batched matmul on CPU), the same
+function with the same parameters.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from taskonomy_jax import tasks
+from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.models import networks
 from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
 from taskonomy_jax.train import losses
@@ -43,12 +49,13 @@ class Readout(nn.Module):
   fc_hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i in range(2):  # the paper's two-layer readout
       x = nn.Conv(self.readout_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                  name=f"conv{i}")(x)
+                  name=f"conv{i}", conv_general_dilated=conv_lib.get(self.conv_impl))(x)
       x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                        dtype=self.dtype, name=f"bn{i}")(x)
       x = nn.relu(x)
@@ -64,33 +71,39 @@ class Readout(nn.Module):
 
 def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
   """A readout for target `spec` from `config` (keys: readout_channels,
-  decoder_width_multiplier, fc_hidden, dropout; missing keys take the paper's values)."""
-  known = {"readout_channels", "decoder_width_multiplier", "fc_hidden", "dropout"}
+  decoder_width_multiplier, fc_hidden, dropout, conv_impl; missing keys take the paper's values,
+  conv_impl 'auto')."""
+  known = {"readout_channels", "decoder_width_multiplier", "fc_hidden", "dropout", "conv_impl"}
   unknown = set(config) - known
   if unknown:
     raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
   if spec.num_views > 1 or spec.decoder not in ("pixel", "vector"):
     raise ValueError(f"{spec.name!r} ({spec.decoder} decoder, {spec.num_views} views) is not a "
                      "single-view target; transfers here go to pixel and vector tasks")
-  return Readout(spec=spec, **dict(config))
+  config = dict(config)
+  conv_lib.get(config.get("conv_impl", conv_lib.AUTO))  # a bad name fails here, not at apply
+  return Readout(spec=spec, **config)
 
 
 def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> dict[str, Any]:
   """Variables of `len(seeds)` copies of `module` (readout or task network), stacked.
 
   Copy k is initialised exactly as `init_stacked(module, sample, [seeds[k]])` would (the
-  same key, the same initialisers under `vmap`), which is what makes the batched run equal the
-  one-by-one run.
+  same key, the same initialisers), which is what makes the batched run equal the one-by-one
+  run. `lax.map`, not `vmap`: one copy's init compiled once and looped, bitwise the same values,
+  but 2.3x faster to compile at K=4 on CPU (a vmapped init traces the forward pass batched;
+  BUILD_NOTES.md "Benchmark: transfers/hour").
 
   Args:
     sample: one batch of one copy's inputs, e.g. (B, h, w, C_in) (values unused).
   Returns:
     {'params': ..., 'batch_stats': ...}, every leaf (K, ...).
   """
+  module = conv_lib.for_stacking(module)
   def one(seed):
     v = module.init({"params": jax.random.key(seed)}, sample, train=False)
     return {"params": v["params"], "batch_stats": v.get("batch_stats", {})}
-  return jax.jit(jax.vmap(one))(jnp.asarray(np.asarray(seeds, np.uint32)))
+  return jax.jit(lambda s: jax.lax.map(one, s))(jnp.asarray(np.asarray(seeds, np.uint32)))
 
 
 def stacked_apply(module: nn.Module, shared_inputs: bool = False
@@ -99,8 +112,9 @@ def stacked_apply(module: nn.Module, shared_inputs: bool = False
 
   inputs (B, K, ...) -- or (B, ...) given to every copy when `shared_inputs` -- -> predictions
   (K, B, ...). Every copy gets the same dropout key, as it would if trained alone with the same
-  seed.
+  seed. A module with `conv_impl='auto'` runs the backend's stacked conv (`conv.for_stacking`).
   """
+  module = conv_lib.for_stacking(module)
   def apply_one(variables, x, train, rngs):
     if train:
       pred, upd = module.apply(variables, x, train=True, rngs=rngs, mutable=["batch_stats"])

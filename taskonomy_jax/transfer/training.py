@@ -19,6 +19,7 @@ import numpy as np
 import optax
 
 from taskonomy_jax import models, tasks
+from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.taxonomy import ahp
 from taskonomy_jax.train import loop
 from taskonomy_jax.train import task as train_task
@@ -132,6 +133,7 @@ def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source:
 def stacked_encode(model: models.TaskNetwork, variables: Mapping[str, Any], images: np.ndarray,
                    batch: int = 64) -> np.ndarray:
   """Frozen encoders of K stacked task networks: (N, H, W, 3) -> (K, N, H/16, W/16, C)."""
+  model = conv_lib.for_stacking(model)
   def one(v, x):
     return model.apply(v, x, False, method=lambda m, x, t: m.encoder(x, t))
   fn = jax.jit(jax.vmap(one, in_axes=(0, None)))

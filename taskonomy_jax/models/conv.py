@@ -1,0 +1,128 @@
+"""Convolution implementations, chosen by name: XLA's convolution, or patches times a matrix.
+
+Every conv layer of the networks (encoder, pixel decoder, transfer readout) takes its
+`conv_general_dilated` from here through the modules' `conv_impl` attribute. Both compute the
+same function with the same parameters; they differ in how XLA runs them under `jax.vmap` over
+the *kernel* (stacked copies of a network, taskonomy_jax/transfer/readout.py):
+
+  - "xla": `lax.conv_general_dilated`. vmapped over kernels it becomes a grouped convolution
+    (`feature_group_count=K`) and its kernel gradient a `batch_group_count=K` convolution;
+    XLA:CPU expands those into dense convolutions K times larger (measured: compile and step
+    time grow roughly with K^2, BUILD_NOTES.md "Batched transfer readouts").
+  - "patches": the input's kxk windows gathered by strided slices (im2col) and one `dot_general`
+    with the flattened kernel. vmapped over kernels it becomes a *batched matmul*, which every
+    backend runs well; unstacked it is slower than XLA's own convolution on CPU.
+  - "auto": "xla" for a single network; stacking code (`for_stacking`) replaces it with the
+    backend's entry in `STACKED_DEFAULT`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax import lax
+
+ConvFn = Callable[..., jax.Array]
+
+
+def _dims(x: int | Sequence[int] | None, n: int) -> tuple[int, ...]:
+  if x is None:
+    return (1,) * n
+  return (x,) * n if isinstance(x, int) else tuple(x)
+
+
+def patches_conv_general_dilated(
+    lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
+    padding: str | Sequence[tuple[int, int]], lhs_dilation: Sequence[int] | None = None,
+    rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
+    feature_group_count: int = 1, batch_group_count: int = 1, precision=None,
+    preferred_element_type=None) -> jax.Array:
+  """`lax.conv_general_dilated` for channels-last inputs, as im2col + one matmul.
+
+  Same arguments as `lax.conv_general_dilated` (the signature flax's `nn.Conv` calls), limited
+  to what the networks use: NHWC input, HWIO kernel, NHWC output (any number of spatial dims),
+  one feature group.
+
+  Args:
+    lhs: (B, *in_spatial, C_in). rhs: (*kernel_spatial, C_in, C_out).
+    padding: 'SAME', 'VALID' or (low, high) per spatial dim, on the lhs-dilated input.
+    lhs_dilation: input dilation (a transposed convolution's stride).
+  Returns:
+    (B, *out_spatial, C_out), out = floor((padded - dilated_kernel) / stride) + 1 per dim.
+  """
+  n = lhs.ndim - 2
+  if dimension_numbers is None:
+    raise ValueError("patches convolution needs dimension_numbers (NHWC, HWIO, NHWC); lax's "
+                     "default NCHW layout is not supported")
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  spatial = tuple(range(1, n + 1))
+  if dn != lax.ConvDimensionNumbers((0, n + 1, *spatial), (n + 1, n, *range(n)),
+                                    (0, n + 1, *spatial)):
+    raise ValueError(f"patches convolution takes NHWC/HWIO/NHWC layouts, got {dimension_numbers}")
+  if feature_group_count != 1 or batch_group_count != 1:
+    raise ValueError("patches convolution supports feature_group_count = batch_group_count = 1, "
+                     f"got {feature_group_count}, {batch_group_count}")
+  kernel = rhs.shape[:n]
+  strides, ldil, rdil = _dims(window_strides, n), _dims(lhs_dilation, n), _dims(rhs_dilation, n)
+  dilated_in = [(s - 1) * d + 1 for s, d in zip(lhs.shape[1:-1], ldil, strict=True)]
+  dilated_k = [(k - 1) * d + 1 for k, d in zip(kernel, rdil, strict=True)]
+  if isinstance(padding, str):
+    padding = lax.padtype_to_pads(dilated_in, dilated_k, strides, padding)
+  # Input dilation and padding (negative allowed, as in lax) in one lax.pad.
+  zero = np.zeros((), lhs.dtype)
+  x = lax.pad(lhs, zero, ((0, 0, 0), *((lo, hi, d - 1) for (lo, hi), d in
+                                      zip(padding, ldil, strict=True)), (0, 0, 0)))
+  out = [(p - k) // s + 1 for p, k, s in zip(x.shape[1:-1], dilated_k, strides, strict=True)]
+  if min(out) <= 0:
+    raise ValueError(f"convolution output would be empty: input {lhs.shape}, kernel {rhs.shape}")
+  # One strided slice per kernel offset, offsets in HWIO's row-major order.
+  cols = []
+  for offset in np.ndindex(*kernel):
+    start = [o * d for o, d in zip(offset, rdil, strict=True)]
+    stop = [st + (o - 1) * s + 1 for st, o, s in zip(start, out, strides, strict=True)]
+    cols.append(lax.slice(x, (0, *start, 0), (x.shape[0], *stop, x.shape[-1]),
+                          (1, *strides, 1)))
+  patches = cols[0] if len(cols) == 1 else lax.concatenate(cols, x.ndim - 1)
+  w = rhs.reshape(-1, rhs.shape[-1])  # (prod(kernel) * C_in, C_out), offset-major
+  return lax.dot_general(patches, w, (((x.ndim - 1,), (0,)), ((), ())), precision=precision,
+                         preferred_element_type=preferred_element_type)
+
+
+CONV_IMPLS: dict[str, ConvFn] = {
+    "xla": lax.conv_general_dilated,
+    "patches": patches_conv_general_dilated,
+}
+AUTO = "auto"
+# Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
+# listed. Measured on CPU (BUILD_NOTES.md "Batched transfer readouts"); GPU/TPU keep XLA's
+# convolution, whose grouped form has native kernels there (cuDNN grouped convolutions) --
+# not measured here (no accelerator on the build machine).
+STACKED_DEFAULT: dict[str, str] = {"cpu": "patches"}
+
+
+def get(name: str) -> ConvFn:
+  """The `conv_general_dilated` named `name` ('auto' = 'xla', the unstacked choice)."""
+  if name == AUTO:
+    name = "xla"
+  if name not in CONV_IMPLS:
+    raise ValueError(f"unknown conv_impl {name!r}; accepted: {sorted((*CONV_IMPLS, AUTO))}")
+  return CONV_IMPLS[name]
+
+
+def stacked_impl(backend: str | None = None) -> str:
+  """The conv implementation for stacked (vmapped) copies on `backend` (default: jax's)."""
+  return STACKED_DEFAULT.get(backend or jax.default_backend(), "xla")
+
+
+def for_stacking(module: nn.Module) -> nn.Module:
+  """`module` with `conv_impl='auto'` resolved for vmapping over stacked copies.
+
+  Parameters do not depend on the conv implementation, so the clone reads the same variables.
+  A module whose `conv_impl` was set explicitly, or that has none, is returned unchanged.
+  """
+  if getattr(module, "conv_impl", None) != AUTO:
+    return module
+  return module.clone(conv_impl=stacked_impl())

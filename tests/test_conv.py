@@ -1,0 +1,118 @@
+"""Conv implementations: patches + matmul equals XLA's convolution, values and gradients, alone,
+in whole networks and under vmap over kernels (where it avoids grouped convolutions)."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from taskonomy_jax import models, tasks
+from taskonomy_jax.models import conv
+from taskonomy_jax.transfer import readout
+
+DN = ("NHWC", "HWIO", "NHWC")
+HI = jax.lax.Precision.HIGHEST
+# (input side, kernel, stride, padding, lhs dilation, rhs dilation): the networks' layers
+# (3x3 pad 1, 1x1, the 7x7/2 stem, the decoder's transposed conv) and lax's other cases.
+CASES = {
+    "3x3_pad1": (6, 3, 1, ((1, 1), (1, 1)), 1, 1),
+    "3x3_stride2": (7, 3, 2, ((1, 1), (1, 1)), 1, 1),
+    "1x1_stride2": (6, 1, 2, "VALID", 1, 1),
+    "7x7_stem": (16, 7, 2, ((3, 3), (3, 3)), 1, 1),
+    "deconv": (5, 3, 1, ((2, 1), (2, 1)), 2, 1),
+    "same_rhs_dilated": (7, 3, 1, "SAME", 1, 2),
+    "same_stride2": (6, 3, 2, "SAME", 1, 1),
+    "negative_pad_even_kernel": (6, 2, 1, ((0, -1), (1, 0)), 1, 1),
+}
+
+
+def _operands(side, kernel, seed=0):
+  rng = np.random.default_rng(seed)
+  x = jnp.asarray(rng.normal(size=(2, side, side + 1, 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(kernel, kernel, 3, 5)), jnp.float32)
+  return x, w
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_patches_conv_equals_lax_conv_values_and_gradients(case):
+  side, kernel, stride, pad, ldil, rdil = CASES[case]
+  x, w = _operands(side, kernel)
+
+  def run(fn):
+    def f(x, w):
+      return fn(x, w, (stride, stride), pad, (ldil, ldil), (rdil, rdil), DN, precision=HI)
+    y = f(x, w)
+    # A fixed random cotangent: gradients for both operands (what training differentiates).
+    ct = jnp.asarray(np.random.default_rng(1).normal(size=y.shape), jnp.float32)
+    return y, jax.grad(lambda x, w: jnp.sum(f(x, w) * ct), argnums=(0, 1))(x, w)
+
+  want_y, want_g = run(jax.lax.conv_general_dilated)
+  got_y, got_g = run(conv.patches_conv_general_dilated)
+  assert got_y.shape == want_y.shape
+  np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
+  for g, w_ in zip(got_g, want_g, strict=True):
+    np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-4)
+
+
+def test_vmapped_patches_conv_is_a_batched_matmul_not_a_grouped_conv():
+  """The reason for the patches conv: vmapped over kernels (stacked copies), XLA's conv becomes
+  a grouped conv; patches become a dot with a batch dimension. Same values either way."""
+  k = 4
+  rng = np.random.default_rng(3)
+  x = jnp.asarray(rng.normal(size=(k, 2, 5, 5, 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(k, 3, 3, 3, 6)), jnp.float32)
+
+  def stacked(fn):
+    return jax.jit(jax.vmap(lambda x, w: fn(x, w, (1, 1), ((1, 1), (1, 1)), None, None, DN,
+                                            precision=HI)))
+  hlo_xla = stacked(jax.lax.conv_general_dilated).lower(x, w).as_text()
+  hlo_patches = stacked(conv.patches_conv_general_dilated).lower(x, w).as_text()
+  assert f"feature_group_count = {k}" in hlo_xla
+  assert "convolution" not in hlo_patches and "dot_general" in hlo_patches
+  np.testing.assert_allclose(stacked(conv.patches_conv_general_dilated)(x, w),
+                             stacked(jax.lax.conv_general_dilated)(x, w), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("task", ["depth_zbuffer", "room_layout"])
+def test_networks_compute_the_same_function_with_either_conv(task):
+  """Encoder (stem, bottlenecks, strided blocks), pixel decoder (deconvs) or FC head: one set of
+  parameters, both conv implementations, equal outputs and BatchNorm statistics."""
+  spec = tasks.get(task)
+  tiny = dict(width=4, blocks=(1, 1, 1, 1), decoder_width_multiplier=1 / 16, fc_hidden=16)
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
+  nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in ("xla", "patches")}
+  variables = nets["xla"].init(jax.random.key(0), x)
+  assert jax.tree.structure(nets["patches"].init(jax.random.key(0), x)) == \
+      jax.tree.structure(variables)
+  outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
+                     rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
+  np.testing.assert_allclose(outs["patches"][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
+  for a, b in zip(jax.tree.leaves(outs["patches"][1]), jax.tree.leaves(outs["xla"][1]),
+                  strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_auto_resolves_for_stacking_and_explicit_choices_stay():
+  spec = tasks.get("depth_zbuffer")
+  small = {"readout_channels": 4, "decoder_width_multiplier": 1 / 16}
+  auto = readout.build(spec, small)
+  assert auto.conv_impl == conv.AUTO and conv.get(conv.AUTO) is conv.CONV_IMPLS["xla"]
+  assert conv.for_stacking(auto).conv_impl == conv.stacked_impl()
+  assert conv.stacked_impl("cpu") == "patches" and conv.stacked_impl("gpu") == "xla"
+  explicit = readout.build(spec, {**small, "conv_impl": "xla"})
+  assert conv.for_stacking(explicit) is explicit
+
+
+def test_bad_conv_settings_get_clear_errors():
+  spec = tasks.get("depth_zbuffer")
+  with pytest.raises(ValueError, match="unknown conv_impl 'fft'; accepted: \\['auto'"):
+    readout.build(spec, {"conv_impl": "fft"})
+  with pytest.raises(ValueError, match="unknown conv_impl"):
+    models.build(spec, {"conv_impl": "fft"})
+  x, w = _operands(5, 3)
+  with pytest.raises(ValueError, match="NHWC/HWIO/NHWC"):
+    conv.patches_conv_general_dilated(x, w, (1, 1), "SAME", dimension_numbers=("NCHW", "OIHW",
+                                                                                 "NCHW"))
+  with pytest.raises(ValueError, match="feature_group_count"):
+    conv.patches_conv_general_dilated(x, w[:, :, :1], (1, 1), "SAME", dimension_numbers=DN,
+                                      feature_group_count=3)
