@@ -1,7 +1,8 @@
 """The whole method on the synthetic world, as resumable stages (`make taxonomy`).
 
 dataset -> views -> task bank (+ representations) -> from-scratch baselines -> first-order
-transfers -> higher-order transfers -> affinities -> taxonomy and figures.
+transfers -> higher-order transfers -> affinities -> taxonomy and figures -> the task networks
+exported as a standard task bank (`taskonomy serve --bank`, `visualize --bank`).
 
 Each stage is a set of units (one per task or target); each unit is written atomically with a
 completion marker (taskonomy_jax/transfer/stages.py), so a rerun skips what is finished and a
@@ -28,7 +29,7 @@ from taskonomy_jax.transfer import stages
 from taskonomy_jax.transfer import views as views_lib
 
 STAGES = ("dataset", "views", "taskbank", "scratch", "transfers1", "transfers_high",
-          "affinities", "taxonomy")
+          "affinities", "taxonomy", "export")
 
 
 @dataclasses.dataclass
@@ -283,6 +284,15 @@ def stage_taxonomy(run: Run) -> None:
   _units(run, "taxonomy", ["out"], fn)
 
 
+def stage_export(run: Run) -> None:
+  """The stacked task networks as a standard task bank (taskonomy_jax/transfer/predictor.py)."""
+  from taskonomy_jax.transfer import predictor
+
+  def fn(_, tmp):
+    predictor.export_task_bank(run.workdir, tmp / "bank", run.config)
+  _units(run, "export", ["bank"], fn)
+
+
 STAGE_FNS: dict[str, Callable[[Run], None]] = {
     "dataset": stage_dataset, "views": stage_views, "taskbank": stage_taskbank,
     "scratch": stage_scratch, "transfers1": stage_transfers1,
@@ -316,6 +326,8 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     raise ValueError(f"targets {unknown} are not single-view pixel or vector tasks")
   run = Run(config, pathlib.Path(workdir))
   run.workdir.mkdir(parents=True, exist_ok=True)
+  # The config the run was made with: predictors and exports rebuild its networks from it.
+  stages.write_json_atomic(run.workdir / "config.json", config.to_dict())
   configure_jax(run.workdir / "jax_cache")
   for i, name in enumerate(STAGES):
     start = time.time()
@@ -338,7 +350,8 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "taxonomies by budget": out / "figures" / "taxonomies.png",
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
           "similarity tree": out / "figures" / "similarity_tree.png",
-          "affinities": affinities_path(run)}
+          "affinities": affinities_path(run),
+          "task bank (serve --bank)": run.stage_dir("export") / "bank" / "bank"}
 
 
 # --- command line ----------------------------------------------------------------------------
