@@ -111,7 +111,7 @@ def project(rates: Rates, scale: PaperScale | None = None) -> dict[str, Any]:
   add("render the views (synthetic world)", scale.views, "views",
       None if rates.world_views_per_s is None
       else _at(rates.world_views_per_s, rates.world_side, res), True)
-  add("input pipeline for the task bank (beside training)", bank_images, "images",
+  add("input pipeline for the task bank", bank_images, "images",
       None if rates.pipeline_samples_per_s is None
       else _at(rates.pipeline_samples_per_s, rates.pipeline_side, res), False)
   add("task bank: train one network per task", bank_images, "images", net, True)

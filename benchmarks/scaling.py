@@ -142,6 +142,7 @@ def plot_transfers_readouts(data: dict[str, Any], fig: Any) -> None:
   ax.set(xlabel="readouts per compiled step (K)", ylabel="transfers/hour", xscale="log",
          yscale="log", xticks=ks, xticklabels=[str(k) for k in ks],
          title=f"transfers, {data['steps']} steps each (compile included)")
+  ax.minorticks_off()
   ax.legend()
 
 

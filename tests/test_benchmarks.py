@@ -274,3 +274,25 @@ def test_gpu_script_runs_tiny_on_cpu(tmp_path):
                                                           "sequential_reused"}
   assert doc["input_pipeline"]["samples_per_s"] > 0
   assert "MFU" in (tmp_path / "gpu.md").read_text()
+
+
+def test_project_command_on_a_suite_json(tmp_path, capsys):
+  from benchmarks import __main__ as cli
+  details = {"train_step": {"details": {"rows": [{"size": 256, "ours": 0.1}], "where": "cpu",
+                                        "paper_flops": {"network_step": 3.0,
+                                                        "readout_step": 1.0,
+                                                        "encoder_forward": 1.0}}}}
+  (tmp_path / "suite.json").write_text(json.dumps({"details": details}))
+  gpu = {"device_kind": "NVIDIA H100 80GB HBM3",
+         "train_step": {"img_per_s": 1000.0, "resolution": 256, "dtype": "bfloat16"}}
+  (tmp_path / "gpu.json").write_text(json.dumps(gpu))
+  assert cli.main(["project", str(tmp_path / "suite.json")]) == 0
+  cpu_out = capsys.readouterr().out
+  assert cli.main(["project", str(tmp_path / "suite.json"), "--gpu",
+                   str(tmp_path / "gpu.json")]) == 0
+  gpu_out = capsys.readouterr().out
+  s = projection.PaperScale.from_config()
+  bank_s = s.tasks * s.taskbank_steps * s.taskbank_batch
+  # The task-bank row: images / rate, at 0.1 img/s here and 1000 img/s on the GPU.
+  assert f"{bank_s / 0.1 / 86400:,.0f} days" in cpu_out
+  assert f"{bank_s / 1000 / 3600:.1f} h" in gpu_out and "H100" in gpu_out
