@@ -13,7 +13,7 @@ CONSTRAINTS := requirements/constraints.txt
 TEST_EXTRAS := test,beam,omnidata,torch,web,video
 STAMP := $(VENV)/.installed-test
 
-.PHONY: venv browser test test-all lint lock clean taxonomy
+.PHONY: venv browser test test-all lint lock clean taxonomy bench
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	@test -n "$(PYTHON)" || { echo "No CPython 3.11-3.13 found; set PYTHON=..." >&2; exit 1; }
@@ -41,6 +41,14 @@ TAXONOMY_WORKDIR ?= out/taxonomy
 TAXONOMY_CONFIG ?= experiments/configs/taxonomy.py
 taxonomy: $(STAMP)
 	$(VENV)/bin/taskonomy taxonomy --config $(TAXONOMY_CONFIG) --workdir $(TAXONOMY_WORKDIR)
+
+# Every benchmark beside its baseline, one table (out/bench/suite.{md,json}); about 20 minutes
+# on 2 idle cores. `make bench BENCH_ARGS=--quick` is a few-minute smoke run; add
+# `--taxonomy-workdir out/taxonomy` to report a finished `make taxonomy` run by stage.
+BENCH_OUT ?= out/bench
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(PY) -m benchmarks --out $(BENCH_OUT) $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

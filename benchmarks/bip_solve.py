@@ -21,6 +21,8 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import cvxpy as cp
 import numpy as np
@@ -49,8 +51,9 @@ def random_table(num_tasks: int = 26, beam: int = 5, seed: int = 0) -> AffinityT
   return AffinityTable(aff, source=f"random seed {seed}")
 
 
-def ours(table: AffinityTable, order: int, budgets: list[int]) -> tuple[float, float, list]:
-  """(sweep seconds incl. build, slowest single solve incl. build, objectives)."""
+def ours(table: AffinityTable, order: int, budgets: list[int]
+         ) -> tuple[float, float, list[float], int, bip.Problem]:
+  """(sweep s incl. build, slowest single solve s incl. build, objectives, its index, problem)."""
   start = time.perf_counter()
   problem = bip.build_problem(table, table.targets, order=order)
   model = bip.BipSolver(problem)
@@ -72,28 +75,59 @@ def naive_solve(table: AffinityTable, order: int, budget: int) -> float:
   return float(model.cvx.value)
 
 
-def run(name: str, table: AffinityTable, order: int, naive_sweep: bool) -> None:
+def measure_instance(table: AffinityTable, order: int, naive_sweep: bool = True
+                     ) -> dict[str, Any]:
+  """Ours beside the naive formulation on one instance (objectives checked equal).
+
+  Returns seconds: `ours_single`, `naive_single` (at the budget where ours was slowest),
+  `ours_sweep`, `naive_sweep` (None if skipped), plus the instance's sizes.
+  """
   budgets = list(range(1, len(table.nodes) + 1))
   o_sweep, o_single, o_objs, worst, problem = ours(table, order, budgets)
   unpruned = bip.build_problem(table, table.targets, order=order, prune=False)
-  print(f"\n[{name}] {len(problem.targets)} targets, {len(table.nodes)} tasks, order <= {order}: "
-        f"{len(unpruned.candidates)} candidate transfers, {problem.num_pruned} pruned as "
-        f"dominated -> {len(problem.candidates)}")
   t0 = time.perf_counter()
   n_obj = naive_solve(table, order, budgets[worst])
   n_single = time.perf_counter() - t0
   assert abs(n_obj - o_objs[worst]) < 1e-6, (n_obj, o_objs[worst])
-  print(f"  single solve (budget {budgets[worst]}): ours {o_single:.3f} s, naive {n_single:.3f} s "
-        f"-> {n_single / o_single:.1f}x")
+  n_sweep = None
   if naive_sweep:
     t0 = time.perf_counter()
     n_objs = [naive_solve(table, order, b) for b in budgets]
     n_sweep = time.perf_counter() - t0
     assert np.allclose(n_objs, o_objs, atol=1e-6)
-    print(f"  sweep of {len(budgets)} budgets: ours {o_sweep:.3f} s, naive {n_sweep:.3f} s "
-          f"-> {n_sweep / o_sweep:.1f}x")
+  return {"targets": len(problem.targets), "tasks": len(table.nodes), "order": order,
+          "candidates": len(unpruned.candidates), "pruned": problem.num_pruned,
+          "budgets": len(budgets), "worst_budget": budgets[worst],
+          "ours_single": o_single, "naive_single": n_single,
+          "ours_sweep": o_sweep, "naive_sweep": n_sweep}
+
+
+def instances(data: str = "1k") -> dict[str, Callable[[], AffinityTable]]:
+  """The benchmark's instances by name (tables are built lazily)."""
+  return {"published": lambda: published.load_published(data), "random": random_table}
+
+
+def measure(names: Sequence[str] = ("published", "random"), data: str = "1k",
+            naive_sweep: bool = True, order: int = 4) -> dict[str, dict[str, Any]]:
+  """`measure_instance` for each named instance (see `instances`)."""
+  known = instances(data)
+  unknown = [n for n in names if n not in known]
+  if unknown:
+    raise ValueError(f"unknown BIP instance(s) {unknown}; accepted: {sorted(known)}")
+  return {n: measure_instance(known[n](), order, naive_sweep) for n in names}
+
+
+def _print(name: str, m: dict[str, Any]) -> None:
+  print(f"\n[{name}] {m['targets']} targets, {m['tasks']} tasks, order <= {m['order']}: "
+        f"{m['candidates']} candidate transfers, {m['pruned']} pruned as dominated -> "
+        f"{m['candidates'] - m['pruned']}")
+  print(f"  single solve (budget {m['worst_budget']}): ours {m['ours_single']:.3f} s, naive "
+        f"{m['naive_single']:.3f} s -> {m['naive_single'] / m['ours_single']:.1f}x")
+  if m["naive_sweep"] is not None:
+    print(f"  sweep of {m['budgets']} budgets: ours {m['ours_sweep']:.3f} s, naive "
+          f"{m['naive_sweep']:.3f} s -> {m['naive_sweep'] / m['ours_sweep']:.1f}x")
   else:
-    print(f"  sweep of {len(budgets)} budgets: ours {o_sweep:.3f} s (naive sweep skipped)")
+    print(f"  sweep of {m['budgets']} budgets: ours {m['ours_sweep']:.3f} s (naive sweep skipped)")
 
 
 def main() -> None:
@@ -101,9 +135,8 @@ def main() -> None:
   parser.add_argument("--data", default="1k", help="published set for the published instance")
   parser.add_argument("--skip-naive-sweep", action="store_true")
   args = parser.parse_args()
-  run(f"published {args.data}", published.load_published(args.data), 4,
-      not args.skip_naive_sweep)
-  run("random 26 tasks", random_table(), 4, not args.skip_naive_sweep)
+  for name, m in measure(data=args.data, naive_sweep=not args.skip_naive_sweep).items():
+    _print(f"published {args.data}" if name == "published" else "random 26 tasks", m)
 
 
 if __name__ == "__main__":

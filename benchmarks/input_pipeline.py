@@ -15,6 +15,7 @@ Needs the `omnidata` extra (torch); run with a main guard (worker processes are 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import os
 import pathlib
@@ -23,6 +24,8 @@ import sys
 import tempfile
 import time
 import zlib
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,10 +34,11 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 DOMAINS = ("rgb", "depth_zbuffer", "normal", "point_info")
 
 
-def _export(root: pathlib.Path, args) -> list[str]:
+def _export(root: pathlib.Path, buildings: int, resolution: int, points: int,
+            first_seed: int = 0) -> list[str]:
   from taskonomy_jax.data import synthetic
-  cfg = synthetic.world_config(args.resolution, points_per_building=args.points)
-  seeds = range(args.first_seed, args.first_seed + args.buildings)
+  cfg = synthetic.world_config(resolution, points_per_building=points)
+  seeds = range(first_seed, first_seed + buildings)
   summary = synthetic.export(root / "export", seeds, cfg, layout="domain", domains=DOMAINS)
   return summary.buildings
 
@@ -132,9 +136,63 @@ def storage(builder, n: int = 64) -> list[tuple[str, float, float, float, float]
   return rows
 
 
-def main() -> None:
+@dataclasses.dataclass
+class Prepared:
+  """An exported + built synthetic dataset and what making it cost."""
+
+  root: pathlib.Path
+  buildings: list[str]
+  builder: Any
+  views: int
+  resolution: int
+  export_s: float
+  build_s: float
+
+
+def prepare(root: str | pathlib.Path, buildings: int = 4, resolution: int = 64, points: int = 8,
+            first_seed: int = 0) -> Prepared:
+  """Renders + exports `buildings` world buildings under `root`, then builds the TFDS set."""
+  root = pathlib.Path(root)
+  t0 = time.perf_counter()
+  names = _export(root, buildings, resolution, points, first_seed)
+  t1 = time.perf_counter()
+  builder = _build(root, names, resolution)
+  t2 = time.perf_counter()
+  return Prepared(root, names, builder, builder.info.splits["train"].num_examples, resolution,
+                  t1 - t0, t2 - t1)
+
+
+def measure(data: Prepared, workers: Sequence[int] = (0, 2), batch_size: int = 16,
+            batches: int = 100, repeats: int = 3, baseline: bool = True) -> dict[str, Any]:
+  """Samples/s of ours and (if `baseline`) omnidata's loader, medians of alternating runs.
+
+  Returns {"views", "batch_size", "batches", "repeats", "rows": [{"workers", "ours",
+  "omnidata", "ratio"}]} with samples/s; omnidata and ratio are None without the baseline.
+  """
+  rows = []
+  for w in workers:
+    a, b = [], []
+    for _ in range(repeats):
+      a.append(ours(data.builder, batch_size, w, batches))
+      if baseline:
+        b.append(omnidata(data.root, data.buildings, batch_size, w, batches))
+    a_med = statistics.median(a)
+    b_med = statistics.median(b) if b else None
+    rows.append({"workers": w, "ours": a_med, "omnidata": b_med,
+                 "ratio": a_med / b_med if b_med else None})
+  return {"views": data.views, "resolution": data.resolution, "batch_size": batch_size, "batches": batches,
+          "repeats": repeats, "rows": rows}
+
+
+def mark_flags_parsed() -> None:
+  """grain's worker processes read absl flags: mark them parsed before starting any."""
   from absl import flags
-  flags.FLAGS.mark_as_parsed()  # grain's worker processes read absl flags
+  if not flags.FLAGS.is_parsed():
+    flags.FLAGS.mark_as_parsed()
+
+
+def main() -> None:
+  mark_flags_parsed()
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--buildings", type=int, default=4)
   p.add_argument("--first-seed", type=int, default=0)
@@ -149,22 +207,16 @@ def main() -> None:
   p.add_argument("--work-dir", help="reuse an export/build here (default: a temp folder)")
   args = p.parse_args()
   root = pathlib.Path(args.work_dir or tempfile.mkdtemp(prefix="taskonomy_bench_"))
-  buildings = _export(root, args)
-  builder = _build(root, buildings, args.resolution)
-  n = builder.info.splits["train"].num_examples
-  print(f"{n} views of {len(buildings)} buildings at {args.resolution}x{args.resolution}, "
-        f"batch {args.batch_size}, {args.batches} timed batches after one warm-up batch, "
-        f"median of {args.repeats} alternating runs")
+  data = prepare(root, args.buildings, args.resolution, args.points, args.first_seed)
+  print(f"{data.views} views of {len(data.buildings)} buildings at "
+        f"{args.resolution}x{args.resolution}, batch {args.batch_size}, {args.batches} timed "
+        f"batches after one warm-up batch, median of {args.repeats} alternating runs")
+  m = measure(data, args.workers, args.batch_size, args.batches, args.repeats)
   print(f"{'workers':>7} {'ours samples/s':>15} {'omnidata samples/s':>19} {'ratio':>6}")
-  for w in args.workers:
-    a, b = [], []
-    for _ in range(args.repeats):
-      a.append(ours(builder, args.batch_size, w, args.batches))
-      b.append(omnidata(root, buildings, args.batch_size, w, args.batches))
-    a_med, b_med = statistics.median(a), statistics.median(b)
-    print(f"{w:>7} {a_med:>15.1f} {b_med:>19.1f} {a_med / b_med:>6.2f}")
+  for r in m["rows"]:
+    print(f"{r['workers']:>7} {r['ours']:>15.1f} {r['omnidata']:>19.1f} {r['ratio']:>6.2f}")
   print(f"\n{'domain':14} {'zlib B':>8} {'PNG B':>8} {'zlib us':>8} {'PNG us':>8}")
-  for domain, bz, bp, tz, tp in storage(builder):
+  for domain, bz, bp, tz, tp in storage(data.builder):
     print(f"{domain:14} {bz:>8.0f} {bp:>8.0f} {tz:>8.1f} {tp:>8.1f}")
 
 

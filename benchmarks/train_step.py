@@ -10,36 +10,68 @@ the same batch size, on the same CPU, measured alternately in one process.
 Needs the torch extra (torch==2.13.0 CPU, visualpriors).
 """
 
+from __future__ import annotations
+
 import argparse
+import dataclasses
 import os
 import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import torch
-from visualpriors import taskonomy_network as vp
 
 from taskonomy_jax import models, tasks
 from taskonomy_jax.train import loop, losses
 
 
-def ours(res: int, batch: int):
-  spec = tasks.get("normal")
-  model = models.build(spec)
+@dataclasses.dataclass
+class FlaxStep:
+  """A jitted training step of one task network and the arguments it runs on."""
+
+  step: Any  # jax.jit(make_train_step(...)), state donated
+  state: loop.TrainState
+  batch: dict[str, jax.Array]
+  key: jax.Array
+
+
+def flax_step(res: int, batch: int, model_config: Mapping[str, Any] | None = None,
+              task: str = "normal", abstract: bool = False) -> FlaxStep:
+  """The loop's own train step (forward, task loss, backward, Adam) on random data.
+
+  `model_config` goes to `models.build` (e.g. {"dtype": "bfloat16"}, or a narrow network);
+  default: the paper-size network in float32. Inputs: (batch, res, res, 3). `abstract`: the
+  state holds only shapes (`jax.eval_shape`), enough to trace or lower the step, and skips
+  compiling the initialisation.
+  """
+  spec = tasks.get(task)
+  model = models.build(spec, model_config)
   rng = np.random.default_rng(0)
   b = {"inputs": jnp.asarray(rng.uniform(-1, 1, (batch, res, res, 3)), jnp.float32),
-       "targets": jnp.asarray(rng.uniform(-1, 1, (batch, res, res, 3)), jnp.float32)}
-  v = loop.init_variables(model, b["inputs"], 0)
+       "targets": jnp.asarray(rng.uniform(-1, 1, (batch, *spec.output_shape(res))),
+                              jnp.float32)}
   tx = optax.adam(1e-4)
-  state = loop.TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
-                          batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]))
+
+  def make_state():
+    v = (jax.eval_shape(model.init, jax.random.key(0), b["inputs"]) if abstract
+         else loop.init_variables(model, b["inputs"], 0))
+    return loop.TrainState(step=jnp.zeros((), jnp.int32), params=v["params"],
+                           batch_stats=v["batch_stats"], opt_state=tx.init(v["params"]))
+  state = jax.eval_shape(make_state) if abstract else make_state()
   step = jax.jit(loop.make_train_step(loop.network_apply(model),
                                       lambda p, bb: losses.task_loss(spec, p, bb), tx),
                  donate_argnums=(0,))
-  key = jax.random.key(0)
-  holder = {"state": state}
+  return FlaxStep(step, state, b, jax.random.key(0))
+
+
+def ours(res: int, batch: int, model_config: Mapping[str, Any] | None = None
+         ) -> Callable[[], None]:
+  fs = flax_step(res, batch, model_config)
+  step, b, key = fs.step, fs.batch, fs.key
+  holder = {"state": fs.state}
 
   def run():
     holder["state"], m = step(holder["state"], b, key)
@@ -47,7 +79,9 @@ def ours(res: int, batch: int):
   return run
 
 
-def theirs(res: int, batch: int):
+def theirs(res: int, batch: int) -> Callable[[], None]:
+  import torch
+  from visualpriors import taskonomy_network as vp
   enc = vp.TaskonomyEncoder(normalize_outputs=False, eval_only=False, train=True)
   dec = vp.TaskonomyDecoder(out_channels=3, eval_only=False)
   for p in dec.parameters():
@@ -76,20 +110,37 @@ def images_per_second(fn, batch: int, steps: int) -> float:
   return batch * steps / (time.perf_counter() - t)
 
 
+def measure(sizes: Sequence[int] = (64, 128, 256), batch: int = 4, steps: int = 3,
+            baseline: bool = True) -> dict[str, Any]:
+  """img/s of ours and (if `baseline`) visualpriors' PyTorch step per input size.
+
+  Returns {"batch", "steps", "rows": [{"size", "ours", "torch", "ratio"}]}; torch and ratio
+  are None without the baseline.
+  """
+  if baseline:
+    import torch
+    torch.set_num_threads(os.cpu_count() or 1)
+  rows = []
+  for res in sizes:
+    a = images_per_second(ours(res, batch), batch, steps)
+    b = images_per_second(theirs(res, batch), batch, steps) if baseline else None
+    rows.append({"size": res, "ours": a, "torch": b, "ratio": a / b if b else None})
+  return {"batch": batch, "steps": steps, "rows": rows}
+
+
 def main():
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
   p.add_argument("--batch", type=int, default=4)
   p.add_argument("--steps", type=int, default=3)
   args = p.parse_args()
-  torch.set_num_threads(os.cpu_count() or 1)
+  import torch
   print(f"cpu cores: {os.cpu_count()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
         f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps")
   print(f"{'size':>6} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6}")
   for res in args.sizes:
-    a = images_per_second(ours(res, args.batch), args.batch, args.steps)
-    b = images_per_second(theirs(res, args.batch), args.batch, args.steps)
-    print(f"{res:>6} {a:>11.2f} {b:>12.2f} {a / b:>6.2f}x", flush=True)
+    r = measure([res], args.batch, args.steps)["rows"][0]
+    print(f"{res:>6} {r['ours']:>11.2f} {r['torch']:>12.2f} {r['ratio']:>6.2f}x", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import time
+from typing import Any
 
 from tqdm import tqdm
 
@@ -77,6 +78,37 @@ def _run_parallel(resolution: int, n_views: int, workers: int) -> tuple[float, i
     return time.perf_counter() - t0, done
 
 
+def measure(views: int = 2000, resolution: int = 64, baseline_views: int = 100,
+            workers: int = 2) -> dict[str, Any]:
+  """Renders `views` views (timed after a compile warm-up), then the baseline side by side.
+
+  Returns a dict of plain numbers: `views_per_s` (generation + rendering, one process),
+  `render_views_per_s`, `cpu_ms_per_view`, `compile_s`, the culled vs un-culled rendering rates
+  on the same `baseline_views` views and their ratio `culling_speedup`, and
+  `parallel_views_per_s` with `workers` processes (None if `workers` is 0).
+  """
+  cfg = world.WorldConfig(resolution=resolution)
+  t0 = time.perf_counter()
+  b = world.generate_building(10_000, cfg)          # warm-up: compiles the caster's shapes
+  next(world.render_views(b, cfg))
+  compile_s = time.perf_counter() - t0
+  gen, render, buildings, cpu = _run(cfg, views, True, f"{resolution}px culled")
+  n = min(baseline_views, views)
+  _bgen, brender, _, _ = _run(cfg, n, False, f"{resolution}px baseline (no culling)")
+  _cgen, crender, _, _ = _run(cfg, n, True, f"{resolution}px culled, same views")
+  out = {"views": views, "resolution": resolution, "buildings": buildings,
+         "compile_s": compile_s, "generation_s": gen, "render_s": render,
+         "views_per_s": views / (gen + render), "render_views_per_s": views / render,
+         "cpu_ms_per_view": 1e3 * cpu / views, "baseline_views": n,
+         "culled_render_views_per_s": n / crender, "unculled_render_views_per_s": n / brender,
+         "culling_speedup": brender / crender, "workers": workers,
+         "parallel_views_per_s": None}
+  if workers > 0:
+    wall, done = _run_parallel(resolution, views, workers)
+    out["parallel_views_per_s"] = done / wall
+  return out
+
+
 def main() -> None:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--views", type=int, default=2000)
@@ -85,27 +117,22 @@ def main() -> None:
   ap.add_argument("--workers", type=int, default=2,
                   help="also time this many processes rendering whole buildings (0: skip)")
   args = ap.parse_args()
-  cfg = world.WorldConfig(resolution=args.resolution)
-  t0 = time.perf_counter()
-  b = world.generate_building(10_000, cfg)          # warm-up: compiles the caster's shapes
-  next(world.render_views(b, cfg))
-  print(f"warm-up (compilation) {time.perf_counter() - t0:.1f} s")
-  gen, render, buildings, cpu = _run(cfg, args.views, True, f"{args.resolution}px culled")
-  total = gen + render
-  print(f"resolution {args.resolution}: {args.views} views from {buildings} buildings in "
-        f"{total:.1f} s = {args.views / total:.1f} views/s "
-        f"(generation {gen:.1f} s, rendering {render:.1f} s = {args.views / render:.1f} "
-        f"rendered views/s); CPU time {cpu:.1f} s = {1e3 * cpu / args.views:.1f} ms per view "
+  m = measure(args.views, args.resolution, args.baseline_views, args.workers)
+  total = m["generation_s"] + m["render_s"]
+  print(f"warm-up (compilation) {m['compile_s']:.1f} s")
+  print(f"resolution {args.resolution}: {args.views} views from {m['buildings']} buildings in "
+        f"{total:.1f} s = {m['views_per_s']:.1f} views/s "
+        f"(generation {m['generation_s']:.1f} s, rendering {m['render_s']:.1f} s = "
+        f"{m['render_views_per_s']:.1f} rendered views/s); CPU time "
+        f"{m['cpu_ms_per_view']:.1f} ms per view "
         "(wall time suffers when other jobs share the cores; CPU time much less)")
-  n = min(args.baseline_views, args.views)
-  _bgen, brender, _, _ = _run(cfg, n, False, f"{args.resolution}px baseline (no culling)")
-  _cgen, crender, _, _ = _run(cfg, n, True, f"{args.resolution}px culled, same views")
-  print(f"rendering speed-up of frustum culling over the baseline on the same {n} views: "
-        f"{brender / crender:.2f}x ({n / brender:.1f} vs {n / crender:.1f} views/s)")
-  if args.workers > 0:
-    wall, done = _run_parallel(args.resolution, args.views, args.workers)
-    print(f"resolution {args.resolution}, {args.workers} processes: {done} views in {wall:.1f} s "
-          f"= {done / wall:.1f} views/s ({done / wall / (args.views / total):.2f}x one process)")
+  print(f"rendering speed-up of frustum culling over the baseline on the same "
+        f"{m['baseline_views']} views: {m['culling_speedup']:.2f}x "
+        f"({m['unculled_render_views_per_s']:.1f} vs {m['culled_render_views_per_s']:.1f} views/s)")
+  if m["parallel_views_per_s"] is not None:
+    print(f"resolution {args.resolution}, {args.workers} processes: "
+          f"{m['parallel_views_per_s']:.1f} views/s "
+          f"({m['parallel_views_per_s'] / m['views_per_s']:.2f}x one process)")
 
 
 if __name__ == "__main__":
