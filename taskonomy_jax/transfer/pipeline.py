@@ -297,7 +297,7 @@ STAGE_FNS: dict[str, Callable[[Run], None]] = {
     "dataset": stage_dataset, "views": stage_views, "taskbank": stage_taskbank,
     "scratch": stage_scratch, "transfers1": stage_transfers1,
     "transfers_high": stage_transfers_high, "affinities": stage_affinities,
-    "taxonomy": stage_taxonomy,
+    "taxonomy": stage_taxonomy, "export": stage_export,
 }
 
 
