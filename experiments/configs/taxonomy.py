@@ -6,7 +6,7 @@ affinities -> BIP -> figures -> task bank export. Sizes:
   default: 7 targets, orders 1-3; 8.5 min measured on 2 CPU cores (BUILD_NOTES.md; the
     `make taxonomy` budget is 15 min with the venv install).
     taskonomy taxonomy --config experiments/configs/taxonomy.py --workdir out/taxonomy
-  full:    17 targets, the paper's beam 5 and orders 1-4: about an hour here.
+  full:    17 targets, the paper's beam 5 and orders 1-4: not timed; an hour or more here.
   tiny:    the same stages at toy size, well under 2 min (the end-to-end test).
     taskonomy taxonomy --config experiments/configs/taxonomy.py:tiny --workdir /tmp/tax
   paper:   the paper's sizes (256x256 ResNet-50 task bank, 1-4 order transfers on 16k images)
