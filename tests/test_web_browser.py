@@ -119,6 +119,7 @@ def _submit_transfer(driver, base: str, targets: str, budget: str, order: str = 
 
 def _click_and_wait(driver, button: str, result_css: str) -> None:
   """Submits a form and waits until the answer page replaced it and shows `result_css`."""
+  from selenium.common.exceptions import WebDriverException
   from selenium.webdriver.common.by import By
   from selenium.webdriver.support import expected_conditions as ec
   from selenium.webdriver.support.ui import WebDriverWait
@@ -126,7 +127,18 @@ def _click_and_wait(driver, button: str, result_css: str) -> None:
   old = driver.find_element(By.TAG_NAME, "form")
   driver.find_element(By.ID, button).click()
   wait = WebDriverWait(driver, 120)
-  wait.until(ec.staleness_of(old))
+
+  def replaced(_) -> bool:
+    # `ec.staleness_of` only knows StaleElementReferenceException; while the old document is
+    # being torn down Chromium may instead answer "Node with given id does not belong to the
+    # document" (a plain WebDriverException, seen once under load): the form is gone either way.
+    try:
+      old.is_enabled()
+      return False
+    except WebDriverException:
+      return True
+
+  wait.until(replaced)
   wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, result_css)))
 
 
