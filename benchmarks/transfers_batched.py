@@ -26,10 +26,11 @@ sizes); the command line prints a table and can write JSON and a scaling plot:
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import pathlib
 import re
-import tempfile
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -40,6 +41,7 @@ import numpy as np
 
 from taskonomy_jax import tasks
 from taskonomy_jax.models import conv
+from taskonomy_jax.taxonomy.affinities import write_text_atomic
 from taskonomy_jax.train import loop
 from taskonomy_jax.transfer import readout, training
 
@@ -181,16 +183,10 @@ def plot(result: dict[str, Any], path: str) -> None:
   ax.grid(True, which="both", alpha=0.3)
   ax.legend(fontsize=8)
   fig.tight_layout()
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(suffix=os.path.splitext(path)[1] or ".png", dir=directory)
-  os.close(fd)
-  try:
-    fig.savefig(tmp, dpi=120)
-    os.replace(tmp, path)
-  finally:
-    plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  buf = io.BytesIO()
+  fig.savefig(buf, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=120)
+  plt.close(fig)
+  write_text_atomic(pathlib.Path(path), buf.getvalue())
 
 
 def _table(result: dict[str, Any]) -> str:
@@ -233,11 +229,7 @@ def main() -> None:
                    args.decoder_width, args.fc_hidden, args.repeats, args.impls, progress=True)
   print(_table(result))
   if args.json:
-    directory = os.path.dirname(os.path.abspath(args.json))
-    fd, tmp = tempfile.mkstemp(suffix=".json", dir=directory)
-    with os.fdopen(fd, "w") as f:
-      json.dump(result, f, indent=1)
-    os.replace(tmp, args.json)
+    write_text_atomic(pathlib.Path(args.json), json.dumps(result, indent=1))
   if args.plot:
     plot(result, args.plot)
 
