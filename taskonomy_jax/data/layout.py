@@ -22,7 +22,6 @@ import io
 import json
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from taskonomy_jax import files
 from taskonomy_jax.data import encodings as enc
 
 Layout = Literal["building", "domain"]
@@ -257,18 +257,7 @@ def read_view(files: Mapping[str, pathlib.Path]) -> dict[str, Any]:
   return out
 
 
-def atomic_write_bytes(path: pathlib.Path, data: bytes) -> None:
-  """Writes `data` to `path` through a temporary file in the same folder and `os.replace`."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-  try:
-    with os.fdopen(fd, "wb") as f:
-      f.write(data)
-    os.replace(tmp, path)
-  except BaseException:
-    if os.path.exists(tmp):
-      os.unlink(tmp)
-    raise
+atomic_write_bytes = files.write_atomic  # the name its callers use
 
 
 def write_view(root: os.PathLike, layout: Layout, key: ViewKey, stored: Mapping[str, Any]

@@ -157,11 +157,11 @@ def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = N
 
 
 def _read_names(filename: str) -> tuple[str, ...]:
-  """A class-name list shipped in `taskonomy_jax/taskbank/data/` (one name a line, `#` comments
+  """A class-name list shipped in `taskonomy_jax/taskbank/class_names/` (one name a line, `#` comments
   naming the list's source)."""
   import importlib.resources
 
-  text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("data", filename)
+  text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("class_names", filename)
   lines = text.read_text(encoding="utf-8").splitlines()
   return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
 

@@ -19,7 +19,7 @@ from typing import Any
 import ml_collections
 import tqdm
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.train import checkpoint
 
 BANK_FILE = "bank.json"
@@ -28,11 +28,7 @@ DONE_FILE = "done.json"
 _PINNED = ("resolution", "model", "data")
 
 
-def atomic_write_json(path: str, obj: Any) -> None:
-  tmp = f"{path}.tmp.{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(obj, f, indent=1, sort_keys=True)
-  os.replace(tmp, path)
+atomic_write_json = files.write_json_atomic  # the name its callers use
 
 
 def task_names(config: Mapping[str, Any]) -> list[str]:

@@ -19,10 +19,9 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Mapping
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 
 # The source name of a target's own fully supervised network (the paper's tournament includes
 # it beside the transfers). `self -> T` needs T itself supervised.
@@ -206,15 +205,4 @@ class AffinityTable:
     return cls.from_json(data, source=str(path))
 
 
-def write_text_atomic(path: pathlib.Path, text: str | bytes) -> None:
-  """Writes `text` to `path` through a temp file in the same folder and `os.replace`."""
-  path.parent.mkdir(parents=True, exist_ok=True)
-  mode = "wb" if isinstance(text, bytes) else "w"
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-  try:
-    with os.fdopen(fd, mode) as f:
-      f.write(text)
-    os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+write_text_atomic = files.write_atomic  # the name its callers use

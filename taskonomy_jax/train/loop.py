@@ -95,6 +95,19 @@ def make_train_step(apply_fn: ApplyFn, loss_fn: LossFn, tx: optax.GradientTransf
   return step
 
 
+def make_stats_step(apply_fn: ApplyFn) -> Callable[[TrainState, Batch, jax.Array], TrainState]:
+  """A forward pass in training mode that only updates the BatchNorm statistics.
+
+  (state, batch, base_rng) -> state with the batch's statistics folded into `batch_stats` by
+  each BatchNorm's own running-average rule; parameters, optimizer state and step unchanged.
+  """
+  def step(state: TrainState, batch: Batch, rng: jax.Array) -> TrainState:
+    _, stats = apply_fn({"params": state.params, "batch_stats": state.batch_stats},
+                        batch["inputs"], True, {"dropout": rng})
+    return state.replace(batch_stats=stats)
+  return step
+
+
 def make_eval_step(apply_fn: ApplyFn, loss_fn: LossFn, metric_fn: MetricFn | None):
   def step(state: TrainState, batch: Batch) -> dict[str, jax.Array]:
     pred, _ = apply_fn({"params": state.params, "batch_stats": state.batch_stats},
@@ -118,6 +131,9 @@ class LoopConfig:
   keep_checkpoints: int = 3
   eval_every: int = 0  # 0: evaluate only at the end (when eval data is given)
   eval_batches: int = 4
+  # After the last step, BatchNorm statistics recomputed over this many training batches under
+  # the final weights (0: keep the running averages gathered while the weights moved).
+  bn_recompute_batches: int = 0
   num_devices: int | None = None  # None: all devices
   fsdp: bool = False
   progress: bool = True
@@ -185,6 +201,8 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
   """
   if cfg.num_steps <= 0:
     raise ValueError(f"num_steps must be positive, got {cfg.num_steps}")
+  if cfg.bn_recompute_batches < 0:
+    raise ValueError(f"bn_recompute_batches must be >= 0, got {cfg.bn_recompute_batches}")
   mesh = sharding.make_mesh(cfg.num_devices)
   sharding.check_batch_size(cfg.batch_size, mesh)
   local_batch = cfg.batch_size // jax.process_count()
@@ -216,6 +234,8 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
                     out_shardings=(state_sh, None), donate_argnums=(0,))
   eval_fn = jax.jit(make_eval_step(apply_fn, loss_fn, metric_fn),
                     in_shardings=(state_sh, batch_sh))
+  stats_fn = jax.jit(make_stats_step(apply_fn), in_shardings=(state_sh, batch_sh, None),
+                     out_shardings=state_sh, donate_argnums=(0,))
   log = MetricsLog(workdir)
   bar = tqdm.tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step",
                   disable=not cfg.progress or jax.process_index() != 0)
@@ -228,6 +248,12 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
           scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
           log.write(step, scalars)
           bar.set_postfix(loss=f"{scalars['loss']:.4f}")
+        if step == cfg.num_steps and cfg.bn_recompute_batches:
+          # Running averages trail the moving weights; re-gather them under the final ones
+          # (before the final checkpoint, so a finished run restores the recomputed ones).
+          for i in range(cfg.bn_recompute_batches):  # dropout keys after the training steps
+            batch = sharding.global_batch(next(data_iter), mesh)
+            state = stats_fn(state, batch, jax.random.fold_in(rng, cfg.num_steps + 1 + i))
         # Save after the step, with the iterator positioned for step + 1.
         checkpoint.save(mngr, step, flax.serialization.to_state_dict(state), data_iter,
                         force=step == cfg.num_steps)

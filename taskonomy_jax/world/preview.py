@@ -6,14 +6,15 @@
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import os
 import pathlib
-import tempfile
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from taskonomy_jax import files
 from taskonomy_jax.world import camera as cam
 from taskonomy_jax.world import categories as cats
 from taskonomy_jax.world import layout
@@ -134,16 +135,12 @@ def write_contact_sheet(views: list[View], out: str | os.PathLike) -> pathlib.Pa
     axes[r, 0].set_ylabel(f"{view.building}\np{view.point} v{view.view}", fontsize=6)
   fig.tight_layout()
   out = pathlib.Path(out)
-  out.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=".png", dir=out.parent)
-  os.close(fd)
+  buf = io.BytesIO()
   try:
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, out)
+    fig.savefig(buf, format="png", dpi=110)
   finally:
     plt.close(fig)
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  files.write_atomic(out, buf.getvalue())
   return out
 
 

@@ -1,0 +1,28 @@
+"""The project's atomic write: whole file or the old one, never a half, no temp file left."""
+
+import json
+
+import pytest
+
+from taskonomy_jax import files
+
+
+def test_text_bytes_and_json_round_trip(tmp_path):
+  files.write_atomic(tmp_path / "sub" / "a.txt", "héllo")
+  files.write_atomic(tmp_path / "b.bin", b"\x00\xff")
+  files.write_json_atomic(tmp_path / "c.json", {"b": 1, "a": [2]})
+  assert (tmp_path / "sub" / "a.txt").read_text() == "héllo"
+  assert (tmp_path / "b.bin").read_bytes() == b"\x00\xff"
+  assert json.loads((tmp_path / "c.json").read_text()) == {"a": [2], "b": 1}
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["b.bin", "c.json", "sub"]
+
+
+def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+  path = tmp_path / "d.json"
+  files.write_atomic(path, "old")
+  with pytest.raises(TypeError):
+    files.write_json_atomic(path, {"x": object()})  # not serialisable: fails before writing
+  with pytest.raises(TypeError):
+    files.write_atomic(path, 3)  # not text/bytes: fails while writing the temp file
+  assert path.read_text() == "old"
+  assert [p.name for p in tmp_path.iterdir()] == ["d.json"]
