@@ -29,6 +29,7 @@ def tiny_config(args):
   c.train.num_devices = args.devices
   c.train.fsdp = args.fsdp
   c.train.progress = False
+  c.train.bn_recompute_batches = 0  # tested in test_train_loop.py; compiles cost here
   c.optimizer.name = args.optimizer
   # Small SGD steps: a larger rate makes this tiny network chaotic (a 1e-6 perturbation of
   # the parameters grows to 1e-3 of the loss within 10 steps), hiding what the test checks.

@@ -69,5 +69,6 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
     c.train.log_every = 1
     c.train.checkpoint_every = 2
     c.train.progress = False
+    c.train.bn_recompute_batches = 2  # exercised, cheaply
     c.eval.batch_size = 8
   return c
