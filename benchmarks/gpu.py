@@ -35,7 +35,7 @@ from typing import Any
 import jax
 
 from benchmarks import flops, input_pipeline, report, train_step, transfers
-from taskonomy_jax.taxonomy.affinities import write_text_atomic
+from taskonomy_jax import files
 
 CONFIGS: dict[str, dict[str, Any]] = {
     "paper": {
@@ -120,8 +120,8 @@ def run(config: str, out_dir: str | pathlib.Path) -> dict[str, Any]:
         f"samples/s ({p['workers']} workers)", flush=True)
   doc["seconds"] = time.perf_counter() - start
   out = pathlib.Path(out_dir)
-  write_text_atomic(out / "gpu.json", json.dumps(doc, indent=1, default=str))
-  write_text_atomic(out / "gpu.md", markdown(doc) + "\n")
+  files.write_atomic(out / "gpu.json", json.dumps(doc, indent=1, default=str))
+  files.write_atomic(out / "gpu.md", markdown(doc) + "\n")
   print(f"{doc['seconds']:.0f} s in all; written {out / 'gpu.json'}, {out / 'gpu.md'}")
   return doc
 

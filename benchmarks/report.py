@@ -16,7 +16,7 @@ import platform
 from collections.abc import Sequence
 from typing import Any
 
-from taskonomy_jax.taxonomy.affinities import write_text_atomic
+from taskonomy_jax import files
 
 # Goal kinds: what `Goal.value` bounds.
 GOAL_KINDS = ("ratio_at_least", "ours_at_most", "ours_at_least")
@@ -188,11 +188,11 @@ def write(out_dir: str | pathlib.Path, name: str, rows: Sequence[Row], mach: dic
   out = pathlib.Path(out_dir)
   doc = {"machine": mach, "rows": [r.to_json() for r in rows], "details": details}
   paths = {"json": out / f"{name}.json", "md": out / f"{name}.md"}
-  write_text_atomic(paths["json"], json.dumps(doc, indent=1, default=str))
+  files.write_atomic(paths["json"], json.dumps(doc, indent=1, default=str))
   md = [f"# {name}", "", machine_text(mach), "", markdown_table(rows)]
   for title, body in sections:
     md += ["", f"## {title}", "", body]
-  write_text_atomic(paths["md"], "\n".join(md) + "\n")
+  files.write_atomic(paths["md"], "\n".join(md) + "\n")
   return {k: str(v) for k, v in paths.items()}
 
 

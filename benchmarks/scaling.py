@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from taskonomy_jax.taxonomy.affinities import write_text_atomic
+from taskonomy_jax import files
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -221,8 +221,8 @@ def run_study(name: str, size: str, out_dir: str | os.PathLike) -> dict[str, str
   data.update(study=name, size=size, seconds=time.perf_counter() - start,
               machine=report.machine())
   out = pathlib.Path(out_dir)
-  write_text_atomic(out / f"{name}.json", json.dumps(data, indent=1, default=str))
-  write_text_atomic(out / f"{name}.png", plot(name, data))
+  files.write_atomic(out / f"{name}.json", json.dumps(data, indent=1, default=str))
+  files.write_atomic(out / f"{name}.png", plot(name, data))
   return {"json": str(out / f"{name}.json"), "png": str(out / f"{name}.png")}
 
 

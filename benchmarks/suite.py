@@ -222,7 +222,7 @@ def run_isolated(name: str, size: str, taxonomy_workdir: str | None = None) -> d
 
 def main_one(name: str, size: str, result_path: str, taxonomy_workdir: str | None) -> int:
   """Entry of the `_one` subprocess: writes the result (or the error) as JSON."""
-  from taskonomy_jax.taxonomy.affinities import write_text_atomic
+  from taskonomy_jax import files
   try:
     out = run_one(name, size, taxonomy_workdir)
     code = 0
@@ -230,7 +230,7 @@ def main_one(name: str, size: str, result_path: str, taxonomy_workdir: str | Non
     traceback.print_exc()
     out = {"error": f"{type(e).__name__}: {e}"}
     code = 1
-  write_text_atomic(pathlib.Path(result_path), json.dumps(out, indent=1, default=str))
+  files.write_atomic(pathlib.Path(result_path), json.dumps(out, indent=1, default=str))
   return code
 
 

@@ -39,9 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.models import conv
-from taskonomy_jax.taxonomy.affinities import write_text_atomic
 from taskonomy_jax.train import loop
 from taskonomy_jax.transfer import readout, training
 
@@ -186,7 +185,7 @@ def plot(result: dict[str, Any], path: str) -> None:
   buf = io.BytesIO()
   fig.savefig(buf, format=os.path.splitext(path)[1].lstrip(".") or "png", dpi=120)
   plt.close(fig)
-  write_text_atomic(pathlib.Path(path), buf.getvalue())
+  files.write_atomic(pathlib.Path(path), buf.getvalue())
 
 
 def _table(result: dict[str, Any]) -> str:
@@ -229,7 +228,7 @@ def main() -> None:
                    args.decoder_width, args.fc_hidden, args.repeats, args.impls, progress=True)
   print(_table(result))
   if args.json:
-    write_text_atomic(pathlib.Path(args.json), json.dumps(result, indent=1))
+    files.write_atomic(pathlib.Path(args.json), json.dumps(result, indent=1))
   if args.plot:
     plot(result, args.plot)
 

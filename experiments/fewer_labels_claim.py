@@ -24,8 +24,9 @@ import pathlib
 import numpy as np
 from tqdm import tqdm
 
+from taskonomy_jax import files
 from taskonomy_jax.taxonomy import api, bip, published
-from taskonomy_jax.taxonomy.affinities import Transfer, write_text_atomic
+from taskonomy_jax.taxonomy.affinities import Transfer
 
 # Named 10-task sets: the ten 3D/geometric tasks the paper's taxonomies cluster together, and a
 # mixed set spanning 2D, 3D, geometry and semantics.
@@ -101,7 +102,7 @@ def main() -> None:
             f"{np.percentile(q, 95):.3f}, max {q.max():.3f}); G mean {g.mean():.3f}; sets with "
             f"Q >= 0.45: {np.mean(q >= 0.45):.0%}; best set {best['targets']}")
   if args.out:
-    write_text_atomic(args.out, json.dumps(report, indent=1))
+    files.write_atomic(args.out, json.dumps(report, indent=1))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from taskonomy_jax import files
+from taskonomy_jax import files as files_lib  # `files` names view file maps here
 from taskonomy_jax.data import encodings as enc
 
 Layout = Literal["building", "domain"]
@@ -257,9 +257,6 @@ def read_view(files: Mapping[str, pathlib.Path]) -> dict[str, Any]:
   return out
 
 
-atomic_write_bytes = files.write_atomic  # the name its callers use
-
-
 def write_view(root: os.PathLike, layout: Layout, key: ViewKey, stored: Mapping[str, Any]
                ) -> list[pathlib.Path]:
   """Writes one view's stored domains as the released dataset's files; returns the paths."""
@@ -268,7 +265,7 @@ def write_view(root: os.PathLike, layout: Layout, key: ViewKey, stored: Mapping[
   paths = []
   for domain, value in stored.items():
     path = path_for(root, layout, key, domain)
-    atomic_write_bytes(path, enc.file_bytes(domain, value))
+    files_lib.write_atomic(path, enc.file_bytes(domain, value))
     paths.append(path)
   return paths
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from taskonomy_jax import files
 from taskonomy_jax.data import encodings as enc
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import layout as layout_lib
@@ -89,5 +90,5 @@ def export(out_dir: os.PathLike, seeds: Sequence[int], cfg: Any, *, layout: str 
       n, name = n + 1, key.building
     done[tag] = {"name": name, "views": n}
     views += n
-    layout_lib.atomic_write_bytes(out / MANIFEST, json.dumps(manifest, indent=1).encode())
+    files.write_atomic(out / MANIFEST, json.dumps(manifest, indent=1).encode())
   return ExportSummary(out, layout, [done[str(int(s))]["name"] for s in seeds], views, resumed)

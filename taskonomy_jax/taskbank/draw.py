@@ -157,8 +157,8 @@ def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = N
 
 
 def _read_names(filename: str) -> tuple[str, ...]:
-  """A class-name list shipped in `taskonomy_jax/taskbank/class_names/` (one name a line, `#` comments
-  naming the list's source)."""
+  """A class-name list shipped in `taskonomy_jax/taskbank/class_names/` (one name a line,
+  `#` comments naming the list's source)."""
   import importlib.resources
 
   text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("class_names", filename)

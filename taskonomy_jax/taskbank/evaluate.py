@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import tqdm
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.train import metrics
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "miou", "pair_accuracy"})
@@ -147,9 +147,9 @@ def evaluate_bank(workdir: str, out: str | None = None) -> dict[str, Any]:
     row = evaluate_task(spec, tb.batch_apply(name), train, held, tb.resolution,
                         cfg["eval"]["batch_size"])
     rows.append({**row, "trained": done})
-    train_lib.atomic_write_json(out, _table(rows, workdir, tb, cfg))  # progress survives a kill
+    files.write_json_atomic(out, _table(rows, workdir, tb, cfg))  # progress survives a kill
   table = _table(rows, workdir, tb, cfg)
-  train_lib.atomic_write_json(out, table)
+  files.write_json_atomic(out, table)
   return table
 
 

@@ -28,8 +28,6 @@ DONE_FILE = "done.json"
 _PINNED = ("resolution", "model", "data")
 
 
-atomic_write_json = files.write_json_atomic  # the name its callers use
-
 
 def task_names(config: Mapping[str, Any]) -> list[str]:
   """The bank's tasks (registry names, registry order); all tasks when `config.tasks` is empty."""
@@ -69,7 +67,7 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
     if diff:
       raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
                        "use a new --workdir or the same config to resume")
-  atomic_write_json(path, new)
+  files.write_json_atomic(path, new)
 
 
 def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -133,5 +131,5 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
       steps = int(state.step)
     records[name] = {"task": name, "steps": steps,
                      "seconds": round(time.perf_counter() - start, 1)}
-    atomic_write_json(done, records[name])
+    files.write_json_atomic(done, records[name])
   return records

@@ -169,7 +169,7 @@ class AffinityTable:
   def save(self, path: str | os.PathLike) -> pathlib.Path:
     """Writes the table as JSON, atomically (temp file, then `os.replace`)."""
     path = pathlib.Path(path)
-    write_text_atomic(path, json.dumps(self.to_json(), indent=1))
+    files.write_atomic(path, json.dumps(self.to_json(), indent=1))
     return path
 
   @classmethod
@@ -203,6 +203,3 @@ class AffinityTable:
     except json.JSONDecodeError as e:
       raise AffinityDataError(f"{path}: not valid JSON ({e})") from e
     return cls.from_json(data, source=str(path))
-
-
-write_text_atomic = files.write_atomic  # the name its callers use

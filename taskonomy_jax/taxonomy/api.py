@@ -16,12 +16,12 @@ import pathlib
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 
+from taskonomy_jax import files
 from taskonomy_jax.taxonomy import bip, published
 from taskonomy_jax.taxonomy.affinities import (
     AffinityTable,
     Transfer,
     node_title,
-    write_text_atomic,
 )
 
 
@@ -189,7 +189,7 @@ def write_outputs(tax: Taxonomy, out: pathlib.Path) -> list[pathlib.Path]:
 
   out.mkdir(parents=True, exist_ok=True)
   json_path, png_path = out / "taxonomy.json", out / "taxonomy.png"
-  write_text_atomic(json_path, json.dumps(tax.to_json(), indent=1))
+  files.write_atomic(json_path, json.dumps(tax.to_json(), indent=1))
   draw.draw_taxonomy(tax, png_path)
   return [json_path, png_path]
 

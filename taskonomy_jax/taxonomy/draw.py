@@ -16,11 +16,11 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from taskonomy_jax import files
 from taskonomy_jax.taxonomy.affinities import (
     AffinityTable,
     node_spec,
     node_title,
-    write_text_atomic,
 )
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def _save(fig: plt.Figure, path: pathlib.Path) -> pathlib.Path:
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
   plt.close(fig)
-  write_text_atomic(pathlib.Path(path), buf.getvalue())
+  files.write_atomic(pathlib.Path(path), buf.getvalue())
   return pathlib.Path(path)
 
 

@@ -17,8 +17,9 @@ from collections.abc import Sequence
 
 from tqdm import tqdm
 
+from taskonomy_jax import files
 from taskonomy_jax.taxonomy import api, bip, draw, published
-from taskonomy_jax.taxonomy.affinities import AffinityTable, write_text_atomic
+from taskonomy_jax.taxonomy.affinities import AffinityTable
 
 
 def budget_sweep(table: AffinityTable, targets: Sequence[str], sources: Sequence[str] | None,
@@ -69,7 +70,7 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
   summary = {"data": table.source, "targets": targets, "orders": orders,
              "curves": series, "similarity_tree_leaves": tree_leaves,
              "graphs": [t.to_json() for t in graphs]}
-  write_text_atomic(paths[4], json.dumps(summary, indent=1))
+  files.write_atomic(paths[4], json.dumps(summary, indent=1))
   return paths
 
 

@@ -30,7 +30,7 @@ from typing import Any
 import ml_collections
 import numpy as np
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.transfer import pipeline, stages
 
 CONFIG_FILE = "config.json"
@@ -215,9 +215,9 @@ def export_task_bank(workdir: str | os.PathLike, out_dir: str | os.PathLike,
                       force=True)
       mngr.wait_until_finished()
       mngr.close()
-      bank_lib.atomic_write_json(str(tmp / name / bank_lib.DONE_FILE),
+      files.write_json_atomic(str(tmp / name / bank_lib.DONE_FILE),
                                  {"task": name, "steps": steps, "seconds": 0.0})
-    bank_lib.atomic_write_json(str(tmp / bank_lib.BANK_FILE), {
+    files.write_json_atomic(str(tmp / bank_lib.BANK_FILE), {
         "resolution": int(run.config.data.resolution), "model": run.config.model.to_dict(),
         "data": run.config.data.to_dict(), "tasks": list(nets),
         EXPORT_KEY: str(run.workdir.resolve())})

@@ -60,5 +60,6 @@ def marker_info(path: pathlib.Path) -> dict[str, Any]:
 
 def write_json_atomic(path: pathlib.Path, data: Any) -> None:
   """JSON to `path` via a temporary file and `os.replace` (never half-written)."""
-  from taskonomy_jax.taxonomy.affinities import write_text_atomic
-  write_text_atomic(pathlib.Path(path), json.dumps(data, indent=1))
+  from taskonomy_jax import files
+
+  files.write_atomic(pathlib.Path(path), json.dumps(data, indent=1))
