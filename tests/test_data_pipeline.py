@@ -152,6 +152,26 @@ def test_nonfixated_partners_are_nearby(built):
     assert np.linalg.norm(idx.point_location[a] - idx.point_location[b]) <= 2.5 + 1e-6
 
 
+def test_more_draws_per_anchor_give_fresh_partners_and_keep_draw_zero(built):
+  builder, _ = built
+  source = builder.as_data_source(split="train")
+  one = pipeline.MultiViewSource(source, "nonfixated_pose", seed=0, max_distance=100.0)
+  many = pipeline.MultiViewSource(source, "nonfixated_pose", seed=0, max_distance=100.0,
+                                  index=one.index, draws_per_anchor=8)
+  n = len(one.anchors)
+  assert len(one) == n and len(many) == 8 * n
+  assert [many.members(i) for i in range(n)] == [one.members(i) for i in range(n)]
+  pairs = {tuple(many.members(i)[0]) for i in range(len(many))}
+  assert len(pairs) > n  # later draws pick other partners of the same anchors
+  for i in range(len(many)):
+    a, b = many.members(i)[0]
+    assert a == int(one.anchors[i % n]) and b in one._nearby[a]
+  with pytest.raises(IndexError):
+    many.members(len(many))
+  with pytest.raises(ValueError, match="draws_per_anchor"):
+    pipeline.MultiViewSource(source, "nonfixated_pose", seed=0, draws_per_anchor=0)
+
+
 def test_epoch_shuffle_is_a_fresh_permutation_each_epoch():
   import grain
 

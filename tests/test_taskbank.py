@@ -146,6 +146,7 @@ def tiny_bank(tmp_path_factory):
   config.data.data_dir = str(root / "tfds")
   config.tasks = ("autoencoding", "random")
   config.train.num_steps = 30  # enough for the loss to fall on one pixel task
+  config.per_task = {"random": {"model": {"width": 8}}}  # untrained: costs no training
   workdir = str(root / "bank")
   records = train.train_task_bank(config, workdir)
   return config, workdir, records
@@ -201,8 +202,17 @@ def test_bank_predictor_evaluation_and_picture(tiny_bank, tmp_path):
   table = evaluate.evaluate_bank(workdir)
   assert [r["task"] for r in table["rows"]] == ["autoencoding"]
   assert all(r["n_eval"] > 0 for r in table["rows"])
+  assert table["split"] == "validation"
   saved = json.loads(pathlib.Path(workdir, "evaluation.json").read_text())
   assert saved["rows"] == table["rows"]
+  # The test split is scored on its own views, into its own table.
+  test = evaluate.evaluate_bank(workdir, split="test")
+  assert test["split"] == "test"
+  assert json.loads(pathlib.Path(workdir, "evaluation_test.json").read_text()) == test
+  assert test["rows"][0]["network"] != table["rows"][0]["network"]
+  assert test["rows"][0]["baseline"] != table["rows"][0]["baseline"]
+  with pytest.raises(ValueError, match="validation"):
+    evaluate.evaluate_bank(workdir, split="train")
 
   src = tmp_path / "in.png"
   Image.fromarray(((image + 1) * 127.5).astype(np.uint8)).save(src)
@@ -211,6 +221,50 @@ def test_bank_predictor_evaluation_and_picture(tiny_bank, tmp_path):
                    "--size", "48"]) == 0
   sheet = np.asarray(Image.open(png))
   assert sheet.shape[1] == 2 * 48  # input + autoencoding (random draws nothing)
+
+
+def test_per_task_settings_build_each_network_as_trained(tiny_bank):
+  import jax
+  import jax.numpy as jnp
+
+  from taskonomy_jax import models
+  from taskonomy_jax.taskbank import bank, train
+  from taskonomy_jax.train import loop
+
+  config, workdir, _ = tiny_bank
+  tb = bank.TaskBank.load(workdir)
+  sample = jnp.zeros((1, 32, 32, 3))
+
+  def shapes(name, model_cfg):
+    return jax.tree_util.tree_map(lambda a: a.shape, jax.eval_shape(
+        lambda: loop.init_variables(models.build(name, model_cfg), sample, 0))["params"])
+
+  loaded = jax.tree_util.tree_map(lambda a: a.shape, tb._nets["random"][1]["params"])
+  assert train.task_settings(config, "random")["model"]["width"] == 8
+  assert loaded == shapes("random", train.task_settings(config, "random")["model"])
+  assert loaded != shapes("random", config.model)  # the bank's width 4 would not fit
+
+
+def test_per_task_settings_merge_and_reject_unknown_names():
+  from taskonomy_jax.taskbank import train
+  from taskonomy_jax.train import task as train_task
+
+  config = train_task.load_config(f"{CONFIG}:tiny")
+  config.per_task = {"depth_zbuffer": {"model": {"width": 16}, "train": {"num_steps": 7}}}
+  depth = train.task_config(config, "depth_zbuffer")
+  normal = train.task_config(config, "normal")
+  assert (depth.task, depth.model.width, depth.train.num_steps) == ("depth_zbuffer", 16, 7)
+  assert (normal.model.width, normal.train.num_steps) == (4, config.train.num_steps)
+  assert depth.model.blocks == normal.model.blocks  # untouched settings stay the bank's
+  train.check_per_task(config)
+  for bad, error, match in [
+      ({"depht_zbuffer": {}}, tasks.UnknownTaskError, "Did you mean 'depth_zbuffer'"),
+      ({"rgb2depth": {}}, ValueError, "registry name 'depth_zbuffer'"),
+      ({"normal": {"model": {"widht": 8}}}, ValueError, r"model\.widht.*width"),
+      ({"normal": {"data": {"seed": 1}}}, ValueError, "one per bank")]:
+    config.per_task = bad
+    with pytest.raises(error, match=match):
+      train.check_per_task(config)
 
 
 def test_readme_fine_tuning_restores_the_trained_encoder(tiny_bank):

@@ -37,6 +37,8 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c = _task_network().get_config("paper" if arg == "paper" else "cpu")
   c.task = ""  # set per task by the bank trainer
   c.tasks = ()  # empty: every task of the registry (25 trained + random projection)
+  # {task: settings laid over these for that task alone}, e.g. a bigger model for depth.
+  c.per_task = ml_collections.ConfigDict()
   c.init_prng_impl = "rbg"  # faster init compilation (BUILD_NOTES.md)
   c.compilation_cache = True  # jax's persistent cache under <workdir>/.jax_cache
 
@@ -47,6 +49,8 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c.data.build_if_missing = True
   c.data.seed = 0
   c.data.num_eval = 1  # the loop evaluates on the validation split at the end
+  # Multi-view tasks: partner draws per training view (1: one fixed pair per view).
+  c.data.draws_per_anchor = 1
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 16

@@ -217,15 +217,22 @@ class MultiViewSource:
 
   Anchors without a partner of the needed kind are left out. `process_index/process_count`
   take every `process_count`-th anchor, so JAX processes see disjoint anchors; partners come from
-  the whole split (the source must cover it).
+  the whole split (the source must cover it). `draws_per_anchor` > 1 makes the source that many
+  times longer, item `i` drawing partners afresh for anchor `i % len(anchors)` (draw 0 is the
+  partner a source of one draw gives): training sees many pairs per view instead of one fixed
+  pair, which a split of ~1,300 views otherwise lets a pose network memorise.
   Each item: {"rgb": (V, H, W, 3) float32, "target", "mask", "records": (V,) record indices}.
   """
 
   def __init__(self, source: Any, task: str, *, seed: int, index: ViewIndex | None = None,
-               max_distance: float = 3.0, process_index: int = 0, process_count: int = 1):
+               max_distance: float = 3.0, process_index: int = 0, process_count: int = 1,
+               draws_per_anchor: int = 1):
     self.task = tasks.get(task).name
     if self.task not in MULTI_VIEW_KINDS:
       raise ValueError(f"{task} is not a multi-view task; those are {sorted(MULTI_VIEW_KINDS)}")
+    if int(draws_per_anchor) < 1:
+      raise ValueError(f"draws_per_anchor must be a positive integer, got {draws_per_anchor}")
+    self.draws_per_anchor = int(draws_per_anchor)
     self.source, self.seed, self.max_distance = source, seed, max_distance
     self.index = index if index is not None else ViewIndex.from_source(source)
     self._same_point, self._nearby = self._candidates()
@@ -254,12 +261,15 @@ class MultiViewSource:
     return same, near
 
   def __len__(self) -> int:
-    return len(self.anchors)
+    return len(self.anchors) * self.draws_per_anchor
 
   def members(self, i: int) -> tuple[list[int], int | None]:
     """Record indices of sample `i` (and the point-matching label), without reading images."""
-    anchor = int(self.anchors[i])
-    rng = np.random.default_rng([self.seed, anchor])
+    if not 0 <= i < len(self):
+      raise IndexError(f"sample {i} out of range [0, {len(self)})")
+    draw, slot = divmod(i, len(self.anchors))
+    anchor = int(self.anchors[slot])
+    rng = np.random.default_rng([self.seed, anchor] + ([draw] if draw else []))
     same, near = self._same_point[anchor], self._nearby[anchor]
     if self.task == "fixated_pose":
       return [anchor, int(rng.choice(same))], None

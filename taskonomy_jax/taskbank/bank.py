@@ -67,7 +67,7 @@ class TaskBank:
       raise FileNotFoundError(f"no finished task in {workdir}")
     if config.get("compilation_cache"):  # the forward passes compiled by `evaluate` are reused
       train_lib.enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
-    nets = {n: (models.build(n, config["model"]),
+    nets = {n: (models.build(n, train_lib.task_settings(config, n)["model"]),
                 checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
     return cls(config, nets)
 

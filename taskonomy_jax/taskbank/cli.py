@@ -22,7 +22,11 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
   e = sub.add_parser("evaluate", help="every network vs a trivial baseline on held-out views")
   e.add_argument("--bank", required=True, help="a task-bank workdir")
-  e.add_argument("--out", help="JSON table (default: <bank>/evaluation.json)")
+  e.add_argument("--split", default="validation", choices=("validation", "test"),
+                 help="held-out views to score on: choose settings on validation (default), "
+                      "report test")
+  e.add_argument("--out", help="JSON table (default: <bank>/evaluation.json, "
+                               "<bank>/evaluation_test.json for --split test)")
   e.set_defaults(run=_run_evaluate)
 
   x = sub.add_parser(
@@ -73,7 +77,7 @@ def _run_export(args: argparse.Namespace) -> int:
 def _run_evaluate(args: argparse.Namespace) -> int:
   from taskonomy_jax.taskbank import evaluate
 
-  table = evaluate.evaluate_bank(args.bank, out=args.out)
+  table = evaluate.evaluate_bank(args.bank, out=args.out, split=args.split)
   print(evaluate.markdown_table(table))
   return 0
 

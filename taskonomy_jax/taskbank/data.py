@@ -114,7 +114,9 @@ def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
   seed = int(cfg.get("seed", 0)) + (0 if split == "train" else 1)
   if spec.name in pipeline.MULTI_VIEW_KINDS:
     name, bc, data_dir = cfg["name"], cfg["builder_config"], cfg.get("data_dir")
-    mv = pipeline.MultiViewSource(src, spec.name, seed=seed,
+    # Fresh partners per draw for training; held-out pairs stay one fixed pair per view.
+    draws = int(cfg.get("draws_per_anchor", 1)) if split == "train" else 1
+    mv = pipeline.MultiViewSource(src, spec.name, seed=seed, draws_per_anchor=draws,
                                   index=_view_index(name, bc, data_dir, SPLITS[split]))
     return grain.MapDataset.source(mv).map(_multi_view_example)
   return grain.MapDataset.source(src).map_with_index(SingleViewExample(spec, seed))

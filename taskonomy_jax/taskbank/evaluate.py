@@ -23,6 +23,8 @@ from taskonomy_jax.train import metrics
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "miou", "pair_accuracy"})
 EVAL_FILE = "evaluation.json"
+# Held-out splits a bank is scored on: choose settings on `validation`, report `test` once.
+HELD_OUT_SPLITS = ("validation", "test")
 _LOGIT_SCALE = 10.0  # a one-hot "logit" that makes softmax put ~all mass on the class
 
 
@@ -117,20 +119,36 @@ def evaluate_task(spec: tasks.TaskSpec, apply: Callable[[np.ndarray], np.ndarray
           "n_train": len(train["targets"]), "n_eval": n}
 
 
-def evaluate_bank(workdir: str, out: str | None = None) -> dict[str, Any]:
-  """Evaluates every trained network of a bank; writes the JSON table (atomically).
+def default_table_path(workdir: str, split: str = "validation") -> str:
+  """`<bank>/evaluation.json` for the validation split, `<bank>/evaluation_<split>.json` else."""
+  name = EVAL_FILE if split == "validation" else EVAL_FILE.replace(".json", f"_{split}.json")
+  return os.path.join(workdir, name)
 
-  Returns {"rows": [...], "config": {...}}.
+
+def evaluate_bank(workdir: str, out: str | None = None,
+                  split: str = "validation") -> dict[str, Any]:
+  """Evaluates every trained network of a bank on the held-out `split`; writes the JSON table
+  (atomically, row by row, so a killed run resumes).
+
+  Returns {"rows": [...], "split": split, "bank": ..., "resolution": ..., "data": {...}}.
+
+  Raises:
+    ValueError: `split` is not one of HELD_OUT_SPLITS.
   """
+  if split not in HELD_OUT_SPLITS:
+    raise ValueError(f"split must be one of {HELD_OUT_SPLITS} (the training split is not held "
+                     f"out), got {split!r}")
   from taskonomy_jax.taskbank import bank as bank_lib
   from taskonomy_jax.taskbank import data as data_lib
   from taskonomy_jax.taskbank import train as train_lib
 
   tb = bank_lib.TaskBank.load(workdir)
   cfg = tb.config
-  out = out or os.path.join(workdir, EVAL_FILE)
+  out = out or default_table_path(workdir, split)
   # Resumable: a row is reused while its task's done record (what was trained) is unchanged.
-  previous = {r["task"]: r for r in load_table(out)["rows"]} if os.path.isfile(out) else {}
+  previous = {}
+  if os.path.isfile(out) and load_table(out).get("split", "validation") == split:
+    previous = {r["task"]: r for r in load_table(out)["rows"]}
   rows = []
   for name in tqdm.tqdm(tb.task_names, desc="evaluating", unit="task"):
     spec = tasks.get(name)
@@ -140,22 +158,24 @@ def evaluate_bank(workdir: str, out: str | None = None) -> dict[str, Any]:
     if name in previous and previous[name].get("trained") == done:
       rows.append(previous[name])
       continue
+    eval_cfg = train_lib.task_settings(cfg, name)["eval"]
     train = collect(data_lib.dataset(spec, cfg["data"], "train", tb.resolution),
-                    cfg["eval"]["max_train_examples"])
-    held = collect(data_lib.dataset(spec, cfg["data"], "eval", tb.resolution),
-                   cfg["eval"]["max_examples"])
+                    eval_cfg["max_train_examples"])
+    held = collect(data_lib.dataset(spec, cfg["data"], split, tb.resolution),
+                   eval_cfg["max_examples"])
     row = evaluate_task(spec, tb.batch_apply(name), train, held, tb.resolution,
-                        cfg["eval"]["batch_size"])
+                        eval_cfg["batch_size"])
     rows.append({**row, "trained": done})
-    files.write_json_atomic(out, _table(rows, workdir, tb, cfg))  # progress survives a kill
-  table = _table(rows, workdir, tb, cfg)
+    files.write_json_atomic(out, _table(rows, workdir, tb, cfg, split))  # survives a kill
+  table = _table(rows, workdir, tb, cfg, split)
   files.write_json_atomic(out, table)
   return table
 
 
-def _table(rows: list[dict], workdir: str, tb: Any, cfg: Mapping[str, Any]) -> dict[str, Any]:
-  return {"rows": rows, "bank": os.path.abspath(workdir), "resolution": tb.resolution,
-          "data": cfg["data"]}
+def _table(rows: list[dict], workdir: str, tb: Any, cfg: Mapping[str, Any],
+           split: str) -> dict[str, Any]:
+  return {"rows": rows, "split": split, "bank": os.path.abspath(workdir),
+          "resolution": tb.resolution, "data": cfg["data"]}
 
 
 def markdown_table(table: Mapping[str, Any]) -> str:

@@ -6,6 +6,12 @@ seeded, untrained encoder. A task whose `done.json` exists is skipped; an interr
 from its latest orbax checkpoint (the loop restores model, optimizer and data-iterator state).
 `<workdir>/bank.json` records the config, so the bank can be loaded (`bank.TaskBank`) and a
 resumed run with other settings is refused rather than mixed.
+
+`config.per_task` (optional) maps a task's registry name to settings laid over the bank's for
+that task alone, e.g. `{"depth_zbuffer": {"model": {"width": 16}, "train": {"num_steps": 3000}}}`:
+one bank, one config file, and the tasks that need a bigger network or another schedule get it
+(the original code kept one config per task too). `task_settings` is the one place that merge
+happens; training, loading and evaluating all go through it.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from taskonomy_jax.train import checkpoint
 BANK_FILE = "bank.json"
 DONE_FILE = "done.json"
 # Settings that must agree between a bank and a run resuming it (they change the networks).
-_PINNED = ("resolution", "model", "data")
+_PINNED = ("resolution", "model", "data", "per_task")
 
 
 
@@ -38,10 +44,54 @@ def task_names(config: Mapping[str, Any]) -> list[str]:
   return [t.name for t in tasks.all_tasks() if t.name in names]
 
 
+def _overlay(base: Mapping[str, Any], over: Mapping[str, Any], where: str) -> dict[str, Any]:
+  """`base` with `over`'s values put in, recursively; a key `base` lacks is an error."""
+  out = dict(base)
+  for key, value in over.items():
+    if key not in base:
+      raise ValueError(f"per_task setting {where}{key} is not a bank setting; known at this "
+                       f"level: {', '.join(sorted(base))}")
+    if isinstance(value, Mapping) and isinstance(base[key], Mapping):
+      out[key] = _overlay(base[key], value, f"{where}{key}.")
+    else:
+      out[key] = value
+  return out
+
+
+def check_per_task(config: Mapping[str, Any]) -> None:
+  """Checks `config.per_task` before anything trains.
+
+  Raises:
+    tasks.UnknownTaskError: a key is no task (the message suggests the closest names).
+    ValueError: a key is an alias rather than the registry name, or a setting is unknown or one
+      that must stay common to the bank (resolution, data, tasks).
+  """
+  base = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  for name, over in dict(base.get("per_task") or {}).items():
+    registry_name = tasks.get(name).name
+    if name != registry_name:
+      raise ValueError(f"per_task key {name!r}: use the registry name {registry_name!r}")
+    common = sorted(set(over) & {"resolution", "data", "tasks", "task", "per_task"})
+    if common:
+      raise ValueError(f"per_task[{name!r}] sets {', '.join(common)}: those are one per bank")
+    _overlay(base, over, f"per_task[{name!r}].")
+
+
+def task_settings(config: Mapping[str, Any], task: str) -> dict[str, Any]:
+  """The settings `task` trains with, as plain dicts: the bank's with `per_task[task]` over them.
+
+  `config` is the bank config (a ConfigDict, or bank.json as read back).
+  """
+  base = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  over = dict(base.get("per_task") or {}).get(task) or {}
+  out = _overlay(base, over, f"per_task[{task!r}].")
+  out["task"] = task
+  return out
+
+
 def task_config(config: ml_collections.ConfigDict, task: str) -> ml_collections.ConfigDict:
-  c = ml_collections.ConfigDict(config.to_dict())
-  c.task = task
-  return c
+  """`task_settings` as the ConfigDict the training loop takes."""
+  return ml_collections.ConfigDict(task_settings(config, task))
 
 
 def is_done(workdir: str, task: str) -> bool:
@@ -63,7 +113,8 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
   if os.path.isfile(path):
     with open(path) as f:
       old = json.load(f)
-    diff = [k for k in _PINNED if old.get(k) != new.get(k)]
+    # `or None`: a bank written before `per_task` existed resumes under an empty one.
+    diff = [k for k in _PINNED if (old.get(k) or None) != (new.get(k) or None)]
     if diff:
       raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
                        "use a new --workdir or the same config to resume")
@@ -77,7 +128,7 @@ def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None
   from taskonomy_jax import models
   from taskonomy_jax.train import loop
 
-  model = models.build("random", config.model)
+  model = models.build("random", config.model)  # config: task_config(bank, "random")
   sample = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.float32)
   variables = loop.init_variables(model, sample, config.train.seed,
                                   prng_impl=config.get("init_prng_impl"))
@@ -106,6 +157,7 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
   from taskonomy_jax.train import task as train_task
 
   names = task_names(config)
+  check_per_task(config)
   os.makedirs(workdir, exist_ok=True)
   _check_bank_file(config, workdir)
   if config.get("compilation_cache", False):
@@ -124,7 +176,7 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
     os.makedirs(tdir, exist_ok=True)
     start = time.perf_counter()
     if tasks.get(name).decoder == "none":
-      save_random_encoder(config, tdir)
+      save_random_encoder(task_config(config, name), tdir)
       steps = 0
     else:
       state = train_task.train_task(task_config(config, name), tdir)
