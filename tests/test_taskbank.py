@@ -179,8 +179,20 @@ def test_finished_tasks_are_skipped_and_an_unfinished_one_resumes(tiny_bank):
   assert steps == list(range(1, 33))  # resumed at 31, nothing repeated
   other = type(config)(config.to_dict())
   other.model.width = 8
-  with pytest.raises(ValueError, match="other model"):
+  with pytest.raises(ValueError, match=r"other model settings \(autoencoding\)"):
     train.train_task_bank(other, workdir)
+  other = type(config)(config.to_dict())
+  other.per_task = {"random": {"model": {"width": 4}}}  # random was trained at width 8
+  with pytest.raises(ValueError, match=r"other model settings \(random\)"):
+    train.train_task_bank(other, workdir)
+  # A per_task entry for a task not started yet is taken; finished tasks keep their settings.
+  other = type(config)(config.to_dict())
+  other.per_task = {**config.per_task.to_dict(), "normal": {"model": {"width": 8}}}
+  again = train.train_task_bank(other, workdir)
+  assert again["autoencoding"]["settings"]["model"]["width"] == 4
+  assert again["random"]["settings"]["model"]["width"] == 8
+  saved = json.loads(pathlib.Path(workdir, "bank.json").read_text())
+  assert saved["per_task"]["normal"] == {"model": {"width": 8}}
 
 
 def test_bank_predictor_evaluation_and_picture(tiny_bank, tmp_path):

@@ -9,6 +9,15 @@ prepared on first use, then trained task after task; re-running resumes:
 Paper size (256x256, ResNet-50, 15-layer decoder, Adam 1e-4, batch 32, dataset `r256` or the
 real `taskonomy`): the same command with `:paper` on a TPU VM / GPU host.
 
+`:cpu_full` is the CPU bank of which every network beats its trivial baseline on held-out
+views (BUILD_NOTES.md, "Task bank", the session-4 table): the 64x64 `r64` world (60 buildings),
+1000 steps with two learning-rate drops, fresh partner views every draw for the multi-view tasks,
+and per task (`per_task`) a 4x-compute network trained 3000 steps for the 3D pixel tasks, whose
+networks otherwise stay at the mean image:
+  taskonomy taskbank train experiments/configs/taskbank.py:cpu_full --workdir runs/bank
+  taskonomy taskbank evaluate --bank runs/bank --split test
+  Cost: about 2.5 h on 2 CPU cores (~14 min for each of the four 3D tasks).
+
 `:tiny` is the test size (32x32 `r32_mini`, a few steps).
 """
 
@@ -26,11 +35,20 @@ def _task_network():
   spec.loader.exec_module(module)
   return module
 
-SIZES = ("paper", "cpu", "tiny")
+SIZES = ("paper", "cpu", "cpu_full", "tiny")
+
+# `cpu_full`'s 3D pixel tasks: 4x the encoder/decoder compute and 3x the steps (BUILD_NOTES.md,
+# "Third session": at the base size their networks barely leave the mean image).
+_BIGGER_3D = {
+    "model": {"width": 16, "blocks": (2, 2, 2, 2), "decoder_width_multiplier": 0.5},
+    "train": {"num_steps": 3000, "checkpoint_every": 500},
+    "optimizer": {"decay_steps": (2000, 2600)},
+}
+_TASKS_3D = ("depth_zbuffer", "depth_euclidean", "normal", "curvature")
 
 
 def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
-  """`arg`: 'cpu' (default), 'paper' or 'tiny'."""
+  """`arg`: 'cpu' (default), 'cpu_full', 'paper' or 'tiny'."""
   if arg not in SIZES:
     raise ValueError(f"config argument must be one of {SIZES}, got {arg!r}")
   # One task network's settings are shared by every task (paper Sec. 4: same hyperparameters).
@@ -44,7 +62,8 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "taskonomy_synthetic"
-  c.data.builder_config = {"paper": "r256", "cpu": "r64_tiny", "tiny": "r32_mini"}[arg]
+  c.data.builder_config = {"paper": "r256", "cpu": "r64_tiny", "cpu_full": "r64",
+                           "tiny": "r32_mini"}[arg]
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
   c.data.build_if_missing = True
   c.data.seed = 0
@@ -57,12 +76,18 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c.eval.max_examples = 512  # held-out views per task for the table
   c.eval.max_train_examples = 512  # training views for the trivial baseline
 
-  if arg == "cpu":
+  if arg in ("cpu", "cpu_full"):
     c.resolution = 64
     c.train.num_steps = 150
     c.train.batch_size = 16
     c.train.log_every = 25
     c.train.checkpoint_every = 50
+  if arg == "cpu_full":
+    c.train.num_steps = 1000
+    c.train.checkpoint_every = 250
+    c.optimizer.decay_steps = (600, 850)
+    c.data.draws_per_anchor = 16
+    c.per_task = {name: _BIGGER_3D for name in _TASKS_3D}
   elif arg == "tiny":
     c.resolution = 32
     c.model.width = 4

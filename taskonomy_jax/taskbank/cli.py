@@ -61,7 +61,8 @@ def _run_train(args: argparse.Namespace) -> int:
   if args.tasks:
     config.tasks = tuple(tasks.get(n.strip()).name for n in args.tasks.split(",") if n.strip())
   records = train.train_task_bank(config, args.workdir)
-  print(json.dumps(records, indent=1))
+  print(json.dumps({n: {k: r.get(k) for k in ("steps", "seconds")} for n, r in records.items()},
+                   indent=1))
   return 0
 
 

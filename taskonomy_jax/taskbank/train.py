@@ -30,8 +30,9 @@ from taskonomy_jax.train import checkpoint
 
 BANK_FILE = "bank.json"
 DONE_FILE = "done.json"
-# Settings that must agree between a bank and a run resuming it (they change the networks).
-_PINNED = ("resolution", "model", "data", "per_task")
+# Settings that must agree between a bank and a run resuming it (they change every network);
+# each started task's model settings (the bank's, or its per_task entry's) must agree too.
+_PINNED = ("resolution", "data")
 
 
 
@@ -113,8 +114,14 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
   if os.path.isfile(path):
     with open(path) as f:
       old = json.load(f)
-    # `or None`: a bank written before `per_task` existed resumes under an empty one.
-    diff = [k for k in _PINNED if (old.get(k) or None) != (new.get(k) or None)]
+    diff = [k for k in _PINNED if old.get(k) != new.get(k)]
+    # A task already started must be rebuilt as it was trained; the others may take new
+    # per-task settings (so a per_task entry can be added for a task not trained yet).
+    started = [t for t in tasks.names() if os.path.isdir(os.path.join(workdir, t))]
+    changed = [t for t in started
+               if task_settings(old, t)["model"] != task_settings(new, t)["model"]]
+    if changed:
+      diff.append(f"model settings ({', '.join(changed)})")
     if diff:
       raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
                        "use a new --workdir or the same config to resume")
@@ -181,7 +188,9 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
     else:
       state = train_task.train_task(task_config(config, name), tdir)
       steps = int(state.step)
+    # The task's own settings too: bank.json may later gain per_task entries for other tasks.
     records[name] = {"task": name, "steps": steps,
-                     "seconds": round(time.perf_counter() - start, 1)}
+                     "seconds": round(time.perf_counter() - start, 1),
+                     "settings": task_settings(json.loads(config.to_json()), name)}
     files.write_json_atomic(done, records[name])
   return records
