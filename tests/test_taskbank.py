@@ -273,10 +273,36 @@ def test_per_task_settings_merge_and_reject_unknown_names():
       ({"depht_zbuffer": {}}, tasks.UnknownTaskError, "Did you mean 'depth_zbuffer'"),
       ({"rgb2depth": {}}, ValueError, "registry name 'depth_zbuffer'"),
       ({"normal": {"model": {"widht": 8}}}, ValueError, r"model\.widht.*width"),
-      ({"normal": {"data": {"seed": 1}}}, ValueError, "one per bank")]:
+      ({"normal": {"data": {"builder_config": "r64"}}}, ValueError, "one per bank"),
+      ({"normal": {"resolution": 64}}, ValueError, "one per bank")]:
     config.per_task = bad
     with pytest.raises(error, match=match):
       train.check_per_task(config)
+
+
+def test_augmentation_mirrors_and_jitters_reproducibly_and_only_class_tasks():
+  from taskonomy_jax.taskbank import data as data_lib
+
+  rng = np.random.default_rng(0)
+  image = rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32)
+  flips = [data_lib.augment_image(image, ("hflip",), np.random.default_rng(s)) for s in range(20)]
+  assert all(np.array_equal(f, image) or np.array_equal(f, image[:, ::-1]) for f in flips)
+  assert any(np.array_equal(f, image[:, ::-1]) for f in flips)
+  jittered = data_lib.augment_image(image, ("color",), np.random.default_rng(1))
+  assert jittered.shape == image.shape and jittered.min() >= -1 and jittered.max() <= 1
+  assert not np.allclose(jittered, image)
+  # Draw i is view i % n, the same every time it is read, fresh for each draw.
+  views = [rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32) for _ in range(3)]
+  draw = data_lib.AugmentedDraw(views, lambda i, v: {"inputs": v, "targets": np.int32(i)},
+                                ("hflip", "color"), seed=5)
+  assert [int(draw(i)["targets"]) for i in range(6)] == [0, 1, 2, 0, 1, 2]
+  np.testing.assert_array_equal(draw(4)["inputs"], draw(4)["inputs"])
+  assert not np.allclose(draw(1)["inputs"], draw(4)["inputs"])
+  assert data_lib.check_augment(tasks.get("class_scene"), ["hflip"]) == ("hflip",)
+  with pytest.raises(ValueError, match="accepted"):
+    data_lib.check_augment(tasks.get("class_scene"), ["rotate"])
+  with pytest.raises(ValueError, match="class_object"):
+    data_lib.check_augment(tasks.get("normal"), ["hflip"])
 
 
 def test_readme_fine_tuning_restores_the_trained_encoder(tiny_bank):

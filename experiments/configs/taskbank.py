@@ -70,6 +70,7 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c.data.num_eval = 1  # the loop evaluates on the validation split at the end
   # Multi-view tasks: partner draws per training view (1: one fixed pair per view).
   c.data.draws_per_anchor = 1
+  c.data.augment = ()  # training only: 'hflip', 'color' (class tasks; taskbank/data.py)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 16

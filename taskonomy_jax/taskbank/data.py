@@ -12,7 +12,12 @@ of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` rea
   pipeline's `MultiViewSource` (pairs and triplets of views of the same or nearby points).
 
 Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: TFDS default),
-`build_if_missing` (render and prepare the synthetic dataset when absent), `seed`.
+`build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
+`draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
+views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
+the tasks in `AUGMENTABLE`: 'hflip' mirrors the image, 'color' jitters each channel's gain,
+brightness and contrast; a network that can no longer key on a building's random material
+colours has to look at the furniture).
 """
 
 from __future__ import annotations
@@ -33,6 +38,9 @@ from taskonomy_jax.train import task as train_task
 
 # The loop's split names -> the dataset's.
 SPLITS = {"train": "train", "eval": "validation", "validation": "validation", "test": "test"}
+AUGMENTATIONS = ("hflip", "color")
+# Tasks whose target neither a mirror image nor other colours change (whole-image classes).
+AUGMENTABLE = frozenset({"class_object", "class_scene"})
 
 
 def builder(name: str, builder_config: str, data_dir: str | None):
@@ -102,6 +110,48 @@ class SingleViewExample:
     return out
 
 
+def augment_image(image: np.ndarray, augment: tuple[str, ...],
+                  rng: np.random.Generator) -> np.ndarray:
+  """One training image (H, W, 3) in [-1, 1], mirrored and/or colour-jittered; same range."""
+  out = image
+  if "hflip" in augment and rng.random() < 0.5:
+    out = out[:, ::-1]
+  if "color" in augment:
+    unit = (out + 1.0) / 2.0
+    gain = rng.uniform(0.6, 1.4, 3) * rng.uniform(0.7, 1.3)  # per channel, then brightness
+    mean = unit.mean()
+    unit = (unit - mean) * rng.uniform(0.7, 1.3) + mean  # contrast about the image's mean
+    out = np.clip(unit * gain, 0.0, 1.0) * 2.0 - 1.0
+  return np.ascontiguousarray(out, np.float32)
+
+
+class AugmentedDraw:
+  """Picklable `map` function over draw indices: draw `i` is view `i % n`, augmented afresh
+  (seeded by seed, view, draw), so an epoch of `draws * n` items is reproducible."""
+
+  def __init__(self, source: Any, example: SingleViewExample, augment: tuple[str, ...],
+               seed: int):
+    self.source, self.example, self.augment, self.seed = source, example, augment, seed
+
+  def __call__(self, i: int) -> dict[str, np.ndarray]:
+    draw, view = divmod(int(i), len(self.source))
+    out = self.example(view, self.source[view])
+    rng = np.random.default_rng([self.seed, view, draw])
+    return {**out, "inputs": augment_image(out["inputs"], self.augment, rng)}
+
+
+def check_augment(spec: tasks.TaskSpec, augment: Any) -> tuple[str, ...]:
+  """`augment` as a tuple of known names, or ValueError naming what is accepted."""
+  names = tuple(augment or ())
+  unknown = [a for a in names if a not in AUGMENTATIONS]
+  if unknown:
+    raise ValueError(f"unknown augmentation(s) {unknown}; accepted: {AUGMENTATIONS}")
+  if names and spec.name not in AUGMENTABLE:
+    raise ValueError(f"augmentation {names} would change {spec.name}'s target; only "
+                     f"{sorted(AUGMENTABLE)} take it")
+  return names
+
+
 def _multi_view_example(item: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return {"inputs": item["rgb"], "targets": item["target"]}
 
@@ -119,6 +169,11 @@ def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
     mv = pipeline.MultiViewSource(src, spec.name, seed=seed, draws_per_anchor=draws,
                                   index=_view_index(name, bc, data_dir, SPLITS[split]))
     return grain.MapDataset.source(mv).map(_multi_view_example)
+  augment = check_augment(spec, cfg.get("augment"))
+  if augment and split == "train":
+    draws = int(cfg.get("draws_per_anchor", 1))
+    return grain.MapDataset.range(draws * len(src)).map(
+        AugmentedDraw(src, SingleViewExample(spec, seed), augment, seed))
   return grain.MapDataset.source(src).map_with_index(SingleViewExample(spec, seed))
 
 

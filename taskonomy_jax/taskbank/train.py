@@ -31,8 +31,10 @@ from taskonomy_jax.train import checkpoint
 BANK_FILE = "bank.json"
 DONE_FILE = "done.json"
 # Settings that must agree between a bank and a run resuming it (they change every network);
-# each started task's model settings (the bank's, or its per_task entry's) must agree too.
+# each started task's model and data settings (the bank's, or its per_task entry's) too.
 _PINNED = ("resolution", "data")
+# The dataset itself is one per bank; a task may take its own sampling and augmentation.
+_BANK_DATA = frozenset({"name", "builder_config", "data_dir", "build_if_missing"})
 
 
 
@@ -72,7 +74,8 @@ def check_per_task(config: Mapping[str, Any]) -> None:
     registry_name = tasks.get(name).name
     if name != registry_name:
       raise ValueError(f"per_task key {name!r}: use the registry name {registry_name!r}")
-    common = sorted(set(over) & {"resolution", "data", "tasks", "task", "per_task"})
+    common = sorted(set(over) & {"resolution", "tasks", "task", "per_task"})
+    common += [f"data.{k}" for k in sorted(set(over.get("data") or {}) & _BANK_DATA)]
     if common:
       raise ValueError(f"per_task[{name!r}] sets {', '.join(common)}: those are one per bank")
     _overlay(base, over, f"per_task[{name!r}].")
@@ -119,9 +122,10 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
     # per-task settings (so a per_task entry can be added for a task not trained yet).
     started = [t for t in tasks.names() if os.path.isdir(os.path.join(workdir, t))]
     changed = [t for t in started
-               if task_settings(old, t)["model"] != task_settings(new, t)["model"]]
+               if any(task_settings(old, t)[k] != task_settings(new, t)[k]
+                      for k in ("model", "data"))]
     if changed:
-      diff.append(f"model settings ({', '.join(changed)})")
+      diff.append(f"model/data settings ({', '.join(changed)})")
     if diff:
       raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
                        "use a new --workdir or the same config to resume")
