@@ -303,6 +303,15 @@ def test_augmentation_mirrors_and_jitters_reproducibly_and_only_class_tasks():
     data_lib.check_augment(tasks.get("class_scene"), ["rotate"])
   with pytest.raises(ValueError, match="class_object"):
     data_lib.check_augment(tasks.get("normal"), ["hflip"])
+  with pytest.raises(ValueError, match="'hflip' would change fixated_pose"):
+    data_lib.check_augment(tasks.get("fixated_pose"), ["color", "hflip"])
+  # Multi-view samples: every view jittered on its own, reproducibly.
+  pair = {"inputs": np.stack(views[:2]), "targets": np.zeros(6, np.float32)}
+  jitter = data_lib.AugmentedViews(("color",), seed=5)
+  a, b = jitter(7, pair)["inputs"]
+  np.testing.assert_array_equal(jitter(7, pair)["inputs"], np.stack([a, b]))
+  ratio = lambda x, v: ((x + 1) / 2).mean((0, 1)) / ((v + 1) / 2).mean((0, 1))  # noqa: E731
+  assert not np.allclose(ratio(a, views[0]), ratio(b, views[1]), rtol=1e-3)
 
 
 def test_readme_fine_tuning_restores_the_trained_encoder(tiny_bank):

@@ -15,9 +15,9 @@ Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: 
 `build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
 `draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
 views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
-the tasks in `AUGMENTABLE`: 'hflip' mirrors the image, 'color' jitters each channel's gain,
+the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'color' jitters each channel's gain,
 brightness and contrast; a network that can no longer key on a building's random material
-colours has to look at the furniture).
+colours has to look at the furniture and the geometry).
 """
 
 from __future__ import annotations
@@ -38,9 +38,14 @@ from taskonomy_jax.train import task as train_task
 
 # The loop's split names -> the dataset's.
 SPLITS = {"train": "train", "eval": "validation", "validation": "validation", "test": "test"}
-AUGMENTATIONS = ("hflip", "color")
-# Tasks whose target neither a mirror image nor other colours change (whole-image classes).
-AUGMENTABLE = frozenset({"class_object", "class_scene"})
+# Augmentation -> the tasks whose target it leaves unchanged: a mirror image keeps the
+# whole-image classes (not a pose); other colours keep classes and the geometry between views.
+AUGMENTABLE = {
+    "hflip": frozenset({"class_object", "class_scene"}),
+    "color": frozenset({"class_object", "class_scene", "fixated_pose", "nonfixated_pose",
+                        "egomotion", "point_matching"}),
+}
+AUGMENTATIONS = tuple(AUGMENTABLE)
 
 
 def builder(name: str, builder_config: str, data_dir: str | None):
@@ -146,10 +151,24 @@ def check_augment(spec: tasks.TaskSpec, augment: Any) -> tuple[str, ...]:
   unknown = [a for a in names if a not in AUGMENTATIONS]
   if unknown:
     raise ValueError(f"unknown augmentation(s) {unknown}; accepted: {AUGMENTATIONS}")
-  if names and spec.name not in AUGMENTABLE:
-    raise ValueError(f"augmentation {names} would change {spec.name}'s target; only "
-                     f"{sorted(AUGMENTABLE)} take it")
+  for a in names:
+    if spec.name not in AUGMENTABLE[a]:
+      raise ValueError(f"augmentation {a!r} would change {spec.name}'s target; only "
+                       f"{sorted(AUGMENTABLE[a])} take it")
   return names
+
+
+class AugmentedViews:
+  """Picklable `map_with_index` function: each view of multi-view sample `i` augmented on its
+  own (seeded by seed, sample index; the index already tells draws apart)."""
+
+  def __init__(self, augment: tuple[str, ...], seed: int):
+    self.augment, self.seed = augment, seed
+
+  def __call__(self, i: int, example: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng([self.seed, int(i)])
+    views = [augment_image(v, self.augment, rng) for v in example["inputs"]]
+    return {**example, "inputs": np.stack(views)}
 
 
 def _multi_view_example(item: Mapping[str, Any]) -> dict[str, np.ndarray]:
@@ -168,7 +187,11 @@ def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
     draws = int(cfg.get("draws_per_anchor", 1)) if split == "train" else 1
     mv = pipeline.MultiViewSource(src, spec.name, seed=seed, draws_per_anchor=draws,
                                   index=_view_index(name, bc, data_dir, SPLITS[split]))
-    return grain.MapDataset.source(mv).map(_multi_view_example)
+    ds = grain.MapDataset.source(mv).map(_multi_view_example)
+    augment = check_augment(spec, cfg.get("augment"))
+    if augment and split == "train":
+      ds = ds.map_with_index(AugmentedViews(augment, seed))
+    return ds
   augment = check_augment(spec, cfg.get("augment"))
   if augment and split == "train":
     draws = int(cfg.get("draws_per_anchor", 1))
