@@ -291,6 +291,11 @@ def test_augmentation_mirrors_and_jitters_reproducibly_and_only_class_tasks():
   jittered = data_lib.augment_image(image, ("color",), np.random.default_rng(1))
   assert jittered.shape == image.shape and jittered.min() >= -1 and jittered.max() <= 1
   assert not np.allclose(jittered, image)
+  shuffled = [data_lib.augment_image(image, ("channels",), np.random.default_rng(s))
+              for s in range(10)]
+  assert all(sorted(map(tuple, f.reshape(-1, 3).T)) == sorted(map(tuple, image.reshape(-1, 3).T))
+             for f in shuffled)
+  assert any(not np.array_equal(f, image) for f in shuffled)
   # Draw i is view i % n, the same every time it is read, fresh for each draw.
   views = [rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32) for _ in range(3)]
   draw = data_lib.AugmentedDraw(views, lambda i, v: {"inputs": v, "targets": np.int32(i)},

@@ -45,6 +45,9 @@ _BIGGER_3D = {
     "optimizer": {"decay_steps": (2000, 2600)},
 }
 _TASKS_3D = ("depth_zbuffer", "depth_euclidean", "normal", "curvature")
+# `cpu_full`'s pose tasks: colour-jittered views, so the networks cannot key on a building's
+# random material colours (they overfit the 60 training buildings without it).
+_POSE = {"data": {"augment": ("color",)}}
 
 
 def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
@@ -88,7 +91,8 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
     c.train.checkpoint_every = 250
     c.optimizer.decay_steps = (600, 850)
     c.data.draws_per_anchor = 16
-    c.per_task = {name: _BIGGER_3D for name in _TASKS_3D}
+    c.per_task = {**{name: _BIGGER_3D for name in _TASKS_3D},
+                  "fixated_pose": _POSE, "nonfixated_pose": _POSE}
   elif arg == "tiny":
     c.resolution = 32
     c.model.width = 4

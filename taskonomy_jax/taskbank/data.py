@@ -15,8 +15,8 @@ Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: 
 `build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
 `draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
 views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
-the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'color' jitters each channel's gain,
-brightness and contrast; a network that can no longer key on a building's random material
+the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB
+channels, 'color' jitters each channel's gain, brightness and contrast; a network that can no longer key on a building's random material
 colours has to look at the furniture and the geometry).
 """
 
@@ -44,6 +44,7 @@ AUGMENTABLE = {
     "hflip": frozenset({"class_object", "class_scene"}),
     "color": frozenset({"class_object", "class_scene", "fixated_pose", "nonfixated_pose",
                         "egomotion", "point_matching"}),
+    "channels": frozenset({"class_object", "class_scene"}),
 }
 AUGMENTATIONS = tuple(AUGMENTABLE)
 
@@ -121,6 +122,8 @@ def augment_image(image: np.ndarray, augment: tuple[str, ...],
   out = image
   if "hflip" in augment and rng.random() < 0.5:
     out = out[:, ::-1]
+  if "channels" in augment:  # the RGB channels in a random order: hue tells nothing
+    out = out[..., rng.permutation(3)]
   if "color" in augment:
     unit = (out + 1.0) / 2.0
     gain = rng.uniform(0.6, 1.4, 3) * rng.uniform(0.7, 1.3)  # per channel, then brightness
