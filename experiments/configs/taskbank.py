@@ -48,6 +48,10 @@ _TASKS_3D = ("depth_zbuffer", "depth_euclidean", "normal", "curvature")
 # `cpu_full`'s pose tasks: colour-jittered views, so the networks cannot key on a building's
 # random material colours (they overfit the 60 training buildings without it).
 _POSE = {"data": {"augment": ("color",)}}
+# `cpu_full`'s scene classes: mirrored and colour-jittered views and a 4x-compute encoder (the
+# closest of the settings tried; BUILD_NOTES.md, "Fourth session").
+_SCENE = {"model": {"width": 16, "blocks": (2, 2, 2, 2)},
+          "data": {"augment": ("hflip", "color")}}
 
 
 def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
@@ -92,7 +96,7 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
     c.optimizer.decay_steps = (600, 850)
     c.data.draws_per_anchor = 16
     c.per_task = {**{name: _BIGGER_3D for name in _TASKS_3D},
-                  "fixated_pose": _POSE, "nonfixated_pose": _POSE}
+                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE}
   elif arg == "tiny":
     c.resolution = 32
     c.model.width = 4

@@ -90,6 +90,8 @@ def task_settings(config: Mapping[str, Any], task: str) -> dict[str, Any]:
   over = dict(base.get("per_task") or {}).get(task) or {}
   out = _overlay(base, over, f"per_task[{task!r}].")
   out["task"] = task
+  for bank_only in ("tasks", "per_task"):  # about the bank, not this task's network
+    out.pop(bank_only, None)
   return out
 
 
