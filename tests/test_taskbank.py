@@ -179,11 +179,11 @@ def test_finished_tasks_are_skipped_and_an_unfinished_one_resumes(tiny_bank):
   assert steps == list(range(1, 33))  # resumed at 31, nothing repeated
   other = type(config)(config.to_dict())
   other.model.width = 8
-  with pytest.raises(ValueError, match=r"other model settings \(autoencoding\)"):
+  with pytest.raises(ValueError, match=r"other model/data settings \(autoencoding\)"):
     train.train_task_bank(other, workdir)
   other = type(config)(config.to_dict())
   other.per_task = {"random": {"model": {"width": 4}}}  # random was trained at width 8
-  with pytest.raises(ValueError, match=r"other model settings \(random\)"):
+  with pytest.raises(ValueError, match=r"other model/data settings \(random\)"):
     train.train_task_bank(other, workdir)
   # A per_task entry for a task not started yet is taken; finished tasks keep their settings.
   other = type(config)(config.to_dict())
