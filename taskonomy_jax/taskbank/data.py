@@ -15,9 +15,9 @@ Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: 
 `build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
 `draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
 views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
-the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB
-channels, 'color' jitters each channel's gain, brightness and contrast; a network that can no longer key on a building's random material
-colours has to look at the furniture and the geometry).
+the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB channels,
+'color' jitters each channel's gain, brightness and contrast; a network that can no longer key
+on a building's random material colours has to look at the furniture and the geometry).
 """
 
 from __future__ import annotations

@@ -67,7 +67,7 @@ def check_per_task(config: Mapping[str, Any]) -> None:
   Raises:
     tasks.UnknownTaskError: a key is no task (the message suggests the closest names).
     ValueError: a key is an alias rather than the registry name, or a setting is unknown or one
-      that must stay common to the bank (resolution, data, tasks).
+      that must stay common to the bank (resolution, the dataset, tasks).
   """
   base = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
   for name, over in dict(base.get("per_task") or {}).items():
