@@ -39,11 +39,12 @@ from taskonomy_jax.train import task as train_task
 # The loop's split names -> the dataset's.
 SPLITS = {"train": "train", "eval": "validation", "validation": "validation", "test": "test"}
 # Augmentation -> the tasks whose target it leaves unchanged: a mirror image keeps the
-# whole-image classes (not a pose); other colours keep classes and the geometry between views.
+# whole-image classes (not a pose); other colours keep classes and geometry (the room's layout,
+# its vanishing points, the motion between views).
 AUGMENTABLE = {
     "hflip": frozenset({"class_object", "class_scene"}),
     "color": frozenset({"class_object", "class_scene", "fixated_pose", "nonfixated_pose",
-                        "egomotion", "point_matching"}),
+                        "egomotion", "point_matching", "room_layout", "vanishing_point"}),
     "channels": frozenset({"class_object", "class_scene"}),
 }
 AUGMENTATIONS = tuple(AUGMENTABLE)
