@@ -146,9 +146,9 @@ def evaluate_bank(workdir: str, out: str | None = None,
   cfg = tb.config
   out = out or default_table_path(workdir, split)
   # Resumable: a row is reused while its task's done record (what was trained) is unchanged.
-  previous = {}
-  if os.path.isfile(out) and load_table(out).get("split", "validation") == split:
-    previous = {r["task"]: r for r in load_table(out)["rows"]}
+  saved = load_table(out) if os.path.isfile(out) else {}
+  previous = ({r["task"]: r for r in saved["rows"]}
+              if saved and saved.get("split", "validation") == split else {})
   rows = []
   for name in tqdm.tqdm(tb.task_names, desc="evaluating", unit="task"):
     spec = tasks.get(name)

@@ -47,6 +47,11 @@ def task_names(config: Mapping[str, Any]) -> list[str]:
   return [t.name for t in tasks.all_tasks() if t.name in names]
 
 
+def _as_dict(config: Mapping[str, Any]) -> dict[str, Any]:
+  """A bank config as plain dicts, whether a ConfigDict or bank.json read back."""
+  return config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+
+
 def _overlay(base: Mapping[str, Any], over: Mapping[str, Any], where: str) -> dict[str, Any]:
   """`base` with `over`'s values put in, recursively; a key `base` lacks is an error."""
   out = dict(base)
@@ -69,7 +74,7 @@ def check_per_task(config: Mapping[str, Any]) -> None:
     ValueError: a key is an alias rather than the registry name, or a setting is unknown or one
       that must stay common to the bank (resolution, the dataset, tasks).
   """
-  base = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  base = _as_dict(config)
   for name, over in dict(base.get("per_task") or {}).items():
     registry_name = tasks.get(name).name
     if name != registry_name:
@@ -86,7 +91,7 @@ def task_settings(config: Mapping[str, Any], task: str) -> dict[str, Any]:
 
   `config` is the bank config (a ConfigDict, or bank.json as read back).
   """
-  base = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+  base = _as_dict(config)
   over = dict(base.get("per_task") or {}).get(task) or {}
   out = _overlay(base, over, f"per_task[{task!r}].")
   out["task"] = task
