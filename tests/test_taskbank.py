@@ -378,6 +378,51 @@ def test_every_trainable_task_gets_examples_of_the_right_shapes(tiny_bank):
     data.dataset(tasks.get("normal"), config.data, "train", 64)
 
 
+def test_vector_targets_are_standardised_on_training_statistics_and_mapped_back(
+    tiny_bank, tmp_path):
+  import jax
+
+  from taskonomy_jax.taskbank import bank, data, train
+
+  config, _, _ = tiny_bank
+  spec = tasks.get("room_layout")
+  assert [s.name for s in tasks.trainable() if data.has_standardized_targets(s)] == [
+      "room_layout", "vanishing_point", "fixated_pose", "nonfixated_pose", "egomotion"]
+  raw = data.dataset(spec, config.data, "train", 32)
+  y = np.stack([raw[i]["targets"] for i in range(len(raw))]).astype(np.float64)
+  stats = data.target_statistics(spec, config.data, 32, max_examples=len(raw))
+  spread = y.std(0)
+  np.testing.assert_allclose(stats["mean"], y.mean(0), rtol=1e-6, atol=1e-6)
+  np.testing.assert_allclose(stats["std"], np.where(spread > 1e-6, spread, 1.0), rtol=1e-6)
+  assert spread[4] < 1e-12 and stats["std"][4] == 1.0  # the camera never rolls: kept unscaled
+  held = data.dataset(spec, config.data, "eval", 32)
+  scaled = data.dataset(spec, {**config.data, "target_stats": stats}, "eval", 32)
+  for i in (0, len(held) - 1):
+    np.testing.assert_allclose(
+        scaled[i]["targets"], (held[i]["targets"] - np.float32(stats["mean"])) /
+        np.float32(stats["std"]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(scaled[i]["inputs"], held[i]["inputs"])
+  with pytest.raises(ValueError, match="not standardised"):
+    data.dataset(tasks.get("normal"), {**config.data, "target_stats": stats}, "eval", 32)
+
+  # The bank measures them before training, keeps them beside the network, maps outputs back.
+  cfg = type(config)(config.to_dict())
+  cfg.tasks = ("room_layout",)
+  cfg.train.num_steps = 2
+  workdir = str(tmp_path / "bank")
+  train.train_task_bank(cfg, workdir)
+  saved = train.target_stats(workdir, "room_layout")
+  np.testing.assert_allclose(saved["mean"], data.target_statistics(spec, cfg.data, 32)["mean"])
+  tb = bank.TaskBank.load(workdir)
+  model, variables = tb._nets["room_layout"]
+  x = np.asarray(held[0]["inputs"])[None]
+  net = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x))
+  np.testing.assert_allclose(tb.batch_apply("room_layout")(x),
+                             net * np.float32(saved["std"]) + np.float32(saved["mean"]),
+                             rtol=1e-5, atol=1e-5)
+  assert train.target_stats(workdir, "autoencoding") is None  # not a vector regression
+
+
 def test_serve_and_visualize_run_a_trained_bank(tiny_bank, tmp_path):
   import argparse
 

@@ -72,6 +72,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                       description="6/2/2 buildings at 64x64 (~300 views): the quick start"),
       SyntheticConfig(name="r64", resolution=64, num_train=60, num_validation=10, num_test=10,
                       description="60/10/10 buildings at 64x64 (~2,400 views): CPU experiments"),
+      SyntheticConfig(name="r64_large", resolution=64, num_train=300, num_validation=20,
+                      num_test=20, description="300/20/20 buildings at 64x64 (~10,000 views): "
+                      "the CPU task bank (`taskbank.py:cpu_full`)"),
       SyntheticConfig(name="r256", resolution=256, num_train=60, num_validation=10,
                       num_test=10, description="60/10/10 buildings at 256x256, the paper's size"),
   ]

@@ -35,10 +35,14 @@ def network_input(spec: tasks.TaskSpec, image: np.ndarray) -> np.ndarray:
 class TaskBank:
   """Trained task networks loaded from a bank workdir; callable as a `Predictor`."""
 
-  def __init__(self, config: dict[str, Any], networks: dict[str, tuple[Any, Any]]):
+  def __init__(self, config: dict[str, Any], networks: dict[str, tuple[Any, Any]],
+               target_stats: dict[str, dict[str, list[float]]] | None = None):
+    """`networks`: {task: (flax module, variables)}; `target_stats`: {task: {"mean", "std"}}
+    for the tasks trained on standardised targets (their outputs are mapped back)."""
     self.config = config
     self.resolution = int(config["resolution"])
     self._nets = networks
+    self._target_stats = dict(target_stats or {})
     self._jitted: dict[str, Callable] = {}
 
   @classmethod
@@ -69,21 +73,27 @@ class TaskBank:
       train_lib.enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
     nets = {n: (models.build(n, train_lib.task_settings(config, n)["model"]),
                 checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
-    return cls(config, nets)
+    stats = {n: s for n in wanted if (s := train_lib.target_stats(workdir, n)) is not None}
+    return cls(config, nets, stats)
 
   @property
   def task_names(self) -> list[str]:
     return list(self._nets)
 
   def batch_apply(self, task: str) -> Callable[[np.ndarray], np.ndarray]:
-    """The network of `task` on a batch of inputs (as the training data gives them)."""
+    """The network of `task` on a batch of inputs (as the training data gives them); outputs in
+    the targets' own units (standardised targets mapped back)."""
     if task not in self._jitted:
       import jax
       model, variables = self._nets[task]
       # Variables as an argument, not closed-over constants: a smaller program that compiles
       # faster and hits jax's compilation cache when the bank is loaded again.
       fn = jax.jit(functools.partial(model.apply, train=False))
-      self._jitted[task] = lambda x: np.asarray(fn(variables, np.asarray(x, np.float32)))
+      stats = self._target_stats.get(task)
+      mean, std = ((np.float32(0), np.float32(1)) if stats is None else
+                   (np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)))
+      self._jitted[task] = lambda x: (
+          np.asarray(fn(variables, np.asarray(x, np.float32))) * std + mean)
     return self._jitted[task]
 
   def __call__(self, image: np.ndarray) -> dict[str, np.ndarray]:

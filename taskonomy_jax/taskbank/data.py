@@ -17,7 +17,10 @@ Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: 
 views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
 the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB channels,
 'color' jitters each channel's gain, brightness and contrast; a network that can no longer key
-on a building's random material colours has to look at the furniture and the geometry).
+on a building's random material colours has to look at the furniture and the geometry),
+`target_stats` ({"mean", "std"} per target dimension, from `target_statistics`: every split's
+targets standardised with them; the task-bank trainer sets it for the tasks
+`has_standardized_targets` names).
 """
 
 from __future__ import annotations
@@ -175,6 +178,43 @@ class AugmentedViews:
     return {**example, "inputs": np.stack(views)}
 
 
+def has_standardized_targets(spec: tasks.TaskSpec) -> bool:
+  """Vector regressions (room layout, vanishing points, poses, egomotion): their dimensions mix
+  metres and radians with spreads from 0.2 to 4, so an unweighted squared error is all room
+  centre and the network learns nothing else (BUILD_NOTES.md, "Fifth session"). The original
+  standardised them with its dataset's mean/std; the bank uses its training split's."""
+  return not spec.pixel_output and spec.loss == "l2"
+
+
+def target_statistics(spec: tasks.TaskSpec, cfg: Mapping[str, Any], resolution: int,
+                      max_examples: int = 2048) -> dict[str, list[float]]:
+  """Per-dimension mean and standard deviation of `spec`'s training targets, in their own units.
+
+  Returns {"mean": [C], "std": [C]} over up to `max_examples` training examples spread evenly
+  over the split (all draws of multi-view tasks); a constant dimension gets std 1, so it passes
+  through standardisation shifted but unscaled.
+  """
+  raw = {**dict(cfg), "target_stats": None, "augment": ()}
+  ds = dataset(spec, raw, "train", resolution)
+  stride = max(1, -(-len(ds) // max_examples))
+  y = np.stack([np.asarray(ds[i]["targets"], np.float64) for i in range(0, len(ds), stride)])
+  y = y.reshape(len(y), -1)
+  std = y.std(0)
+  return {"mean": y.mean(0).tolist(), "std": np.where(std > 1e-6, std, 1.0).tolist()}
+
+
+class StandardizedTargets:
+  """Picklable `map` function: targets -> (targets - mean) / std, per dimension."""
+
+  def __init__(self, stats: Mapping[str, Any]):
+    self.mean = np.asarray(stats["mean"], np.float32)
+    self.std = np.asarray(stats["std"], np.float32)
+
+  def __call__(self, example: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    t = np.asarray(example["targets"], np.float32)
+    return {**example, "targets": ((t - self.mean) / self.std).astype(np.float32)}
+
+
 def _multi_view_example(item: Mapping[str, Any]) -> dict[str, np.ndarray]:
   return {"inputs": item["rgb"], "targets": item["target"]}
 
@@ -182,6 +222,19 @@ def _multi_view_example(item: Mapping[str, Any]) -> dict[str, np.ndarray]:
 def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
             resolution: int) -> grain.MapDataset:
   """Examples of `spec` from `split` ('train' or 'eval') of the configured TFDS dataset."""
+  ds = _examples(spec, cfg, split, resolution)
+  stats = cfg.get("target_stats")
+  if stats:
+    if not has_standardized_targets(spec):
+      raise ValueError(f"target_stats given for {spec.name}, whose targets are not "
+                       "standardised (only vector regressions are: room layout, vanishing "
+                       "points, poses, egomotion)")
+    ds = ds.map(StandardizedTargets(stats))
+  return ds
+
+
+def _examples(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
+              resolution: int) -> grain.MapDataset:
   src = source(cfg, split)
   check_resolution(src, resolution)
   seed = int(cfg.get("seed", 0)) + (0 if split == "train" else 1)

@@ -30,6 +30,9 @@ from taskonomy_jax.train import checkpoint
 
 BANK_FILE = "bank.json"
 DONE_FILE = "done.json"
+# Per-dimension mean/std a task's targets were standardised with (`data.standardize_targets`);
+# written before the task trains, read back on resume and by `bank.TaskBank` to undo it.
+TARGET_STATS_FILE = "target_stats.json"
 # Settings that must agree between a bank and a run resuming it (they change every network);
 # each started task's model and data settings (the bank's, or its per_task entry's) too.
 _PINNED = ("resolution", "data")
@@ -165,6 +168,36 @@ def enable_compilation_cache(path: str) -> None:
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
+def target_stats(workdir: str, task: str) -> dict[str, list[float]] | None:
+  """The statistics `task`'s targets were standardised with, or None (trained unstandardised)."""
+  path = os.path.join(workdir, task, TARGET_STATS_FILE)
+  if not os.path.isfile(path):
+    return None
+  with open(path) as f:
+    return json.load(f)
+
+
+def _with_target_stats(config: ml_collections.ConfigDict,
+                       tdir: str) -> ml_collections.ConfigDict:
+  """The task's config with `data.target_stats` set where its targets are standardised: measured
+  on the training split the first time, then read back, so a resumed run sees the same."""
+  from taskonomy_jax.taskbank import data as data_lib
+
+  spec = tasks.get(config.task)
+  if not (config.data.get("standardize_targets") and data_lib.has_standardized_targets(spec)):
+    return config
+  path = os.path.join(tdir, TARGET_STATS_FILE)
+  if os.path.isfile(path):
+    with open(path) as f:
+      stats = json.load(f)
+  else:
+    stats = data_lib.target_statistics(spec, config.data, config.resolution)
+    files.write_json_atomic(path, stats)
+  config = ml_collections.ConfigDict(config.to_dict())
+  config.data.target_stats = stats
+  return config
+
+
 def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict]:
   """Trains (or resumes) every task of `config` under `workdir`; returns {task: done record}.
 
@@ -197,7 +230,7 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
       save_random_encoder(task_config(config, name), tdir)
       steps = 0
     else:
-      state = train_task.train_task(task_config(config, name), tdir)
+      state = train_task.train_task(_with_target_stats(task_config(config, name), tdir), tdir)
       steps = int(state.step)
     # The task's own settings too: bank.json may later gain per_task entries for other tasks.
     records[name] = {"task": name, "steps": steps,
