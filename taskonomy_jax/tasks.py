@@ -32,6 +32,7 @@ MetricName = Literal[
     "mse",  # mean squared error
     "angular_error_deg",  # mean angle between predicted and true normals
     "accuracy",  # top-1 accuracy
+    "xent",  # cross entropy of the true class (mean negative log-likelihood)
     "miou",  # mean intersection over union
     "kl",  # KL(target || prediction) for soft targets
     "pair_accuracy",  # same/different segment accuracy of sampled pixel pairs
@@ -160,7 +161,7 @@ _TASKS: tuple[TaskSpec, ...] = (
     _pixel("autoencoding", "autoencoder", "Autoencoding", "rgb", 3, display="rgb"),
     _pixel("denoising", "denoise", "Denoising", "rgb", 3, display="rgb"),
     _pixel("colorization", "colorization", "Colorization", "rgb", 313, source_only=True,
-           loss="weighted_softmax_xent", metric="accuracy", display="color_bins",
+           loss="weighted_softmax_xent", metric="xent", display="color_bins",
            output_stride=4, dtype="int32"),
     _pixel("inpainting", "impainting_whole", "Inpainting", "rgb", 3, source_only=True,
            display="rgb", aliases=("inpainting_whole",)),

@@ -125,6 +125,28 @@ def test_majority_baseline_and_a_constant_predictor_scores_exactly_the_baseline(
   assert row["baseline"] == pytest.approx(iou3 / len(np.unique(t)), rel=1e-6)
 
 
+def test_colorization_is_scored_by_cross_entropy_against_the_class_frequencies():
+  spec = tasks.get("colorization")  # 313 bins at 1/4 resolution, metric xent
+  assert spec.metric == "xent"
+  rng = np.random.default_rng(0)
+  labels = rng.choice([0, 7, 100], p=[0.6, 0.3, 0.1], size=(12, 8, 8)).astype(np.int32)
+  train = {"inputs": np.zeros((12, 1)), "targets": labels}
+  base = evaluate.baseline_prediction(spec, train, 32)
+  assert base.shape == (8, 8, 313)
+  freq = np.bincount(labels.ravel(), minlength=313) / labels.size
+  np.testing.assert_allclose(np.exp(base[3, 5]), freq, atol=1e-6)
+  held_labels = rng.choice([0, 7, 100], p=[0.5, 0.3, 0.2], size=(9, 8, 8)).astype(np.int32)
+  held = {"inputs": np.zeros((9, 1)), "targets": held_labels}
+  majority = evaluate._majority_class(spec, train, 32)
+  row = evaluate.evaluate_task(spec, lambda x: np.broadcast_to(majority, (len(x), 8, 8, 313)),
+                               train, held, 32)
+  assert row["higher_is_better"] is False
+  # brute force: the mean negative log of each held-out label's training frequency
+  assert row["baseline"] == pytest.approx(-np.mean(np.log(freq[held_labels])), rel=1e-5)
+  assert row["network"] > row["baseline"]  # all mass on the majority bin is worse
+  assert not row["beats_baseline"]
+
+
 def test_soft_baseline_is_the_mean_distribution():
   spec = tasks.get("class_scene")
   p = np.random.default_rng(0).dirichlet(np.ones(63), size=30).astype(np.float32)
@@ -217,6 +239,13 @@ def test_bank_predictor_evaluation_and_picture(tiny_bank, tmp_path):
   assert table["split"] == "validation"
   saved = json.loads(pathlib.Path(workdir, "evaluation.json").read_text())
   assert saved["rows"] == table["rows"]
+  # A saved row is reused while the network and its metric are unchanged, else recomputed.
+  path = pathlib.Path(workdir, "evaluation.json")
+  path.write_text(json.dumps({**saved, "rows": [{**saved["rows"][0], "network": -1.0}]}))
+  assert evaluate.evaluate_bank(workdir)["rows"][0]["network"] == -1.0
+  path.write_text(json.dumps({**saved, "rows": [{**saved["rows"][0], "network": -1.0,
+                                                "metric": "mse"}]}))
+  assert evaluate.evaluate_bank(workdir)["rows"] == table["rows"]
   # The test split is scored on its own views, into its own table.
   test = evaluate.evaluate_bank(workdir, split="test")
   assert test["split"] == "test"

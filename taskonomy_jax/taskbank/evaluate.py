@@ -3,7 +3,9 @@
 The baseline is a constant prediction computed on the training split, chosen by the task's loss
 (`BASELINES`): the mean target for regressions (per pixel for pixel tasks, over valid pixels),
 the majority class for classifications, the mean distribution for soft (distilled) targets, and
-a constant embedding for the metric-learning segmentations (every pair judged "same"). Network
+a constant embedding for the metric-learning segmentations (every pair judged "same"); a
+metric with another best constant overrides it (`METRIC_BASELINES`: the class frequencies for
+cross entropy, colorization's metric). Network
 and baseline are scored with the task's own metric (`train.metrics`) over the same held-out
 examples, all at once (mIoU is not a mean of per-batch values).
 """
@@ -52,14 +54,24 @@ def _mean_target(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
   return (np.sum(y * w, 0) / np.maximum(np.sum(w, 0), 1e-12)).astype(np.float32)
 
 
-def _majority_class(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
-                    resolution: int) -> np.ndarray:
+def _class_counts(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray]) -> np.ndarray:
   y = np.asarray(train["targets"])
   w = _weights(train, y.shape)
-  counts = np.bincount(y.reshape(-1), weights=w.reshape(-1), minlength=spec.channels)
+  return np.bincount(y.reshape(-1), weights=w.reshape(-1), minlength=spec.channels)
+
+
+def _majority_class(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
+                    resolution: int) -> np.ndarray:
   logits = np.zeros(spec.output_shape(resolution), np.float32)
-  logits[..., int(np.argmax(counts))] = _LOGIT_SCALE
+  logits[..., int(np.argmax(_class_counts(spec, train)))] = _LOGIT_SCALE
   return logits
+
+
+def _class_prior(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
+                 resolution: int) -> np.ndarray:
+  counts = _class_counts(spec, train)
+  logp = np.log(np.maximum(counts / counts.sum(), 1e-12))
+  return np.broadcast_to(logp, spec.output_shape(resolution)).astype(np.float32)
 
 
 def _mean_distribution(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
@@ -80,11 +92,16 @@ BASELINES: dict[str, BaselineFn] = {
     "softmax_xent": _majority_class, "weighted_softmax_xent": _majority_class,
     "soft_xent": _mean_distribution, "metric_embedding": _constant_embedding,
 }
+# Where the metric's best constant is not the loss's: under cross entropy it is the class
+# frequencies themselves, not all mass on the majority class.
+METRIC_BASELINES: dict[str, BaselineFn] = {"xent": _class_prior}
 
 
 def baseline_prediction(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
                         resolution: int) -> np.ndarray:
   """The constant prediction, `spec.output_shape(resolution)`, from stacked training examples."""
+  if spec.metric in METRIC_BASELINES:
+    return METRIC_BASELINES[spec.metric](spec, train, resolution)
   if spec.loss not in BASELINES:
     raise ValueError(f"{spec.name} has loss {spec.loss!r}, which has no baseline; losses with "
                      f"one: {sorted(BASELINES)}")
@@ -145,7 +162,8 @@ def evaluate_bank(workdir: str, out: str | None = None,
   tb = bank_lib.TaskBank.load(workdir)
   cfg = tb.config
   out = out or default_table_path(workdir, split)
-  # Resumable: a row is reused while its task's done record (what was trained) is unchanged.
+  # Resumable: a row is reused while its task's done record (what was trained) and its metric
+  # are unchanged.
   saved = load_table(out) if os.path.isfile(out) else {}
   previous = ({r["task"]: r for r in saved["rows"]}
               if saved and saved.get("split", "validation") == split else {})
@@ -155,7 +173,9 @@ def evaluate_bank(workdir: str, out: str | None = None,
     if spec.decoder == "none":
       continue
     done = train_lib.done_record(workdir, name)
-    if name in previous and previous[name].get("trained") == done:
+    # Reused while the network and the way it is scored are unchanged.
+    if (name in previous and previous[name].get("trained") == done
+        and previous[name].get("metric") == spec.metric):
       rows.append(previous[name])
       continue
     eval_cfg = train_lib.task_settings(cfg, name)["eval"]

@@ -47,6 +47,14 @@ def accuracy(logits: Array, labels: Array, weights: Array | None = None) -> Arra
   return losses.weighted_mean(hit, weights)
 
 
+def xent(logits: Array, labels: Array, weights: Array | None = None) -> Array:
+  """Mean negative log-likelihood of the true class (nats). logits: (B, ..., C); labels: (B, ...)
+  int. A proper scoring rule: it credits calibrated class probabilities, where accuracy sees only
+  the argmax (colorization: one neutral bin holds most pixels, so the argmax is nearly always
+  that bin, for a network and for the majority baseline alike)."""
+  return losses.softmax_xent(logits, labels, weights)
+
+
 def miou(logits: Array, labels: Array, weights: Array | None = None) -> Array:
   """Mean intersection over union over the classes present in prediction or target.
 
@@ -91,6 +99,7 @@ def pair_accuracy(embeddings: Array, segments: Array, weights: Array | None = No
 
 METRICS: Mapping[str, MetricFn] = {
     "mae": mae, "mse": mse, "angular_error_deg": angular_error_deg, "accuracy": accuracy,
+    "xent": xent,
     "miou": miou, "kl": kl, "pair_accuracy": pair_accuracy,
 }
 
