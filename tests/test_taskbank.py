@@ -325,13 +325,16 @@ def test_augmentation_mirrors_and_jitters_reproducibly_and_only_class_tasks():
   assert all(sorted(map(tuple, f.reshape(-1, 3).T)) == sorted(map(tuple, image.reshape(-1, 3).T))
              for f in shuffled)
   assert any(not np.array_equal(f, image) for f in shuffled)
-  # Draw i is view i % n, the same every time it is read, fresh for each draw.
+  # Draw i is view i % n, the same every time it is read, fresh for each draw; its example is
+  # made with index i (draw 0: the view's own index).
   views = [rng.uniform(-1, 1, (8, 8, 3)).astype(np.float32) for _ in range(3)]
-  draw = data_lib.AugmentedDraw(views, lambda i, v: {"inputs": v, "targets": np.int32(i)},
-                                ("hflip", "color"), seed=5)
-  assert [int(draw(i)["targets"]) for i in range(6)] == [0, 1, 2, 0, 1, 2]
+  make = lambda i, v: {"inputs": v, "targets": np.int32(i)}  # noqa: E731
+  draw = data_lib.FreshDraw(views, make, ("hflip", "color"), seed=5)
+  assert [int(draw(i)["targets"]) for i in range(6)] == list(range(6))
   np.testing.assert_array_equal(draw(4)["inputs"], draw(4)["inputs"])
   assert not np.allclose(draw(1)["inputs"], draw(4)["inputs"])
+  plain = data_lib.FreshDraw(views, make, (), seed=5)
+  np.testing.assert_array_equal(plain(4)["inputs"], views[1])
   assert data_lib.check_augment(tasks.get("class_scene"), ["hflip"]) == ("hflip",)
   with pytest.raises(ValueError, match="accepted"):
     data_lib.check_augment(tasks.get("class_scene"), ["rotate"])
@@ -383,6 +386,24 @@ def test_readme_fine_tuning_restores_the_trained_encoder(tiny_bank):
   rep_bank = apply({k: v["encoder"] for k, v in trained.items()}, img)
   np.testing.assert_allclose(rep_user, rep_bank, rtol=1e-6)
   assert jax.jit(net.apply)(variables, img).shape == (2, 5)
+
+
+def test_draws_give_jigsaw_fresh_permutations_and_keep_draw_zero(tiny_bank):
+  from taskonomy_jax.taskbank import data
+
+  config, _, _ = tiny_bank
+  spec = tasks.get("jigsaw")
+  once = data.dataset(spec, config.data, "train", 32)
+  thrice = data.dataset(spec, {**config.data, "draws_per_anchor": 3}, "train", 32)
+  n = len(once)
+  assert len(thrice) == 3 * n
+  for i in (0, n - 1):
+    np.testing.assert_array_equal(thrice[i]["inputs"], once[i]["inputs"])
+    assert thrice[i]["targets"] == once[i]["targets"]
+  labels = np.array([[int(thrice[d * n + v]["targets"]) for d in range(3)] for v in range(n)])
+  assert (labels != labels[:, :1]).any()  # other permutations of the same views
+  held = data.dataset(spec, {**config.data, "draws_per_anchor": 3}, "eval", 32)
+  assert len(held) == len(data.dataset(spec, config.data, "eval", 32))  # held out: fixed
 
 
 def test_every_trainable_task_gets_examples_of_the_right_shapes(tiny_bank):

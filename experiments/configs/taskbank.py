@@ -55,6 +55,10 @@ _POSE = {"data": {"augment": ("color",)}}
 # closest of the settings tried; BUILD_NOTES.md, "Fourth session").
 _SCENE = {"model": {"width": 16, "blocks": (2, 2, 2, 2)},
           "data": {"augment": ("hflip", "color")}}
+# `cpu_full`'s jigsaw: a fresh permutation every draw (`draws_per_anchor`) and 3x the steps; at
+# 1000 steps its loss stays at chance, ln(100) (BUILD_NOTES.md, "Fifth session").
+_JIGSAW = {"train": {"num_steps": 3000, "checkpoint_every": 500},
+           "optimizer": {"decay_steps": (2000, 2600)}}
 
 
 def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
@@ -102,7 +106,8 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
     c.optimizer.decay_steps = (600, 850)
     c.data.draws_per_anchor = 16
     c.per_task = {**{name: _BIGGER_3D for name in _TASKS_3D},
-                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE}
+                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE,
+                  "jigsaw": _JIGSAW}
   elif arg == "tiny":
     c.resolution = 32
     c.model.width = 4

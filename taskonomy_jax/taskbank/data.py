@@ -14,7 +14,8 @@ of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` rea
 Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: TFDS default),
 `build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
 `draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
-views for multi-view tasks, fresh augmentations with `augment`), `augment` (training only, for
+views for multi-view tasks, fresh noise / tile permutations for denoising and jigsaw
+(`selfsup.RANDOM_SAMPLES`), fresh augmentations with `augment`), `augment` (training only, for
 the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB channels,
 'color' jitters each channel's gain, brightness and contrast; a network that can no longer key
 on a building's random material colours has to look at the furniture and the geometry),
@@ -137,9 +138,11 @@ def augment_image(image: np.ndarray, augment: tuple[str, ...],
   return np.ascontiguousarray(out, np.float32)
 
 
-class AugmentedDraw:
-  """Picklable `map` function over draw indices: draw `i` is view `i % n`, augmented afresh
-  (seeded by seed, view, draw), so an epoch of `draws * n` items is reproducible."""
+class FreshDraw:
+  """Picklable `map` function over draw indices: draw `i` is view `i % n`, its example made with
+  index `i` (a self-supervised sample's own randomness, e.g. jigsaw's permutation, is fresh
+  each draw; draw 0 is the view's usual example) and augmented afresh (seeded by seed, view,
+  draw), so an epoch of `draws * n` items is reproducible."""
 
   def __init__(self, source: Any, example: SingleViewExample, augment: tuple[str, ...],
                seed: int):
@@ -147,7 +150,7 @@ class AugmentedDraw:
 
   def __call__(self, i: int) -> dict[str, np.ndarray]:
     draw, view = divmod(int(i), len(self.source))
-    out = self.example(view, self.source[view])
+    out = self.example(int(i), self.source[view])
     rng = np.random.default_rng([self.seed, view, draw])
     return {**out, "inputs": augment_image(out["inputs"], self.augment, rng)}
 
@@ -250,10 +253,11 @@ def _examples(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
       ds = ds.map_with_index(AugmentedViews(augment, seed))
     return ds
   augment = check_augment(spec, cfg.get("augment"))
-  if augment and split == "train":
-    draws = int(cfg.get("draws_per_anchor", 1))
+  draws = int(cfg.get("draws_per_anchor", 1)) if split == "train" else 1
+  if augment or (draws > 1 and spec.name in selfsup.RANDOM_SAMPLES):
     return grain.MapDataset.range(draws * len(src)).map(
-        AugmentedDraw(src, SingleViewExample(spec, seed), augment, seed))
+        FreshDraw(src, SingleViewExample(spec, seed), augment if split == "train" else (),
+                  seed))
   return grain.MapDataset.source(src).map_with_index(SingleViewExample(spec, seed))
 
 

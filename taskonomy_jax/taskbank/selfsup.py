@@ -174,6 +174,9 @@ SELF_SUPERVISED: dict[str, SelfSupFn] = {
     "colorization": colorization,
     "jigsaw": jigsaw,
 }
+# The tasks whose sample is drawn at random from a view (noise, permutation): a fresh draw per
+# pass over the data shows them new samples (`data.draws_per_anchor`).
+RANDOM_SAMPLES = frozenset({"denoising", "jigsaw"})
 
 
 def network_input(task: str, rgb: np.ndarray) -> np.ndarray:
