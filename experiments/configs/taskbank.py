@@ -10,16 +10,15 @@ Paper size (256x256, ResNet-50, 15-layer decoder, Adam 1e-4, batch 32, dataset `
 real `taskonomy`): the same command with `:paper` on a TPU VM / GPU host.
 
 `:cpu_full` is the CPU bank measured against trivial baselines on held-out views
-(BUILD_NOTES.md, "Task bank", the session-4 table): the 64x64 `r64` world (60 buildings),
-1000 steps with two learning-rate drops, fresh partner views every draw for the multi-view tasks,
-and per task (`per_task`) a 4x-compute network trained 3000 steps for the 3D pixel tasks, whose
-networks otherwise stay at the mean image:
+(BUILD_NOTES.md, "Task bank", the session-5 table): the 64x64 `r64_large` world (300 training
+buildings; rendered on first use, ~4 min), 1000 steps with two learning-rate drops, fresh
+partner views / noise / tile permutations every draw, standardised targets for the vector
+regressions, and per task (`per_task`) a 4x-compute network trained 3000 steps for the 3D pixel
+tasks (whose networks otherwise stay at the mean image), 3000 steps for jigsaw, colour jitter
+for the poses, mirror + jitter + a 4x encoder for scene classes:
   taskonomy taskbank train experiments/configs/taskbank.py:cpu_full --workdir runs/bank
   taskonomy taskbank evaluate --bank runs/bank --split test
-  Cost: about 2 h on a quiet 2-core machine, ~14 min of it for each of the four 3D tasks
-  (BUILD_NOTES.md: 3.6 h of wall time summed while 3-4 jobs shared the cores).
-  20 of 25 networks beat their baseline on the test split (not colorization, scene classes,
-  room layout, vanishing points, nonfixated pose; BUILD_NOTES.md, "Fourth session").
+  Cost: about 2 h on a quiet 2-core machine, ~14 min of it for each of the four 3D tasks.
 
 `:tiny` is the test size (32x32 `r32_mini`, a few steps).
 """

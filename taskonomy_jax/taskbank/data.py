@@ -97,7 +97,7 @@ def check_resolution(src: Any, resolution: int) -> None:
   if stored != resolution:
     raise ValueError(f"the dataset's images are {stored}x{stored} but the config asks for "
                      f"resolution {resolution}; pick a builder config of that resolution "
-                     "(synthetic: r32_mini, r64_tiny, r64, r256)")
+                     "(synthetic: r32_mini, r64_tiny, r64, r64_large, r256)")
 
 
 class SingleViewExample:
