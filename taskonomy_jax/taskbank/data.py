@@ -183,9 +183,10 @@ class AugmentedViews:
 
 def has_standardized_targets(spec: tasks.TaskSpec) -> bool:
   """Vector regressions (room layout, vanishing points, poses, egomotion): their dimensions mix
-  metres and radians with spreads from 0.2 to 4, so an unweighted squared error is all room
-  centre and the network learns nothing else (BUILD_NOTES.md, "Fifth session"). The original
-  standardised them with its dataset's mean/std; the bank uses its training split's."""
+  metres and radians with spreads from 0.2 to 4, so an unweighted squared error is nearly all
+  the widest ones (room layout: the room's centre) and the network learns nothing else
+  (BUILD_NOTES.md, "Fifth session"). The original standardised them with its dataset's
+  mean/std; the bank uses its training split's."""
   return not spec.pixel_output and spec.loss == "l2"
 
 
