@@ -173,7 +173,6 @@ def evaluate_bank(workdir: str, out: str | None = None,
     if spec.decoder == "none":
       continue
     done = train_lib.done_record(workdir, name)
-    # Reused while the network and the way it is scored are unchanged.
     if (name in previous and previous[name].get("trained") == done
         and previous[name].get("metric") == spec.metric):
       rows.append(previous[name])

@@ -178,7 +178,7 @@ def target_stats(workdir: str, task: str) -> dict[str, list[float]] | None:
 
 
 def _with_target_stats(config: ml_collections.ConfigDict,
-                       tdir: str) -> ml_collections.ConfigDict:
+                       workdir: str) -> ml_collections.ConfigDict:
   """The task's config with `data.target_stats` set where its targets are standardised: measured
   on the training split the first time, then read back, so a resumed run sees the same."""
   from taskonomy_jax.taskbank import data as data_lib
@@ -186,13 +186,10 @@ def _with_target_stats(config: ml_collections.ConfigDict,
   spec = tasks.get(config.task)
   if not (config.data.get("standardize_targets") and data_lib.has_standardized_targets(spec)):
     return config
-  path = os.path.join(tdir, TARGET_STATS_FILE)
-  if os.path.isfile(path):
-    with open(path) as f:
-      stats = json.load(f)
-  else:
+  stats = target_stats(workdir, spec.name)
+  if stats is None:
     stats = data_lib.target_statistics(spec, config.data, config.resolution)
-    files.write_json_atomic(path, stats)
+    files.write_json_atomic(os.path.join(workdir, spec.name, TARGET_STATS_FILE), stats)
   config = ml_collections.ConfigDict(config.to_dict())
   config.data.target_stats = stats
   return config
@@ -230,7 +227,7 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
       save_random_encoder(task_config(config, name), tdir)
       steps = 0
     else:
-      state = train_task.train_task(_with_target_stats(task_config(config, name), tdir), tdir)
+      state = train_task.train_task(_with_target_stats(task_config(config, name), workdir), tdir)
       steps = int(state.step)
     # The task's own settings too: bank.json may later gain per_task entries for other tasks.
     records[name] = {"task": name, "steps": steps,
