@@ -95,63 +95,87 @@ def measure_pipeline(c: dict[str, Any], work: pathlib.Path) -> dict[str, Any]:
           "render_s": data.export_s}
 
 
-def run(config: str, out_dir: str | pathlib.Path) -> dict[str, Any]:
+PARTS = ("train_step", "transfers", "input_pipeline")
+
+
+def run(config: str, out_dir: str | pathlib.Path,
+        parts: tuple[str, ...] = PARTS) -> dict[str, Any]:
+  """Measures `parts` (in the order of PARTS) and writes gpu.json / gpu.md after each one, so a
+  run stopped by a lease's time limit keeps what it measured."""
+  unknown = set(parts) - set(PARTS)
+  if unknown:
+    raise ValueError(f"unknown parts {sorted(unknown)}; accepted: {list(PARTS)}")
   c = CONFIGS[config]
   start = time.perf_counter()
+  out = pathlib.Path(out_dir)
   doc: dict[str, Any] = {"config": config, "machine": report.machine(),
                          "device_kind": jax.devices()[0].device_kind}
   print(f"device: {doc['device_kind']} x{jax.device_count()}", flush=True)
-  doc["train_step"] = measure_train_step(**c["train_step"])
-  t = doc["train_step"]
-  mfu = "n/a (chip not in flops.PEAK_BF16)" if t["mfu"] is None else f"{100 * t['mfu']:.1f}%"
-  print(f"train step {t['resolution']}x{t['resolution']} {t['dtype']} batch {t['batch']}: "
-        f"{t['img_per_s']:.1f} img/s, {t['counted_flops'] / 1e9:.1f} GFLOP/step counted, "
-        f"{(t['xla_flops'] or 0) / 1e9:.1f} XLA, MFU {mfu} (compile {t['compile_s']:.0f} s; "
-        f"{time.perf_counter() - start:.0f} s so far)", flush=True)
-  doc["transfers"] = transfers.measure(**c["transfers"])
-  tr = doc["transfers"]
-  print(f"transfers K={tr['readouts']}: {tr['transfers_per_hour']} per hour; stacked vs fresh "
-        f"{tr['ratio_vs_fresh']:.2f}x, vs reused {tr['ratio_vs_reused']:.2f}x "
-        f"({time.perf_counter() - start:.0f} s so far)", flush=True)
-  with tempfile.TemporaryDirectory(prefix="gpu_pipeline_") as tmp:
-    doc["input_pipeline"] = measure_pipeline(c["input_pipeline"], pathlib.Path(tmp))
-  p = doc["input_pipeline"]
-  print(f"input pipeline {p['resolution']}x{p['resolution']}: {p['samples_per_s']:.0f} "
-        f"samples/s ({p['workers']} workers)", flush=True)
-  doc["seconds"] = time.perf_counter() - start
-  out = pathlib.Path(out_dir)
-  files.write_atomic(out / "gpu.json", json.dumps(doc, indent=1, default=str))
-  files.write_atomic(out / "gpu.md", markdown(doc) + "\n")
+
+  def save() -> None:
+    doc["seconds"] = time.perf_counter() - start
+    files.write_atomic(out / "gpu.json", json.dumps(doc, indent=1, default=str))
+    files.write_atomic(out / "gpu.md", markdown(doc) + "\n")
+
+  if "train_step" in parts:
+    doc["train_step"] = t = measure_train_step(**c["train_step"])
+    mfu = "n/a (chip not in flops.PEAK_BF16)" if t["mfu"] is None else f"{100 * t['mfu']:.1f}%"
+    print(f"train step {t['resolution']}x{t['resolution']} {t['dtype']} batch {t['batch']}: "
+          f"{t['img_per_s']:.1f} img/s, {t['counted_flops'] / 1e9:.1f} GFLOP/step counted, "
+          f"{(t['xla_flops'] or 0) / 1e9:.1f} XLA, MFU {mfu} (compile {t['compile_s']:.0f} s; "
+          f"{time.perf_counter() - start:.0f} s so far)", flush=True)
+    save()
+  if "transfers" in parts:
+    doc["transfers"] = tr = transfers.measure(**c["transfers"])
+    print(f"transfers K={tr['readouts']}: {tr['transfers_per_hour']} per hour; stacked vs fresh "
+          f"{tr['ratio_vs_fresh']:.2f}x, vs reused {tr['ratio_vs_reused']:.2f}x "
+          f"({time.perf_counter() - start:.0f} s so far)", flush=True)
+    save()
+  if "input_pipeline" in parts:
+    with tempfile.TemporaryDirectory(prefix="gpu_pipeline_") as tmp:
+      doc["input_pipeline"] = p = measure_pipeline(c["input_pipeline"], pathlib.Path(tmp))
+    print(f"input pipeline {p['resolution']}x{p['resolution']}: {p['samples_per_s']:.0f} "
+          f"samples/s ({p['workers']} workers)", flush=True)
+    save()
   print(f"{doc['seconds']:.0f} s in all; written {out / 'gpu.json'}, {out / 'gpu.md'}")
   return doc
 
 
 def markdown(doc: dict[str, Any]) -> str:
-  t, tr, p = doc["train_step"], doc["transfers"], doc["input_pipeline"]
-  mfu = "- (chip not in the peak table)" if t["mfu"] is None else f"{100 * t['mfu']:.1f}%"
-  return "\n".join([
-      f"# GPU path ({doc['config']})", "", report.machine_text(doc["machine"]), "",
-      "| measurement | value |", "| --- | --- |",
-      f"| train step {t['resolution']}² {t['dtype']}, batch {t['batch']} | "
-      f"{t['img_per_s']:.1f} img/s ({1e3 * t['step_s']:.1f} ms/step) |",
-      f"| FLOPs/step counted (conv+matmul) / XLA | {t['counted_flops']:.3g} / "
-      f"{t['xla_flops'] or 0:.3g} |",
-      f"| MFU (goal >= 45%) | {mfu} |",
-      f"| transfers/hour, K={tr['readouts']} stacked / fresh / reused | "
-      + " / ".join(f"{tr['transfers_per_hour'][v]:.0f}" for v in transfers.VARIANTS) + " |",
-      f"| stacked vs fresh compiles (goal >= 20x) / vs reused | {tr['ratio_vs_fresh']:.2f}x / "
-      f"{tr['ratio_vs_reused']:.2f}x |",
-      f"| input pipeline {p['resolution']}², {p['workers']} workers | "
-      f"{p['samples_per_s']:.0f} samples/s |",
-      f"| wall time of this script | {doc['seconds']:.0f} s |"])
+  """The measured parts of `doc` as a markdown table (a part not run has no rows)."""
+  rows = ["| measurement | value |", "| --- | --- |"]
+  if "train_step" in doc:
+    t = doc["train_step"]
+    mfu = "- (chip not in the peak table)" if t["mfu"] is None else f"{100 * t['mfu']:.1f}%"
+    rows += [f"| train step {t['resolution']}² {t['dtype']}, batch {t['batch']} | "
+             f"{t['img_per_s']:.1f} img/s ({1e3 * t['step_s']:.1f} ms/step) |",
+             f"| FLOPs/step counted (conv+matmul) / XLA | {t['counted_flops']:.3g} / "
+             f"{t['xla_flops'] or 0:.3g} |",
+             f"| MFU (goal >= 45%) | {mfu} |"]
+  if "transfers" in doc:
+    tr = doc["transfers"]
+    rows += [f"| transfers/hour, K={tr['readouts']} stacked / fresh / reused | "
+             + " / ".join(f"{tr['transfers_per_hour'][v]:.0f}" for v in transfers.VARIANTS)
+             + " |",
+             f"| stacked vs fresh compiles (goal >= 20x) / vs reused | "
+             f"{tr['ratio_vs_fresh']:.2f}x / {tr['ratio_vs_reused']:.2f}x |"]
+  if "input_pipeline" in doc:
+    p = doc["input_pipeline"]
+    rows.append(f"| input pipeline {p['resolution']}², {p['workers']} workers | "
+                f"{p['samples_per_s']:.0f} samples/s |")
+  rows.append(f"| wall time of this script | {doc['seconds']:.0f} s |")
+  return "\n".join([f"# GPU path ({doc['config']})", "", report.machine_text(doc["machine"]),
+                    "", *rows])
 
 
 def main(argv: list[str] | None = None) -> int:
   ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   ap.add_argument("--tiny", action="store_true", help="a tiny size that runs on CPU (tests)")
   ap.add_argument("--out", default="out/gpu")
+  ap.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                  help="what to measure (default: all)")
   args = ap.parse_args(argv)
-  run("tiny" if args.tiny else "paper", args.out)
+  run("tiny" if args.tiny else "paper", args.out, tuple(args.parts))
   return 0
 
 

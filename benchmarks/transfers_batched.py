@@ -101,7 +101,8 @@ def _rates(job: dict[str, float], single: dict[str, float], k: int, steps: int
 def measure(target: str = "depth_zbuffer", readouts: Sequence[int] = (1, 4, 16, 64),
             steps: int = 120, batch: int = 16, side: int = 4, channels: int = 32,
             decoder_width: float = 1 / 16, fc_hidden: int = 32, repeats: int = 2,
-            impls: Sequence[str] = (conv.AUTO,), progress: bool = False) -> dict[str, Any]:
+            impls: Sequence[str] = (conv.AUTO,), single_impl: str = "xla",
+            progress: bool = False) -> dict[str, Any]:
   """Transfers/hour of batched vs one-by-one readout training, per K in `readouts`.
 
   Args:
@@ -110,6 +111,8 @@ def measure(target: str = "depth_zbuffer", readouts: Sequence[int] = (1, 4, 16, 
     steps: training steps per transfer; batch: examples per step; side, channels: the
       representation (side x side x channels; the pipeline's 64x64 input at order 4: 4, 32).
     impls: conv implementations of the batched variant ('auto' = the backend's stacked choice).
+    single_impl: the one-by-one baseline's conv ('xla'; on a GPU 'patches' is faster for one
+      small readout, so it is the fairer baseline there).
   Returns:
     JSON-able: the settings, `single` (the one-readout job's medians), and per impl and K the
     job's medians, transfers/hour of each variant and batched / baseline ratios.
@@ -120,13 +123,17 @@ def measure(target: str = "depth_zbuffer", readouts: Sequence[int] = (1, 4, 16, 
   spec = tasks.get(target)
   cfg = {"readout_channels": 8, "decoder_width_multiplier": decoder_width,
          "fc_hidden": fc_hidden, "dropout": 0.5}
-  single_module = readout.build(spec, {**cfg, "conv_impl": "xla"})  # one network: XLA's conv
+  single_module = readout.build(spec, {**cfg, "conv_impl": single_impl})
   modules = {i: readout.build(spec, {**cfg, "conv_impl": conv.stacked_impl() if i == conv.AUTO
                                      else i}) for i in impls}
   args = (steps, batch, side, channels)
   singles, jobs = [], {i: {k: [] for k in readouts} for i in impls}
   for r in range(repeats):  # alternate, so load changes hit every variant alike
     singles.append(time_job(spec, single_module, 1, *args))
+    if progress:
+      j = singles[-1]
+      print(f"repeat {r} single {single_impl}: init {j['init_s']:.1f} s, compile "
+            f"{j['compile_s']:.1f} s, step {1e3 * j['step_s']:.1f} ms", flush=True)
     for k in readouts:
       for i in impls:
         jobs[i][k].append(time_job(spec, modules[i], k, *args))
@@ -141,7 +148,8 @@ def measure(target: str = "depth_zbuffer", readouts: Sequence[int] = (1, 4, 16, 
   out: dict[str, Any] = {
       "target": spec.name, "steps": steps, "batch": batch, "side": side, "channels": channels,
       "decoder_width": decoder_width, "repeats": repeats, "backend": jax.default_backend(),
-      "stacked_conv_impl": conv.stacked_impl(), "single": med(singles), "batched": {}}
+      "stacked_conv_impl": conv.stacked_impl(), "single_conv_impl": single_impl,
+      "single": med(singles), "batched": {}}
   for i in impls:
     name = conv.stacked_impl() if i == conv.AUTO else i
     out["batched"][name] = {}
@@ -193,7 +201,7 @@ def _table(result: dict[str, Any]) -> str:
   lines = [f"target {result['target']}, {result['steps']} steps of batch {result['batch']}, "
            f"representation {result['side']}x{result['side']}x{result['channels']}, "
            f"{result['backend']}; medians of {result['repeats']} repeats",
-           f"single readout (xla conv): init {s['init_s']:.2f} s, compile {s['compile_s']:.2f} s,"
+           f"single readout ({result.get('single_conv_impl', 'xla')} conv): init {s['init_s']:.2f} s, compile {s['compile_s']:.2f} s,"
            f" step {1e3 * s['step_s']:.2f} ms",
            f"{'conv':>8} {'K':>4} {'init s':>7} {'compile s':>9} {'step ms':>8} {'grouped':>7} "
            f"{'batched/h':>10} {'fresh/h':>9} {'reused/h':>9} {'x fresh':>8} {'x reused':>8}"]
@@ -221,11 +229,14 @@ def main() -> None:
   p.add_argument("--repeats", type=int, default=2)
   p.add_argument("--impls", nargs="+", default=[conv.AUTO],
                  choices=[conv.AUTO, *conv.CONV_IMPLS], help="batched variant's conv")
+  p.add_argument("--single-impl", default="xla", choices=conv.CONV_IMPLS,
+                 help="the one-by-one baseline's conv")
   p.add_argument("--json", help="also write the result here")
   p.add_argument("--plot", help="write a transfers/hour vs K plot here (png, pdf, svg)")
   args = p.parse_args()
   result = measure(args.target, args.readouts, args.steps, args.batch, args.side, args.channels,
-                   args.decoder_width, args.fc_hidden, args.repeats, args.impls, progress=True)
+                   args.decoder_width, args.fc_hidden, args.repeats, args.impls,
+                   args.single_impl, progress=True)
   print(_table(result))
   if args.json:
     files.write_atomic(pathlib.Path(args.json), json.dumps(result, indent=1))

@@ -276,6 +276,20 @@ def test_gpu_script_runs_tiny_on_cpu(tmp_path):
   assert "MFU" in (tmp_path / "gpu.md").read_text()
 
 
+def test_gpu_script_parts_are_checked_and_tabled_alone(tmp_path):
+  from benchmarks import gpu, report
+  with pytest.raises(ValueError, match=r"unknown parts \['bogus'\]; accepted: .*'train_step'"):
+    gpu.run("tiny", tmp_path, parts=("train_step", "bogus"))
+  assert not (tmp_path / "gpu.json").exists()  # refused before measuring anything
+  doc = {"config": "paper", "seconds": 3.0, "machine": report.machine(),
+         "transfers": {"readouts": 8, "ratio_vs_fresh": 30.0, "ratio_vs_reused": 2.5,
+                       "transfers_per_hour": {"batched": 300.0, "sequential_fresh": 10.0,
+                                              "sequential_reused": 120.0}}}
+  text = gpu.markdown(doc)
+  assert "| transfers/hour, K=8 stacked / fresh / reused | 300 / 10 / 120 |" in text
+  assert "30.00x / 2.50x" in text and "MFU" not in text and "input pipeline" not in text
+
+
 def test_project_command_on_a_suite_json(tmp_path, capsys):
   from benchmarks import __main__ as cli
   details = {"train_step": {"details": {"rows": [{"size": 256, "ours": 0.1}], "where": "cpu",
