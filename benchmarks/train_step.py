@@ -6,6 +6,13 @@ the same batch size, on the same CPU, measured alternately in one process.
 
   python benchmarks/train_step.py                 # 64, 128, 256; prints a table
   python benchmarks/train_step.py --sizes 64 --batch 4 --steps 3
+  python benchmarks/train_step.py --conv-impl patches   # im2col + matmul convolutions
+
+XLA:CPU routes convolutions to YNNPACK by default; to time XLA's own (Eigen) convolutions
+instead, set before the run (BUILD_NOTES.md, "Train-step benchmark", session 6):
+
+  XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT,\
+LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE
 
 Needs the torch extra (torch==2.13.0 CPU, visualpriors).
 """
@@ -25,6 +32,7 @@ import numpy as np
 import optax
 
 from taskonomy_jax import models, tasks
+from taskonomy_jax.models import conv
 from taskonomy_jax.train import loop, losses
 
 
@@ -111,8 +119,11 @@ def images_per_second(fn, batch: int, steps: int) -> float:
 
 
 def measure(sizes: Sequence[int] = (64, 128, 256), batch: int = 4, steps: int = 3,
-            baseline: bool = True) -> dict[str, Any]:
+            baseline: bool = True, model_config: Mapping[str, Any] | None = None
+            ) -> dict[str, Any]:
   """img/s of ours and (if `baseline`) visualpriors' PyTorch step per input size.
+
+  `model_config` goes to `models.build` for our side (e.g. {"conv_impl": "patches"}).
 
   Returns {"batch", "steps", "rows": [{"size", "ours", "torch", "ratio"}]}; torch and ratio
   are None without the baseline.
@@ -122,7 +133,7 @@ def measure(sizes: Sequence[int] = (64, 128, 256), batch: int = 4, steps: int = 
     torch.set_num_threads(os.cpu_count() or 1)
   rows = []
   for res in sizes:
-    a = images_per_second(ours(res, batch), batch, steps)
+    a = images_per_second(ours(res, batch, model_config), batch, steps)
     b = images_per_second(theirs(res, batch), batch, steps) if baseline else None
     rows.append({"size": res, "ours": a, "torch": b, "ratio": a / b if b else None})
   return {"batch": batch, "steps": steps, "rows": rows}
@@ -133,13 +144,17 @@ def main():
   p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
   p.add_argument("--batch", type=int, default=4)
   p.add_argument("--steps", type=int, default=3)
+  p.add_argument("--conv-impl", default="xla", choices=sorted(conv.CONV_IMPLS),
+                 help="our convolutions: XLA's (default) or im2col + matmul (patches)")
   args = p.parse_args()
   import torch
   print(f"cpu cores: {os.cpu_count()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
-        f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps")
+        f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps, "
+        f"conv {args.conv_impl}, XLA_FLAGS={os.environ.get('XLA_FLAGS', '')!r}")
   print(f"{'size':>6} {'ours img/s':>11} {'torch img/s':>12} {'ratio':>6}")
   for res in args.sizes:
-    r = measure([res], args.batch, args.steps)["rows"][0]
+    r = measure([res], args.batch, args.steps, model_config={"conv_impl": args.conv_impl})
+    r = r["rows"][0]
     print(f"{res:>6} {r['ours']:>11.2f} {r['torch']:>12.2f} {r['ratio']:>6.2f}x", flush=True)
 
 

@@ -97,9 +97,10 @@ CONV_IMPLS: dict[str, ConvFn] = {
 }
 AUTO = "auto"
 # Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
-# listed. Measured on CPU (BUILD_NOTES.md "Batched transfer readouts"); GPU/TPU keep XLA's
-# convolution, whose grouped form has native kernels there (cuDNN grouped convolutions) --
-# not measured here (no accelerator on the build machine).
+# listed. Measured on CPU (BUILD_NOTES.md "Batched transfer readouts"). On an H200 patches was
+# also 3-6x faster at the pipeline's small readout size ("On a GPU" there), but GPU/TPU keep
+# XLA's convolution: at the paper's readout size (decoder to 256x256) im2col would hold 9x
+# those activations, and that size was not measured with patches.
 STACKED_DEFAULT: dict[str, str] = {"cpu": "patches"}
 
 
