@@ -28,3 +28,11 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:
   """`obj` as indented, key-sorted JSON, written with `write_atomic`."""
   write_atomic(path, json.dumps(obj, indent=1, sort_keys=True))
+
+
+def read_json(path: str | os.PathLike) -> Any:
+  """The JSON document at `path`, or None where there is no file (a record not written yet)."""
+  path = pathlib.Path(path)
+  if not path.is_file():
+    return None
+  return json.loads(path.read_text())

@@ -26,3 +26,10 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temp(tmp_path):
     files.write_atomic(path, 3)  # not text/bytes: fails while writing the temp file
   assert path.read_text() == "old"
   assert [p.name for p in tmp_path.iterdir()] == ["d.json"]
+
+
+def test_read_json_round_trip_and_missing_file(tmp_path):
+  files.write_json_atomic(tmp_path / "d" / "r.json", {"steps": 3, "loss": [0.5]})
+  assert files.read_json(tmp_path / "d" / "r.json") == {"steps": 3, "loss": [0.5]}
+  assert files.read_json(str(tmp_path / "d" / "none.json")) is None
+  assert files.read_json(tmp_path / "d") is None  # a folder is not a record

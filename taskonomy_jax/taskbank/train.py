@@ -114,19 +114,14 @@ def is_done(workdir: str, task: str) -> bool:
 
 def done_record(workdir: str, task: str) -> dict[str, Any] | None:
   """The task's `done.json` (steps, seconds), or None while it is not finished."""
-  path = os.path.join(workdir, task, DONE_FILE)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return files.read_json(os.path.join(workdir, task, DONE_FILE))
 
 
 def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
   path = os.path.join(workdir, BANK_FILE)
   new = json.loads(config.to_json())
-  if os.path.isfile(path):
-    with open(path) as f:
-      old = json.load(f)
+  old = files.read_json(path)
+  if old is not None:
     diff = [k for k in _PINNED if old.get(k) != new.get(k)]
     # A task already started must be rebuilt as it was trained; the others may take new
     # per-task settings (so a per_task entry can be added for a task not trained yet).
@@ -170,11 +165,7 @@ def enable_compilation_cache(path: str) -> None:
 
 def target_stats(workdir: str, task: str) -> dict[str, list[float]] | None:
   """The statistics `task`'s targets were standardised with, or None (trained unstandardised)."""
-  path = os.path.join(workdir, task, TARGET_STATS_FILE)
-  if not os.path.isfile(path):
-    return None
-  with open(path) as f:
-    return json.load(f)
+  return files.read_json(os.path.join(workdir, task, TARGET_STATS_FILE))
 
 
 def _with_target_stats(config: ml_collections.ConfigDict,
@@ -216,10 +207,9 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
   for name in bar:
     bar.set_postfix(task=name)
     tdir = os.path.join(workdir, name)
-    done = os.path.join(tdir, DONE_FILE)
-    if os.path.isfile(done):
-      with open(done) as f:
-        records[name] = json.load(f)
+    record = done_record(workdir, name)
+    if record is not None:
+      records[name] = record
       continue
     os.makedirs(tdir, exist_ok=True)
     start = time.perf_counter()
@@ -233,5 +223,5 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
     records[name] = {"task": name, "steps": steps,
                      "seconds": round(time.perf_counter() - start, 1),
                      "settings": task_settings(json.loads(config.to_json()), name)}
-    files.write_json_atomic(done, records[name])
+    files.write_json_atomic(os.path.join(tdir, DONE_FILE), records[name])
   return records
