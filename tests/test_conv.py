@@ -73,23 +73,45 @@ def test_vmapped_patches_conv_is_a_batched_matmul_not_a_grouped_conv():
                              stacked(jax.lax.conv_general_dilated)(x, w), rtol=1e-5, atol=1e-5)
 
 
+def test_mixed_conv_picks_patches_for_small_maps_and_xla_for_large_ones():
+  """'mixed' is patches at <= 32x32 input positions or <= 4 input channels, XLA's conv on
+  larger maps; values equal lax's either way, and the HLO shows which one ran."""
+  rng = np.random.default_rng(4)
+  w = jnp.asarray(rng.normal(size=(3, 3, 8, 5)), jnp.float32)
+  w_rgb = jnp.asarray(rng.normal(size=(3, 3, 3, 5)), jnp.float32)
+
+  def f(fn):
+    return jax.jit(lambda x, w: fn(x, w, (1, 1), ((1, 1), (1, 1)), None, None,
+                                   dimension_numbers=DN, precision=HI))
+  for side, kernel, expect_conv in ((32, w, False), (33, w, True), (64, w_rgb, False)):
+    x = jnp.asarray(rng.normal(size=(2, side, side, kernel.shape[2])), jnp.float32)
+    hlo = f(conv.mixed_conv_general_dilated).lower(x, kernel).as_text()
+    assert ("convolution" in hlo) == expect_conv, (side, kernel.shape)
+    np.testing.assert_allclose(f(conv.mixed_conv_general_dilated)(x, kernel),
+                               f(jax.lax.conv_general_dilated)(x, kernel), rtol=1e-5,
+                               atol=1e-4)
+
+
 @pytest.mark.parametrize("task", ["depth_zbuffer", "room_layout"])
 def test_networks_compute_the_same_function_with_either_conv(task):
   """Encoder (stem, bottlenecks, strided blocks), pixel decoder (deconvs) or FC head: one set of
-  parameters, both conv implementations, equal outputs and BatchNorm statistics."""
+  parameters, every conv implementation, equal outputs and BatchNorm statistics."""
   spec = tasks.get(task)
   tiny = dict(width=4, blocks=(1, 1, 1, 1), decoder_width_multiplier=1 / 16, fc_hidden=16)
-  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 32, 32, 3)), jnp.float32)
-  nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in ("xla", "patches")}
+  # 48x48: 'mixed' runs the decoder's last layers (48x48 maps) on XLA's conv, the rest on patches.
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 48, 48, 3)), jnp.float32)
+  impls = ("xla", "patches", "mixed")
+  nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in impls}
   variables = nets["xla"].init(jax.random.key(0), x)
   assert jax.tree.structure(nets["patches"].init(jax.random.key(0), x)) == \
       jax.tree.structure(variables)
   outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
                      rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
-  np.testing.assert_allclose(outs["patches"][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
-  for a, b in zip(jax.tree.leaves(outs["patches"][1]), jax.tree.leaves(outs["xla"][1]),
-                  strict=True):
-    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+  for impl in ("patches", "mixed"):
+    np.testing.assert_allclose(outs[impl][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
+    for a, b in zip(jax.tree.leaves(outs[impl][1]), jax.tree.leaves(outs["xla"][1]),
+                    strict=True):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_auto_resolves_for_stacking_and_explicit_choices_stay():

@@ -19,6 +19,7 @@ the *kernel* (stacked copies of a network, taskonomy_jax/transfer/readout.py):
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import flax.linen as nn
 import jax
@@ -91,9 +92,35 @@ def patches_conv_general_dilated(
                          preferred_element_type=preferred_element_type)
 
 
+# 'mixed' sends feature maps of up to this many input positions (32x32) to patches.
+MIXED_PATCHES_MAX_POSITIONS = 32 * 32
+
+
+def mixed_conv_general_dilated(lhs: jax.Array, rhs: jax.Array, *args: Any,
+                               dimension_numbers=None, **kwargs: Any) -> jax.Array:
+  """Patches + matmul for small feature maps and for inputs of <= 4 channels, XLA's
+  convolution elsewhere: the same function, chosen per layer from static shapes.
+
+  Why (BUILD_NOTES.md "Train-step benchmark", session 6): on XLA:CPU the paper-size training
+  step is fastest with patches where a layer's input has <= MIXED_PATCHES_MAX_POSITIONS
+  positions (the weight-heavy deep layers, whose input gradients otherwise copy a flipped
+  kernel each step) and for the RGB stem (a 3-channel weight gradient), and with XLA's
+  convolution on the large maps, where im2col's 9x activations cost more than they save.
+  Without `dimension_numbers` (lax's NCHW default) it is XLA's convolution.
+  """
+  if dimension_numbers is None:
+    return lax.conv_general_dilated(lhs, rhs, *args, **kwargs)
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  positions = int(np.prod([lhs.shape[d] for d in dn.lhs_spec[2:]]))
+  small = positions <= MIXED_PATCHES_MAX_POSITIONS or lhs.shape[dn.lhs_spec[1]] <= 4
+  fn = patches_conv_general_dilated if small else lax.conv_general_dilated
+  return fn(lhs, rhs, *args, dimension_numbers=dimension_numbers, **kwargs)
+
+
 CONV_IMPLS: dict[str, ConvFn] = {
     "xla": lax.conv_general_dilated,
     "patches": patches_conv_general_dilated,
+    "mixed": mixed_conv_general_dilated,
 }
 AUTO = "auto"
 # Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
