@@ -103,8 +103,8 @@ def run(config: str, out_dir: str | pathlib.Path,
   """Measures `parts` (in the order of PARTS) and writes gpu.json / gpu.md after each one, so a
   run stopped by a lease's time limit keeps what it measured."""
   unknown = set(parts) - set(PARTS)
-  if unknown:
-    raise ValueError(f"unknown parts {sorted(unknown)}; accepted: {list(PARTS)}")
+  if unknown or not parts:
+    raise ValueError(f"unknown parts {sorted(unknown)}; accepted: {list(PARTS)}, one or more")
   c = CONFIGS[config]
   start = time.perf_counter()
   out = pathlib.Path(out_dir)

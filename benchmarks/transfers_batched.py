@@ -201,8 +201,9 @@ def _table(result: dict[str, Any]) -> str:
   lines = [f"target {result['target']}, {result['steps']} steps of batch {result['batch']}, "
            f"representation {result['side']}x{result['side']}x{result['channels']}, "
            f"{result['backend']}; medians of {result['repeats']} repeats",
-           f"single readout ({result.get('single_conv_impl', 'xla')} conv): init {s['init_s']:.2f} s, compile {s['compile_s']:.2f} s,"
-           f" step {1e3 * s['step_s']:.2f} ms",
+           # Results written before `single_conv_impl` existed had XLA's conv.
+           f"single readout ({result.get('single_conv_impl', 'xla')} conv): init "
+           f"{s['init_s']:.2f} s, compile {s['compile_s']:.2f} s, step {1e3 * s['step_s']:.2f} ms",
            f"{'conv':>8} {'K':>4} {'init s':>7} {'compile s':>9} {'step ms':>8} {'grouped':>7} "
            f"{'batched/h':>10} {'fresh/h':>9} {'reused/h':>9} {'x fresh':>8} {'x reused':>8}"]
   for impl, rows in result["batched"].items():

@@ -280,6 +280,8 @@ def test_gpu_script_parts_are_checked_and_tabled_alone(tmp_path):
   from benchmarks import gpu, report
   with pytest.raises(ValueError, match=r"unknown parts \['bogus'\]; accepted: .*'train_step'"):
     gpu.run("tiny", tmp_path, parts=("train_step", "bogus"))
+  with pytest.raises(ValueError, match="one or more"):
+    gpu.run("tiny", tmp_path, parts=())
   assert not (tmp_path / "gpu.json").exists()  # refused before measuring anything
   doc = {"config": "paper", "seconds": 3.0, "machine": report.machine(),
          "transfers": {"readouts": 8, "ratio_vs_fresh": 30.0, "ratio_vs_reused": 2.5,
