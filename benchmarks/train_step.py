@@ -7,12 +7,11 @@ the same batch size, on the same CPU, measured alternately in one process.
   python benchmarks/train_step.py                 # 64, 128, 256; prints a table
   python benchmarks/train_step.py --sizes 64 --batch 4 --steps 3
   python benchmarks/train_step.py --conv-impl patches   # im2col + matmul convolutions
+  python benchmarks/train_step.py --jax-default-flags   # without taskonomy_jax/xla_flags.py
 
-XLA:CPU routes convolutions to YNNPACK by default; to time XLA's own (Eigen) convolutions
-instead, set before the run (BUILD_NOTES.md, "Train-step benchmark", session 6):
-
-  XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=LIBRARY_FUSION_TYPE_DOT,\
-LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_ELTWISE,LIBRARY_FUSION_TYPE_REDUCE
+Like the training entry points, the command line first sets the XLA:CPU flags of
+`taskonomy_jax.xla_flags` (unless XLA_FLAGS names them); `measure()` times whatever the
+process has (the suite starts it with the same flags).
 
 Needs the torch extra (torch==2.13.0 CPU, visualpriors).
 """
@@ -22,6 +21,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -31,7 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from taskonomy_jax import models, tasks
+from taskonomy_jax import models, tasks, xla_flags
 from taskonomy_jax.models import conv
 from taskonomy_jax.train import loop, losses
 
@@ -109,19 +109,26 @@ def theirs(res: int, batch: int) -> Callable[[], None]:
   return run
 
 
-def images_per_second(fn, batch: int, steps: int) -> float:
-  fn()  # compile / warm up
-  fn()
-  t = time.perf_counter()
-  for _ in range(steps):
+def step_seconds(fns: Sequence[Callable[[], None]], steps: int) -> list[float]:
+  """Median seconds per call of each of `fns`, called in turn `steps` times (after two warm-up
+  calls each), so that a slow spell of a shared machine falls on every side alike."""
+  for fn in fns:
+    fn()  # compile / warm up
     fn()
-  return batch * steps / (time.perf_counter() - t)
+  times: list[list[float]] = [[] for _ in fns]
+  for _ in range(steps):
+    for fn, ts in zip(fns, times, strict=True):
+      t = time.perf_counter()
+      fn()
+      ts.append(time.perf_counter() - t)
+  return [statistics.median(ts) for ts in times]
 
 
 def measure(sizes: Sequence[int] = (64, 128, 256), batch: int = 4, steps: int = 3,
             baseline: bool = True, model_config: Mapping[str, Any] | None = None
             ) -> dict[str, Any]:
-  """img/s of ours and (if `baseline`) visualpriors' PyTorch step per input size.
+  """img/s of ours and (if `baseline`) visualpriors' PyTorch step per input size: batch over
+  the median of `steps` step times, the two sides' steps interleaved (`step_seconds`).
 
   `model_config` goes to `models.build` for our side (e.g. {"conv_impl": "patches"}).
 
@@ -133,8 +140,9 @@ def measure(sizes: Sequence[int] = (64, 128, 256), batch: int = 4, steps: int = 
     torch.set_num_threads(os.cpu_count() or 1)
   rows = []
   for res in sizes:
-    a = images_per_second(ours(res, batch, model_config), batch, steps)
-    b = images_per_second(theirs(res, batch), batch, steps) if baseline else None
+    fns = [ours(res, batch, model_config), *([theirs(res, batch)] if baseline else [])]
+    a, *b = [batch / s for s in step_seconds(fns, steps)]
+    b = b[0] if b else None
     rows.append({"size": res, "ours": a, "torch": b, "ratio": a / b if b else None})
   return {"batch": batch, "steps": steps, "rows": rows}
 
@@ -144,9 +152,13 @@ def main():
   p.add_argument("--sizes", type=int, nargs="+", default=[64, 128, 256])
   p.add_argument("--batch", type=int, default=4)
   p.add_argument("--steps", type=int, default=3)
-  p.add_argument("--conv-impl", default="xla", choices=sorted(conv.CONV_IMPLS),
-                 help="our convolutions: XLA's (default) or im2col + matmul (patches)")
+  p.add_argument("--conv-impl", default=conv.AUTO, choices=sorted((*conv.CONV_IMPLS, conv.AUTO)),
+                 help="our convolutions (taskonomy_jax/models/conv.py; default: the backend's)")
+  p.add_argument("--jax-default-flags", action="store_true",
+                 help="do not add the training XLA flags (taskonomy_jax/xla_flags.py)")
   args = p.parse_args()
+  if not args.jax_default_flags:
+    xla_flags.configure_for_training()
   import torch
   print(f"cpu cores: {os.cpu_count()}, jax {jax.__version__} ({jax.devices()[0].platform}), "
         f"torch {torch.__version__}, batch {args.batch}, {args.steps} timed steps, "

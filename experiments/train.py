@@ -9,6 +9,7 @@ Re-running the same command resumes from the workdir's latest checkpoint.
 from absl import app, flags
 from ml_collections import config_flags
 
+from taskonomy_jax import xla_flags
 from taskonomy_jax.train import sharding, task
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file[:arg]",
@@ -20,6 +21,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
   del argv
   config = _CONFIG.value
+  xla_flags.configure_for_training()
   sharding.maybe_initialize_distributed(config.multihost)
   task.train_task(config, _WORKDIR.value)
 

@@ -13,7 +13,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
-from taskonomy_jax import tasks
+from taskonomy_jax import tasks, xla_flags
 from taskonomy_jax.convert import visualpriors as convert_visualpriors
 from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taskbank import cli as taskbank_cli
@@ -77,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
   args = build_parser().parse_args(argv)
+  xla_flags.configure_for_training()
   try:
     return args.run(args)
   except tasks.UnknownTaskError as e:

@@ -1,6 +1,8 @@
 """Conv implementations: patches + matmul equals XLA's convolution, values and gradients, alone,
 in whole networks and under vmap over kernels (where it avoids grouped convolutions)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,6 +22,9 @@ CASES = {
     "1x1_stride2": (6, 1, 2, "VALID", 1, 1),
     "7x7_stem": (16, 7, 2, ((3, 3), (3, 3)), 1, 1),
     "deconv": (5, 3, 1, ((2, 1), (2, 1)), 2, 1),
+    "deconv_k4_pad2": (5, 4, 1, ((2, 2), (2, 2)), 2, 1),
+    "deconv_dilation3_uneven_pad": (4, 3, 1, ((1, 3), (0, 2)), 3, 1),
+    "deconv_output_not_divisible": (4, 3, 1, ((1, 1), (1, 1)), 2, 1),
     "same_rhs_dilated": (7, 3, 1, "SAME", 1, 2),
     "same_stride2": (6, 3, 2, "SAME", 1, 1),
     "negative_pad_even_kernel": (6, 2, 1, ((0, -1), (1, 0)), 1, 1),
@@ -33,8 +38,9 @@ def _operands(side, kernel, seed=0):
   return x, w
 
 
+@pytest.mark.parametrize("impl", ["patches", "polyphase"])
 @pytest.mark.parametrize("case", list(CASES))
-def test_patches_conv_equals_lax_conv_values_and_gradients(case):
+def test_conv_impls_equal_lax_conv_values_and_gradients(case, impl):
   side, kernel, stride, pad, ldil, rdil = CASES[case]
   x, w = _operands(side, kernel)
 
@@ -47,11 +53,41 @@ def test_patches_conv_equals_lax_conv_values_and_gradients(case):
     return y, jax.grad(lambda x, w: jnp.sum(f(x, w) * ct), argnums=(0, 1))(x, w)
 
   want_y, want_g = run(jax.lax.conv_general_dilated)
-  got_y, got_g = run(conv.patches_conv_general_dilated)
+  got_y, got_g = run(conv.CONV_IMPLS[impl])
   assert got_y.shape == want_y.shape
   np.testing.assert_allclose(got_y, want_y, rtol=1e-5, atol=1e-5)
   for g, w_ in zip(got_g, want_g, strict=True):
     np.testing.assert_allclose(g, w_, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("dilation,kernel,padding", [
+    ((2,), (3,), ((2, 1),)),
+    ((2, 3), (3, 2), ((2, 1), (1, 2))),
+    ((2, 2, 2), (3, 3, 3), ((2, 1), (1, 2), (2, 1))),
+])
+def test_polyphase_transposed_conv_any_rank_no_dilated_input(dilation, kernel, padding):
+  """1-, 2- and 3-D transposed convolutions (unequal dilations per dim): the same values and
+  gradients as lax, and the convolution XLA receives reads the undilated input (no
+  lhs_dilate), its output channels the s^n phases."""
+  n = len(dilation)
+  rng = np.random.default_rng(2)
+  x = jnp.asarray(rng.normal(size=(2, *range(4, 4 + n), 3)), jnp.float32)
+  w = jnp.asarray(rng.normal(size=(*kernel, 3, 5)), jnp.float32)
+  dn = ("N" + "HWD"[:n] + "C", "HWD"[:n] + "IO", "N" + "HWD"[:n] + "C")
+
+  def f(fn):
+    return lambda x, w: fn(x, w, (1,) * n, padding, dilation, None, dn, precision=HI)
+  poly = conv.CONV_IMPLS["polyphase"]
+  want, got = f(jax.lax.conv_general_dilated), f(poly)
+  np.testing.assert_allclose(got(x, w), want(x, w), rtol=1e-5, atol=1e-5)
+  loss = lambda g: lambda x, w: jnp.sum(jnp.sin(g(x, w)))  # noqa: E731
+  for a, b in zip(jax.grad(loss(got), (0, 1))(x, w), jax.grad(loss(want), (0, 1))(x, w),
+                  strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4)
+  (line,) = [li for li in jax.jit(got).lower(x, w).as_text().splitlines()
+              if "stablehlo.convolution" in li]
+  assert set(re.search(r"lhs_dilate = \[([\d, ]+)\]", line).group(1).split(", ")) == {"1"}
+  assert line.endswith(f"x{int(np.prod(dilation)) * 5}xf32>")
 
 
 def test_vmapped_patches_conv_is_a_batched_matmul_not_a_grouped_conv():
@@ -100,14 +136,14 @@ def test_networks_compute_the_same_function_with_either_conv(task):
   tiny = dict(width=4, blocks=(1, 1, 1, 1), decoder_width_multiplier=1 / 16, fc_hidden=16)
   # 48x48: 'mixed' runs the decoder's last layers (48x48 maps) on XLA's conv, the rest on patches.
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 48, 48, 3)), jnp.float32)
-  impls = ("xla", "patches", "mixed")
+  impls = ("xla", "patches", "mixed", "polyphase")
   nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in impls}
   variables = nets["xla"].init(jax.random.key(0), x)
   assert jax.tree.structure(nets["patches"].init(jax.random.key(0), x)) == \
       jax.tree.structure(variables)
   outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
                      rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
-  for impl in ("patches", "mixed"):
+  for impl in ("patches", "mixed", "polyphase"):
     np.testing.assert_allclose(outs[impl][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
     for a, b in zip(jax.tree.leaves(outs[impl][1]), jax.tree.leaves(outs["xla"][1]),
                     strict=True):
@@ -118,7 +154,9 @@ def test_auto_resolves_for_stacking_and_explicit_choices_stay():
   spec = tasks.get("depth_zbuffer")
   small = {"readout_channels": 4, "decoder_width_multiplier": 1 / 16}
   auto = readout.build(spec, small)
-  assert auto.conv_impl == conv.AUTO and conv.get(conv.AUTO) is conv.CONV_IMPLS["xla"]
+  assert auto.conv_impl == conv.AUTO
+  assert conv.get(conv.AUTO) is conv.CONV_IMPLS[conv.unstacked_impl()]
+  assert conv.unstacked_impl("cpu") == "polyphase" and conv.unstacked_impl("tpu") == "xla"
   assert conv.for_stacking(auto).conv_impl == conv.stacked_impl()
   assert conv.stacked_impl("cpu") == "patches" and conv.stacked_impl("gpu") == "xla"
   explicit = readout.build(spec, {**small, "conv_impl": "xla"})

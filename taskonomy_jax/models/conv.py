@@ -1,9 +1,9 @@
-"""Convolution implementations, chosen by name: XLA's convolution, or patches times a matrix.
+"""Convolution implementations, chosen by name: XLA's convolution, patches times a matrix, ...
 
 Every conv layer of the networks (encoder, pixel decoder, transfer readout) takes its
-`conv_general_dilated` from here through the modules' `conv_impl` attribute. Both compute the
-same function with the same parameters; they differ in how XLA runs them under `jax.vmap` over
-the *kernel* (stacked copies of a network, taskonomy_jax/transfer/readout.py):
+`conv_general_dilated` from here through the modules' `conv_impl` attribute. All compute the
+same function with the same parameters; they differ in speed per backend, and in how XLA runs
+them under `jax.vmap` over the *kernel* (stacked copies of a network, transfer/readout.py):
 
   - "xla": `lax.conv_general_dilated`. vmapped over kernels it becomes a grouped convolution
     (`feature_group_count=K`) and its kernel gradient a `batch_group_count=K` convolution;
@@ -12,17 +12,25 @@ the *kernel* (stacked copies of a network, taskonomy_jax/transfer/readout.py):
   - "patches": the input's kxk windows gathered by strided slices (im2col) and one `dot_general`
     with the flattened kernel. vmapped over kernels it becomes a *batched matmul*, which every
     backend runs well; unstacked it is slower than XLA's own convolution on CPU.
-  - "auto": "xla" for a single network; stacking code (`for_stacking`) replaces it with the
-    backend's entry in `STACKED_DEFAULT`.
+  - "polyphase": XLA's convolution, except that a transposed convolution (input dilation s,
+    the decoder's deconvolutions) runs as one convolution on the *undilated* input with s^2
+    output phases, interleaved afterwards (sub-pixel convolution). XLA's form also multiplies
+    the s^2 - 1 zeros inserted per input sample; on CPU the paper decoder's last deconvolution
+    (forward + backward) took over 10x longer that way (BUILD_NOTES.md "Train-step benchmark").
+  - "mixed": patches for small feature maps, XLA's convolution for large ones (CPU, YNNPACK).
+  - "auto": the backend's entry in `UNSTACKED_DEFAULT` for a single network ("xla" where not
+    listed); stacking code (`for_stacking`) replaces it with the backend's `STACKED_DEFAULT`.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
@@ -33,6 +41,15 @@ def _dims(x: int | Sequence[int] | None, n: int) -> tuple[int, ...]:
   if x is None:
     return (1,) * n
   return (x,) * n if isinstance(x, int) else tuple(x)
+
+
+def _is_nhwc(lhs: jax.Array, rhs: jax.Array, dimension_numbers: Any) -> bool:
+  """Whether `dimension_numbers` mean channels-last input/output and an HWIO-style kernel."""
+  n = lhs.ndim - 2
+  spatial = tuple(range(1, n + 1))
+  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
+  return dn == lax.ConvDimensionNumbers((0, n + 1, *spatial), (n + 1, n, *range(n)),
+                                        (0, n + 1, *spatial))
 
 
 def patches_conv_general_dilated(
@@ -58,10 +75,7 @@ def patches_conv_general_dilated(
   if dimension_numbers is None:
     raise ValueError("patches convolution needs dimension_numbers (NHWC, HWIO, NHWC); lax's "
                      "default NCHW layout is not supported")
-  dn = lax.conv_dimension_numbers(lhs.shape, rhs.shape, dimension_numbers)
-  spatial = tuple(range(1, n + 1))
-  if dn != lax.ConvDimensionNumbers((0, n + 1, *spatial), (n + 1, n, *range(n)),
-                                    (0, n + 1, *spatial)):
+  if not _is_nhwc(lhs, rhs, dimension_numbers):
     raise ValueError(f"patches convolution takes NHWC/HWIO/NHWC layouts, got {dimension_numbers}")
   if feature_group_count != 1 or batch_group_count != 1:
     raise ValueError("patches convolution supports feature_group_count = batch_group_count = 1, "
@@ -117,10 +131,85 @@ def mixed_conv_general_dilated(lhs: jax.Array, rhs: jax.Array, *args: Any,
   return fn(lhs, rhs, *args, dimension_numbers=dimension_numbers, **kwargs)
 
 
+def _phase_taps(dilation: int, size: int, pad_low: int) -> tuple[np.ndarray, int]:
+  """One spatial dim of a stride-1 convolution on an input dilated by `dilation`, split into
+  output phases: out[dilation * i + a] = sum_u x[i + u + first] * sum_t sel[u, a, t] w[t].
+
+  Returns (sel, first): sel (taps on the undilated input, dilation, size) in {0, 1}, and the
+  undilated input offset of tap 0 (may be negative: zero padding).
+  """
+  offsets = {(a, t): (a + t - pad_low) // dilation for a in range(dilation) for t in range(size)
+             if (a + t - pad_low) % dilation == 0}
+  first, last = min(offsets.values()), max(offsets.values())
+  sel = np.zeros((last - first + 1, dilation, size), np.float32)
+  for (a, t), offset in offsets.items():
+    sel[offset - first, a, t] = 1.0
+  return sel, first
+
+
+def polyphase_transposed(conv_fn: ConvFn) -> ConvFn:
+  """`conv_fn` with input-dilated (transposed) convolutions run on the undilated input.
+
+  For a stride-1 convolution of an input dilated by s (per dim), output position s * i + a
+  reads only the taps whose dilated offset lands on an input sample; the taps of all s^n phases
+  go into one kernel of shape (*taps, C_in, s^n * C_out) (zeros where a phase has no tap), one
+  `conv_fn` call computes every phase at the input's resolution, and a reshape interleaves
+  them. Same function and parameters; no multiplications by inserted zeros, forward or
+  backward. Other convolutions, NCHW layouts, feature groups, window strides or kernel
+  dilation with input dilation, string padding, or an output not divisible by s go to
+  `conv_fn` unchanged.
+  """
+
+  def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
+                           padding: str | Sequence[tuple[int, int]],
+                           lhs_dilation: Sequence[int] | None = None,
+                           rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
+                           feature_group_count: int = 1, batch_group_count: int = 1,
+                           precision=None, preferred_element_type=None) -> jax.Array:
+    n = lhs.ndim - 2
+    dilation = _dims(lhs_dilation, n)
+    direct = functools.partial(
+        conv_fn, lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+        dimension_numbers=dimension_numbers, feature_group_count=feature_group_count,
+        batch_group_count=batch_group_count, precision=precision,
+        preferred_element_type=preferred_element_type)
+    if (max(dilation) == 1 or isinstance(padding, str) or dimension_numbers is None
+        or feature_group_count != 1 or batch_group_count != 1
+        or _dims(window_strides, n) != (1,) * n or _dims(rhs_dilation, n) != (1,) * n
+        or not _is_nhwc(lhs, rhs, dimension_numbers)):
+      return direct()
+    kernel, in_spatial = rhs.shape[:n], lhs.shape[1:-1]
+    out = [(m - 1) * s + 1 + lo + hi - k + 1
+           for m, s, (lo, hi), k in zip(in_spatial, dilation, padding, kernel, strict=True)]
+    if any(o % s for o, s in zip(out, dilation, strict=True)):
+      return direct()
+    sels, pads = [], []
+    for s, k, (lo, _), m, o in zip(dilation, kernel, padding, in_spatial, out, strict=True):
+      sel, first = _phase_taps(s, k, lo)
+      sels.append(jnp.asarray(sel, rhs.dtype))
+      pads.append((-first, o // s + sel.shape[0] - 1 - m + first))
+    # rhs[t..., i, o] x sel_d[u_d, a_d, t_d] -> kernel[u..., i, a..., o]
+    t, u, a = "abcdef"[:n], "ghjklm"[:n], "pqrstv"[:n]
+    spec = ",".join([f"{t}xy", *(f"{u[d]}{a[d]}{t[d]}" for d in range(n))]) + f"->{u}x{a}y"
+    phased = jnp.einsum(spec, rhs, *sels)
+    c_out = rhs.shape[-1]
+    phased = phased.reshape(*phased.shape[:n + 1], -1)
+    y = conv_fn(lhs, phased, (1,) * n, pads, dimension_numbers=dimension_numbers,
+                precision=precision, preferred_element_type=preferred_element_type)
+    batch, low_res = y.shape[0], y.shape[1:-1]
+    y = y.reshape(batch, *low_res, *dilation, c_out)
+    # (B, i..., a..., C) -> (B, i_0, a_0, i_1, a_1, ..., C): phase a of i is output s * i + a.
+    y = y.transpose(0, *(ax for d in range(n) for ax in (1 + d, 1 + n + d)), 2 * n + 1)
+    return y.reshape(batch, *(r * s for r, s in zip(low_res, dilation, strict=True)), c_out)
+
+  return conv_general_dilated
+
+
 CONV_IMPLS: dict[str, ConvFn] = {
     "xla": lax.conv_general_dilated,
     "patches": patches_conv_general_dilated,
     "mixed": mixed_conv_general_dilated,
+    "polyphase": polyphase_transposed(lax.conv_general_dilated),
 }
 AUTO = "auto"
 # Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
@@ -129,12 +218,20 @@ AUTO = "auto"
 # XLA's convolution: at the paper's readout size (decoder to 256x256) im2col would hold 9x
 # those activations, and that size was not measured with patches.
 STACKED_DEFAULT: dict[str, str] = {"cpu": "patches"}
+# A single network, per backend; "xla" where not listed (cuDNN and TPUs run transposed
+# convolutions natively). Measured on CPU: BUILD_NOTES.md "Train-step benchmark", session 7.
+UNSTACKED_DEFAULT: dict[str, str] = {"cpu": "polyphase"}
+
+
+def unstacked_impl(backend: str | None = None) -> str:
+  """The conv implementation 'auto' means for one network on `backend` (default: jax's)."""
+  return UNSTACKED_DEFAULT.get(backend or jax.default_backend(), "xla")
 
 
 def get(name: str) -> ConvFn:
-  """The `conv_general_dilated` named `name` ('auto' = 'xla', the unstacked choice)."""
+  """The `conv_general_dilated` named `name` ('auto': the backend's `unstacked_impl`)."""
   if name == AUTO:
-    name = "xla"
+    name = unstacked_impl()
   if name not in CONV_IMPLS:
     raise ValueError(f"unknown conv_impl {name!r}; accepted: {sorted((*CONV_IMPLS, AUTO))}")
   return CONV_IMPLS[name]

@@ -19,6 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from taskonomy_jax.models import batchnorm
 from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
 
@@ -70,7 +71,7 @@ class PixelDecoder(nn.Module):
       else:
         x = nn.Conv(features, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
                     name=f"layer{i}", conv_general_dilated=conv_fn)(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+      x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                        dtype=self.dtype, name=f"bn{i}")(x)
       x = nn.leaky_relu(x, 0.2)
     if ups_left:
@@ -102,7 +103,7 @@ class FCHead(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i in range(self.num_layers - 1):
       x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name=f"fc{i}")(x)
-      x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+      x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                        dtype=self.dtype, name=f"bn{i}")(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
     return nn.Dense(self.out_features, dtype=self.dtype, name="output")(x)

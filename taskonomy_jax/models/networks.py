@@ -44,7 +44,7 @@ class TaskNetwork(nn.Module):
   fc_hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
-  conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py; 'auto' = 'xla' unstacked
+  conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py; 'auto': per backend
 
   def setup(self):
     self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),

@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from taskonomy_jax.models import batchnorm
 from taskonomy_jax.models import conv as conv_lib
 
 # PyTorch's BatchNorm2d defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5): the published
@@ -65,7 +66,7 @@ class Bottleneck(nn.Module):
     conv = lambda f, k, s=1, p="VALID", name=None: nn.Conv(  # noqa: E731
         f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name,
         conv_general_dilated=conv_lib.get(self.conv_impl))
-    norm = lambda name: nn.BatchNorm(  # noqa: E731
+    norm = lambda name: batchnorm.BatchNorm(  # noqa: E731
         use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
         dtype=self.dtype, name=name)
     y = nn.relu(norm("bn1")(conv(self.planes, 1, name="conv1")(x)))
@@ -106,7 +107,7 @@ class Encoder(nn.Module):
     conv_fn = conv_lib.get(self.conv_impl)
     x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
                 dtype=self.dtype, name="conv1", conv_general_dilated=conv_fn)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+    x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                      dtype=self.dtype, name="bn1")(x)
     x = max_pool_ceil(nn.relu(x), 3, 2)
     strides = (2, 2, 1, 1)  # output stride 16, no dilation (as the released weights)
@@ -119,6 +120,6 @@ class Encoder(nn.Module):
                        name=f"layer{stage + 1}_{b}")(x, train)
     x = nn.Conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
                 name="compress_conv", conv_general_dilated=conv_fn)(x)
-    x = nn.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
+    x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
                      dtype=self.dtype, name="compress_bn")(x)
     return nn.relu(x)

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from taskonomy_jax import tasks
+from taskonomy_jax import tasks, xla_flags
 from taskonomy_jax.transfer import stages
 from taskonomy_jax.transfer import views as views_lib
 
@@ -304,13 +304,9 @@ STAGE_FNS: dict[str, Callable[[Run], None]] = {
 def configure_jax(cache_dir: pathlib.Path) -> None:
   """Compile cheaply, and once: the pipeline's networks are tiny, so XLA's CPU compile time
   (not the steps) dominates, and a rerun or a group of equal shapes hits the persistent cache.
-  `--xla_backend_optimization_level=0` made compiles ~5x faster here (BUILD_NOTES.md); set
-  XLA_FLAGS yourself to override. Must run before JAX's first computation."""
-  import os
-
-  flags = os.environ.get("XLA_FLAGS", "")
-  if "xla_backend_optimization_level" not in flags:
-    os.environ["XLA_FLAGS"] = f"{flags} --xla_backend_optimization_level=0".strip()
+  `--xla_backend_optimization_level=0` made compiles ~5x faster here (BUILD_NOTES.md); with it
+  the training flags (taskonomy_jax/xla_flags.py). Set XLA_FLAGS yourself to override. Must run before JAX's first computation."""
+  xla_flags.add("--xla_backend_optimization_level=0", *xla_flags.cpu_training_flags())
   import jax
   jax.config.update("jax_compilation_cache_dir", str(cache_dir))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
