@@ -191,7 +191,8 @@ def polyphase_transposed(conv_fn: ConvFn) -> ConvFn:
     # rhs[t..., i, o] x sel_d[u_d, a_d, t_d] -> kernel[u..., i, a..., o]
     t, u, a = "abcdef"[:n], "ghjklm"[:n], "pqrstv"[:n]
     spec = ",".join([f"{t}xy", *(f"{u[d]}{a[d]}{t[d]}" for d in range(n))]) + f"->{u}x{a}y"
-    phased = jnp.einsum(spec, rhs, *sels)
+    # HIGHEST: a selection must copy the kernel exactly (TPUs' default rounds to bfloat16).
+    phased = jnp.einsum(spec, rhs, *sels, precision=lax.Precision.HIGHEST)
     c_out = rhs.shape[-1]
     phased = phased.reshape(*phased.shape[:n + 1], -1)
     y = conv_fn(lhs, phased, (1,) * n, pads, dimension_numbers=dimension_numbers,
