@@ -20,6 +20,9 @@ CASES = {
     "3x3_pad1": (6, 3, 1, ((1, 1), (1, 1)), 1, 1),
     "3x3_stride2": (7, 3, 2, ((1, 1), (1, 1)), 1, 1),
     "1x1_stride2": (6, 1, 2, "VALID", 1, 1),
+    "1x1_pad0_stride3x": (7, 1, 3, ((0, 0), (0, 0)), 1, 1),
+    "1x1_rhs_dilated": (5, 1, 1, "VALID", 1, 2),
+    "1x1_padded": (5, 1, 1, ((1, 0), (0, 1)), 1, 1),
     "7x7_stem": (16, 7, 2, ((3, 3), (3, 3)), 1, 1),
     "deconv": (5, 3, 1, ((2, 1), (2, 1)), 2, 1),
     "deconv_k4_pad2": (5, 4, 1, ((2, 2), (2, 2)), 2, 1),
@@ -38,7 +41,7 @@ def _operands(side, kernel, seed=0):
   return x, w
 
 
-@pytest.mark.parametrize("impl", ["patches", "polyphase"])
+@pytest.mark.parametrize("impl", ["patches", "polyphase", "polyphase_matmul"])
 @pytest.mark.parametrize("case", list(CASES))
 def test_conv_impls_equal_lax_conv_values_and_gradients(case, impl):
   side, kernel, stride, pad, ldil, rdil = CASES[case]
@@ -128,6 +131,22 @@ def test_mixed_conv_picks_patches_for_small_maps_and_xla_for_large_ones():
                                atol=1e-4)
 
 
+def test_pointwise_conv_and_both_gradients_are_matmuls_without_layout_copies():
+  """A strided 1x1 conv after elementwise work, differentiated: no convolution, and no
+  transpose or copy of the input (the kernel gradient reads the 2-D input with a transposed
+  contraction in place)."""
+  x = jnp.ones((2, 8, 8, 16))
+  w = jnp.ones((1, 1, 16, 32))
+
+  def loss(x, w):
+    y = conv.CONV_IMPLS["polyphase_matmul"](jnp.maximum(x * 2.0 + 1.0, 0.0), w, (2, 2),
+                                            "VALID", None, None, DN)
+    return jnp.sum(y * y)
+  hlo = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(x, w).compile().as_text()
+  assert re.search(r" (convolution|transpose|copy)\(%", hlo) is None, hlo
+  assert re.search(r"\bdot\(|dot_general", hlo)
+
+
 @pytest.mark.parametrize("task", ["depth_zbuffer", "room_layout"])
 def test_networks_compute_the_same_function_with_either_conv(task):
   """Encoder (stem, bottlenecks, strided blocks), pixel decoder (deconvs) or FC head: one set of
@@ -136,14 +155,14 @@ def test_networks_compute_the_same_function_with_either_conv(task):
   tiny = dict(width=4, blocks=(1, 1, 1, 1), decoder_width_multiplier=1 / 16, fc_hidden=16)
   # 48x48: 'mixed' runs the decoder's last layers (48x48 maps) on XLA's conv, the rest on patches.
   x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 48, 48, 3)), jnp.float32)
-  impls = ("xla", "patches", "mixed", "polyphase")
+  impls = ("xla", "patches", "mixed", "polyphase", "polyphase_matmul")
   nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in impls}
   variables = nets["xla"].init(jax.random.key(0), x)
   assert jax.tree.structure(nets["patches"].init(jax.random.key(0), x)) == \
       jax.tree.structure(variables)
   outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
                      rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
-  for impl in ("patches", "mixed", "polyphase"):
+  for impl in impls[1:]:
     np.testing.assert_allclose(outs[impl][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
     for a, b in zip(jax.tree.leaves(outs[impl][1]), jax.tree.leaves(outs["xla"][1]),
                     strict=True):
@@ -156,7 +175,7 @@ def test_auto_resolves_for_stacking_and_explicit_choices_stay():
   auto = readout.build(spec, small)
   assert auto.conv_impl == conv.AUTO
   assert conv.get(conv.AUTO) is conv.CONV_IMPLS[conv.unstacked_impl()]
-  assert conv.unstacked_impl("cpu") == "polyphase" and conv.unstacked_impl("tpu") == "xla"
+  assert conv.unstacked_impl("cpu") == "polyphase_matmul" and conv.unstacked_impl("tpu") == "xla"
   assert conv.for_stacking(auto).conv_impl == conv.stacked_impl()
   assert conv.stacked_impl("cpu") == "patches" and conv.stacked_impl("gpu") == "xla"
   explicit = readout.build(spec, {**small, "conv_impl": "xla"})

@@ -18,6 +18,12 @@ them under `jax.vmap` over the *kernel* (stacked copies of a network, transfer/r
     the s^2 - 1 zeros inserted per input sample; on CPU the paper decoder's last deconvolution
     (forward + backward) took over 10x longer that way (BUILD_NOTES.md "Train-step benchmark").
   - "mixed": patches for small feature maps, XLA's convolution for large ones (CPU, YNNPACK).
+  - "polyphase_matmul": "polyphase", and 1x1 convolutions (the bottlenecks' and projection
+    shortcuts') as one 2-D matmul on the (subsampled) input. The kernel gradient is then a
+    matmul contracting the positions, which XLA:CPU runs with a transposed operand in place;
+    as a convolution it copied every such input into a (C, H, W, N) layout first, recomputing
+    the residual stream's elementwise chain inside the copy (BUILD_NOTES.md "Train-step
+    benchmark", session 8).
   - "auto": the backend's entry in `UNSTACKED_DEFAULT` for a single network ("xla" where not
     listed); stacking code (`for_stacking`) replaces it with the backend's `STACKED_DEFAULT`.
 """
@@ -206,11 +212,59 @@ def polyphase_transposed(conv_fn: ConvFn) -> ConvFn:
   return conv_general_dilated
 
 
+def _is_pointwise(lhs: jax.Array, rhs: jax.Array, padding: str | Sequence[tuple[int, int]],
+                  lhs_dilation: Sequence[int] | None, dimension_numbers: Any,
+                  feature_group_count: int, batch_group_count: int) -> bool:
+  """Whether a convolution is a 1x1 kernel on channels-last data, unpadded, undilated input,
+  one group (any window stride: a stride only subsamples the input)."""
+  n = lhs.ndim - 2
+  unpadded = padding == "VALID" or (not isinstance(padding, str)
+                                    and all(tuple(p) == (0, 0) for p in padding))
+  return (dimension_numbers is not None and rhs.shape[:n] == (1,) * n and unpadded
+          and _dims(lhs_dilation, n) == (1,) * n and feature_group_count == 1
+          and batch_group_count == 1 and _is_nhwc(lhs, rhs, dimension_numbers))
+
+
+def pointwise_as_matmul(conv_fn: ConvFn) -> ConvFn:
+  """`conv_fn` with 1x1 convolutions run as one matmul: (positions, C_in) x (C_in, C_out).
+
+  The input is subsampled by the window strides (kernel dilation does not matter for a 1x1
+  kernel) and flattened to 2-D *before* the matmul, so that both gradients are 2-D matmuls too
+  (XLA canonicalises a 4-D operand contracted over (N, H, W) with a transposing copy; a 2-D
+  one contracted over rows it reads in place). Other convolutions go to `conv_fn` unchanged.
+  """
+
+  def conv_general_dilated(lhs: jax.Array, rhs: jax.Array, window_strides: Sequence[int],
+                           padding: str | Sequence[tuple[int, int]],
+                           lhs_dilation: Sequence[int] | None = None,
+                           rhs_dilation: Sequence[int] | None = None, dimension_numbers=None,
+                           feature_group_count: int = 1, batch_group_count: int = 1,
+                           precision=None, preferred_element_type=None) -> jax.Array:
+    if not _is_pointwise(lhs, rhs, padding, lhs_dilation, dimension_numbers,
+                         feature_group_count, batch_group_count):
+      return conv_fn(lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation,
+                     dimension_numbers=dimension_numbers,
+                     feature_group_count=feature_group_count,
+                     batch_group_count=batch_group_count, precision=precision,
+                     preferred_element_type=preferred_element_type)
+    strides = _dims(window_strides, lhs.ndim - 2)
+    x = lhs
+    if max(strides) > 1:
+      x = lax.slice(x, (0,) * x.ndim, x.shape, (1, *strides, 1))
+    c_in, c_out = rhs.shape[-2:]
+    y = lax.dot_general(x.reshape(-1, c_in), rhs.reshape(c_in, c_out), (((1,), (0,)), ((), ())),
+                        precision=precision, preferred_element_type=preferred_element_type)
+    return y.reshape(*x.shape[:-1], c_out)
+
+  return conv_general_dilated
+
+
 CONV_IMPLS: dict[str, ConvFn] = {
     "xla": lax.conv_general_dilated,
     "patches": patches_conv_general_dilated,
     "mixed": mixed_conv_general_dilated,
     "polyphase": polyphase_transposed(lax.conv_general_dilated),
+    "polyphase_matmul": pointwise_as_matmul(polyphase_transposed(lax.conv_general_dilated)),
 }
 AUTO = "auto"
 # Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
@@ -220,8 +274,8 @@ AUTO = "auto"
 # those activations, and that size was not measured with patches.
 STACKED_DEFAULT: dict[str, str] = {"cpu": "patches"}
 # A single network, per backend; "xla" where not listed (cuDNN and TPUs run transposed
-# convolutions natively). Measured on CPU: BUILD_NOTES.md "Train-step benchmark", session 7.
-UNSTACKED_DEFAULT: dict[str, str] = {"cpu": "polyphase"}
+# convolutions natively). Measured on CPU: BUILD_NOTES.md "Train-step benchmark", sessions 7-8.
+UNSTACKED_DEFAULT: dict[str, str] = {"cpu": "polyphase_matmul"}
 
 
 def unstacked_impl(backend: str | None = None) -> str:

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from taskonomy_jax.models import batchnorm
+from taskonomy_jax.models import batchnorm, pooling
 from taskonomy_jax.models import conv as conv_lib
 
 # PyTorch's BatchNorm2d defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5): the published
@@ -49,7 +49,7 @@ def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
     out = -(-(size - window) // stride) + 1
     pads.append((0, max((out - 1) * stride + window - size, 0)))
   x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-  return nn.max_pool(x, (window, window), strides=(stride, stride), padding="VALID")
+  return pooling.max_pool(x, (window, window), (stride, stride))
 
 
 class Bottleneck(nn.Module):
