@@ -135,8 +135,9 @@ def test_pointwise_conv_and_both_gradients_are_matmuls_without_layout_copies():
   """A strided 1x1 conv after elementwise work, differentiated: no convolution, and no
   transpose or copy of the input (the kernel gradient reads the 2-D input with a transposed
   contraction in place)."""
-  x = jnp.ones((2, 8, 8, 16))
-  w = jnp.ones((1, 1, 16, 32))
+  cpu = jax.devices("cpu")[0]  # the layouts checked are XLA:CPU's
+  x = jax.device_put(jnp.ones((2, 8, 8, 16)), cpu)
+  w = jax.device_put(jnp.ones((1, 1, 16, 32)), cpu)
 
   def loss(x, w):
     y = conv.CONV_IMPLS["polyphase_matmul"](jnp.maximum(x * 2.0 + 1.0, 0.0), w, (2, 2),
