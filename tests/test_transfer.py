@@ -35,6 +35,11 @@ def _problem(task: str, k: int, n: int = 12, side: int = 2, channels: int = 16, 
                                                               marks=pytest.mark.slow)])
 def test_stacked_readouts_equal_one_by_one(task, tmp_path):
   k, steps = 3, 4
+  # Adam divides each gradient by its own running magnitude, so where a gradient is ~0 the
+  # last-bit differences of K=3 vs K=1 reductions can move a parameter by a few percent of one
+  # step (lr): seen once in 36,864 weights for depth_zbuffer. 5% of a step still catches a
+  # readout trained on another's data or seed, which differs by whole steps.
+  param_atol = 0.05 * OPT["learning_rate"]
   spec, inputs, targets, masks = _problem(task, k)
   module = readout.build(spec, SMALL)
   cfg = {"num_steps": steps, "batch_size": 4, "seed": 7}
@@ -49,7 +54,7 @@ def test_stacked_readouts_equal_one_by_one(task, tmp_path):
     got = jax.tree.map(lambda a, i=i: np.asarray(a)[i], (state.params, state.batch_stats))
     want = jax.tree.map(lambda a: np.asarray(a)[0], (one.params, one.batch_stats))
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-      np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+      np.testing.assert_allclose(g, w, rtol=2e-4, atol=param_atol)
     np.testing.assert_allclose(losses[i], training.stacked_losses(module, spec, one, alone)[0],
                                rtol=2e-4, atol=2e-5)
   # Training did something: the readouts moved away from their initialisation and differ.
