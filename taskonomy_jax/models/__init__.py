@@ -32,8 +32,8 @@ def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -
     config: model settings (a `ConfigDict` or dict): `width`, `blocks`, `rep_channels`,
       `decoder_width_multiplier`, `fc_hidden`, `dropout`, `dtype` ('float32' | 'bfloat16',
       the compute dtype; parameters stay float32), `conv_impl` (models/conv.py: 'auto', 'xla',
-      'patches', 'mixed', 'polyphase', 'polyphase_matmul'; 'auto' picks per backend). Missing keys take the paper's
-      values ('auto' for conv_impl).
+      'patches', 'mixed', 'polyphase', 'polyphase_matmul'; 'auto' picks per backend). Missing
+      keys take the paper's values ('auto' for conv_impl).
 
   Raises:
     UnknownTaskError: unknown task name. ValueError: unknown config key or dtype.
