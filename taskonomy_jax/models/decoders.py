@@ -19,9 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from taskonomy_jax.models import batchnorm
 from taskonomy_jax.models import conv as conv_lib
-from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
+from taskonomy_jax.models.resnet import PAD1, batch_norm
 
 # (out_channels, upsample) of the 13 hidden layers, as in the paper-size decoder.
 PIXEL_DECODER_LAYERS: tuple[tuple[int, bool], ...] = (
@@ -71,8 +70,7 @@ class PixelDecoder(nn.Module):
       else:
         x = nn.Conv(features, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
                     name=f"layer{i}", conv_general_dilated=conv_fn)(x)
-      x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = batch_norm(train, self.dtype, f"bn{i}")(x)
       x = nn.leaky_relu(x, 0.2)
     if ups_left:
       raise ValueError(f"upsample_steps={self.upsample_steps} exceeds the decoder's 4 deconvs")
@@ -103,8 +101,7 @@ class FCHead(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     for i in range(self.num_layers - 1):
       x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name=f"fc{i}")(x)
-      x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = batch_norm(train, self.dtype, f"bn{i}")(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
     return nn.Dense(self.out_features, dtype=self.dtype, name="output")(x)
 

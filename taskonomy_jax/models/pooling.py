@@ -18,13 +18,14 @@ from jax import lax
 
 
 def _window_taps(x: jax.Array, window: tuple[int, int], stride: tuple[int, int]
-                 ) -> list[jax.Array]:
-  """The strided slices of `x` (B, H, W, C) at each window offset, row-major: each (B, H', W', C)."""
+                 ) -> list[tuple[tuple[int, int], jax.Array]]:
+  """((i, j), tap) for each window offset in row-major order: tap (B, H', W', C) is the strided
+  slice of `x` (B, H, W, C) that output (r, c) reads at input (i + r * s_0, j + c * s_1)."""
   out = [(s - k) // st + 1 for s, k, st in zip(x.shape[1:3], window, stride, strict=True)]
-  return [lax.slice(x, (0, i, j, 0),
-                    (x.shape[0], i + (out[0] - 1) * stride[0] + 1,
-                     j + (out[1] - 1) * stride[1] + 1, x.shape[3]),
-                    (1, *stride, 1))
+  return [((i, j), lax.slice(x, (0, i, j, 0),
+                             (x.shape[0], i + (out[0] - 1) * stride[0] + 1,
+                              j + (out[1] - 1) * stride[1] + 1, x.shape[3]),
+                             (1, *stride, 1)))
           for i in range(window[0]) for j in range(window[1])]
 
 
@@ -44,7 +45,7 @@ def max_pool(x: jax.Array, window: tuple[int, int], stride: tuple[int, int]) -> 
 def _forward(x, window, stride):
   if x.ndim != 4 or any(s < k for s, k in zip(x.shape[1:3], window, strict=True)):
     raise ValueError(f"max_pool takes (B, H, W, C) with H, W >= window {window}, got {x.shape}")
-  y = functools.reduce(jnp.maximum, _window_taps(x, window, stride))
+  y = functools.reduce(jnp.maximum, [tap for _, tap in _window_taps(x, window, stride)])
   return y, (x, y)
 
 
@@ -53,8 +54,7 @@ def _backward(window, stride, residuals, dy):
   zero = jnp.zeros((), x.dtype)
   taken = jnp.zeros(y.shape, bool)
   dx = jnp.zeros_like(x)
-  offsets = [(i, j) for i in range(window[0]) for j in range(window[1])]
-  for (i, j), tap in zip(offsets, _window_taps(x, window, stride), strict=True):
+  for (i, j), tap in _window_taps(x, window, stride):
     first = (tap == y) & ~taken  # ties: the first maximum in row-major order takes it all
     taken = taken | first
     # Output (r, c) read input (i + r * stride, j + c * stride): interior padding places it.

@@ -36,6 +36,13 @@ BN_EPSILON = 1e-5
 PAD1 = ((1, 1), (1, 1))
 
 
+def batch_norm(train: bool, dtype: Any, name: str) -> batchnorm.BatchNorm:
+  """The networks' BatchNorm (every encoder, decoder and readout layer): PyTorch's momentum and
+  epsilon, batch statistics when `train`, running averages otherwise."""
+  return batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
+                             epsilon=BN_EPSILON, dtype=dtype, name=name)
+
+
 def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
   """Max pool with PyTorch's `ceil_mode=True` and no padding.
 
@@ -66,9 +73,7 @@ class Bottleneck(nn.Module):
     conv = lambda f, k, s=1, p="VALID", name=None: nn.Conv(  # noqa: E731
         f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name,
         conv_general_dilated=conv_lib.get(self.conv_impl))
-    norm = lambda name: batchnorm.BatchNorm(  # noqa: E731
-        use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-        dtype=self.dtype, name=name)
+    norm = lambda name: batch_norm(train, self.dtype, name)  # noqa: E731
     y = nn.relu(norm("bn1")(conv(self.planes, 1, name="conv1")(x)))
     y = nn.relu(norm("bn2")(conv(self.planes, 3, self.stride, PAD1, name="conv2")(y)))
     y = norm("bn3")(conv(self.planes * 4, 1, name="conv3")(y))
@@ -107,8 +112,7 @@ class Encoder(nn.Module):
     conv_fn = conv_lib.get(self.conv_impl)
     x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
                 dtype=self.dtype, name="conv1", conv_general_dilated=conv_fn)(x)
-    x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                     dtype=self.dtype, name="bn1")(x)
+    x = batch_norm(train, self.dtype, "bn1")(x)
     x = max_pool_ceil(nn.relu(x), 3, 2)
     strides = (2, 2, 1, 1)  # output stride 16, no dilation (as the released weights)
     for stage, (num_blocks, stride) in enumerate(zip(self.blocks, strides, strict=True)):
@@ -120,6 +124,5 @@ class Encoder(nn.Module):
                        name=f"layer{stage + 1}_{b}")(x, train)
     x = nn.Conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
                 name="compress_conv", conv_general_dilated=conv_fn)(x)
-    x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                     dtype=self.dtype, name="compress_bn")(x)
+    x = batch_norm(train, self.dtype, "compress_bn")(x)
     return nn.relu(x)

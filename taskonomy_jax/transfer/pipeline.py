@@ -305,7 +305,8 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   """Compile cheaply, and once: the pipeline's networks are tiny, so XLA's CPU compile time
   (not the steps) dominates, and a rerun or a group of equal shapes hits the persistent cache.
   `--xla_backend_optimization_level=0` made compiles ~5x faster here (BUILD_NOTES.md); with it
-  the training flags (taskonomy_jax/xla_flags.py). Set XLA_FLAGS yourself to override. Must run before JAX's first computation."""
+  the training flags (taskonomy_jax/xla_flags.py). Set XLA_FLAGS yourself to override. Must
+  run before JAX's first computation."""
   xla_flags.add("--xla_backend_optimization_level=0", *xla_flags.cpu_training_flags())
   import jax
   jax.config.update("jax_compilation_cache_dir", str(cache_dir))

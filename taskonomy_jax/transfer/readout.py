@@ -30,9 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from taskonomy_jax import tasks
-from taskonomy_jax.models import batchnorm, networks
 from taskonomy_jax.models import conv as conv_lib
-from taskonomy_jax.models.resnet import BN_EPSILON, BN_MOMENTUM, PAD1
+from taskonomy_jax.models import networks
+from taskonomy_jax.models.resnet import PAD1, batch_norm
 from taskonomy_jax.train import losses
 
 
@@ -56,8 +56,7 @@ class Readout(nn.Module):
     for i in range(2):  # the paper's two-layer readout
       x = nn.Conv(self.readout_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
                   name=f"conv{i}", conv_general_dilated=conv_lib.get(self.conv_impl))(x)
-      x = batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM, epsilon=BN_EPSILON,
-                       dtype=self.dtype, name=f"bn{i}")(x)
+      x = batch_norm(train, self.dtype, f"bn{i}")(x)
       x = nn.relu(x)
     decoder = networks._DECODERS[self.spec.decoder](self)
     if decoder is None:
