@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 
+import jax
 import numpy as np
 import pytest
 
@@ -72,6 +73,37 @@ def reference_adam(tmp_path_factory, cache_dir):
   return workdir, _run(cache_dir, workdir, 1)
 
 
+def _flat_params(workdir, step: int) -> np.ndarray:
+  from taskonomy_jax.train import checkpoint
+  params = checkpoint.load_variables(str(workdir), step=step)["params"]
+  return np.concatenate([np.ravel(np.asarray(x, np.float64)) for x in
+                         jax.tree.leaves(params)])
+
+
+def assert_same_training(one_dir, other_dir):
+  """What data parallelism guarantees, to tolerances float accumulation allows.
+
+  - Step 1's loss: the same parameters on the same batch; only the order of the batch mean's
+    additions differs (a few ulp), rtol 1e-6. A wrongly split batch (rows dropped, duplicated or
+    swapped between shards) changes the mean at once.
+  - The parameters at step 4 (the first checkpoint): within 1% of the distance the reference
+    moves over the next 8 steps. Reordered all-reduces leave ~4e-4 of it here; this small
+    network amplifies such rounding ~8x every 4 steps (1.8% by step 12), which is why the
+    comparison is early. A gradient summed rather than averaged over devices, or one device's
+    gradient taken for the whole batch, moves them by a multiple of that distance.
+  - The loss curve, rtol 1e-3: reduction order differs between CPUs (AMD EPYC and Intel differ
+    by up to 9e-5 of the loss in 12 steps).
+  """
+  one, other = _losses(one_dir), _losses(other_dir)
+  assert sorted(one) == sorted(other) == list(range(1, STEPS + 1))
+  np.testing.assert_allclose(other[1], one[1], rtol=1e-6)
+  start, end = _flat_params(one_dir, 4), _flat_params(one_dir, STEPS)
+  drift = np.linalg.norm(_flat_params(other_dir, 4) - start)
+  moved = np.linalg.norm(end - start)
+  assert moved > 0 and drift <= 1e-2 * moved, (drift, moved)
+  np.testing.assert_allclose([other[s] for s in one], [one[s] for s in one], rtol=1e-3)
+
+
 def test_eight_devices_match_one_device(reference_sgd, cache_dir, tmp_path):
   ref_dir, _ = reference_sgd
   facts = _run(cache_dir, tmp_path, 8, *SGD)
@@ -80,10 +112,7 @@ def test_eight_devices_match_one_device(reference_sgd, cache_dir, tmp_path):
   assert facts["batch_shard_rows"] == [1] * 8 and facts["batch_shard_devices"] == 8
   # ... and every parameter is replicated on all 8.
   assert facts["param_devices"] == [8] and facts["params_fully_replicated"]
-  one, eight = _losses(ref_dir), _losses(tmp_path)
-  assert sorted(one) == sorted(eight) == list(range(1, STEPS + 1))
-  np.testing.assert_allclose([eight[s] for s in one], [one[s] for s in one], rtol=2e-5,
-                             atol=1e-6)
+  assert_same_training(ref_dir, tmp_path)
 
 
 @pytest.mark.slow
@@ -91,9 +120,7 @@ def test_fsdp_splits_parameters_and_matches(reference_sgd, cache_dir, tmp_path):
   ref_dir, _ = reference_sgd
   facts = _run(cache_dir, tmp_path, 8, "--fsdp", *SGD)
   assert facts["split_params"] > 0 and not facts["params_fully_replicated"]
-  one, fsdp = _losses(ref_dir), _losses(tmp_path)
-  np.testing.assert_allclose([fsdp[s] for s in one], [one[s] for s in one], rtol=2e-5,
-                             atol=1e-6)
+  assert_same_training(ref_dir, tmp_path)
 
 
 def test_sigkill_then_resume_reproduces_the_loss_curve(reference_adam, cache_dir, tmp_path):

@@ -64,8 +64,18 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
     if step is None:
       raise FileNotFoundError(f"no checkpoint found under {workdir_or_checkpoint}")
     path = os.path.join(path, str(step))
-  restored = ocp.StandardCheckpointer().restore(os.path.join(path, "state"))
+  restored = _restore_on_this_host(os.path.join(path, "state"))
   return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
+
+
+def _restore_on_this_host(path: str) -> Any:
+  """A saved pytree with every array on this process's first device, whatever mesh saved it
+  (orbax refuses a plain restore on another topology, e.g. 8 devices' checkpoint on a laptop)."""
+  ckptr = ocp.StandardCheckpointer()
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        ckptr.metadata(path).item_metadata)
+  return ckptr.restore(path, target)
 
 
 def restore_encoder(variables: dict[str, Any], checkpoint: str) -> dict[str, Any]:
