@@ -70,7 +70,7 @@ def naive_solve(table: AffinityTable, order: int, budget: int) -> float:
   """Builds and solves the naive model for one budget; returns the objective."""
   problem = bip.build_problem(table, table.targets, order=order, prune=False)
   model = bip.BipSolver(problem, formulation="naive")
-  model.budget.value = budget
+  model.set_budget(budget)
   model.cvx.solve(solver=cp.HIGHS, warm_start=False, mip_rel_gap=0.0, **_NAIVE_OPTIONS)
   return float(model.cvx.value)
 

@@ -36,3 +36,57 @@ def read_json(path: str | os.PathLike) -> Any:
   if not path.is_file():
     return None
   return json.loads(path.read_text())
+
+
+# Deeper than any document the project reads (an affinity table is 4 levels deep, a request 5),
+# far below the depth at which Python's parser runs out of stack (about 1,000).
+MAX_JSON_DEPTH = 32
+
+
+class JsonInputError(ValueError):
+  """Text that is not JSON the project reads: malformed, not UTF-8, or nested too deeply."""
+
+
+def json_depth(obj: Any) -> int:
+  """How many levels of arrays and objects `obj` has (a number or string: 0), found without
+  recursion, so no document can exhaust the stack here."""
+  depth, stack = 0, [(obj, 1)]
+  while stack:
+    item, level = stack.pop()
+    if isinstance(item, dict):
+      children = item.values()
+    elif isinstance(item, list):
+      children = item
+    else:
+      continue
+    depth = max(depth, level)
+    stack.extend((child, level + 1) for child in children)
+  return depth
+
+
+def loads_json(text: str | bytes, where: str, max_depth: int = MAX_JSON_DEPTH) -> Any:
+  """Parses untrusted JSON text (a request body, an uploaded or given file).
+
+  Args:
+    text: the document, as text or as UTF-8 bytes.
+    where: what the text is, for messages (a path, "the request body").
+    max_depth: the most levels of nested arrays/objects accepted.
+
+  Raises:
+    JsonInputError: the text is not JSON, not UTF-8, or nested deeper than `max_depth`; the
+      message starts with `where`.
+  """
+  try:
+    obj = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise JsonInputError(f"{where}: not valid JSON ({e.msg} at line {e.lineno}, column "
+                         f"{e.colno})") from None
+  except UnicodeDecodeError:
+    raise JsonInputError(f"{where}: not UTF-8 text, so not JSON") from None
+  except RecursionError:  # the parser recurses once per level: 100,000 '[' exhaust the stack
+    raise JsonInputError(f"{where}: nested too deeply (more than {max_depth} levels of arrays "
+                         "or objects)") from None
+  if json_depth(obj) > max_depth:
+    raise JsonInputError(f"{where}: nested too deeply (more than {max_depth} levels of arrays "
+                         "or objects)")
+  return obj

@@ -83,6 +83,48 @@ def test_random_instances_match_brute_force():
   assert solved > 500 and infeasible > 20  # both outcomes are exercised
 
 
+def test_any_scale_of_costs_budget_and_importance_gives_the_same_optimum():
+  """HiGHS refuses matrix entries of 1e15 or more: costs of that size used to end in 'Cannot
+  unpack invalid solution'. Costs enter as shares of the budget and weights are scaled to at
+  most 1, so scaling costs with the budget, or all importance, changes nothing."""
+  rng = np.random.default_rng(2)
+  checked = 0
+  for case in range(60):
+    order = 1 + case % 2
+    table, nodes, targets = _random_table(rng, order)
+    costs = {s: float(rng.choice([0.0, 0.5, 1.0, 2.0, 3.0])) for s in nodes}
+    try:
+      problem = bip.build_problem(table, targets, nodes, order, costs)
+    except bip.BadProblemError:
+      continue
+    scale = float(rng.choice([1e-200, 1e15, 1e20, 1e300]))
+    weight = float(rng.choice([1e15, 1e300]))
+    huge = bip.build_problem(table, targets, nodes, order, {n: c * scale for n, c in costs.items()},
+                             {t: weight for t in targets})
+    for budget in (1.0, 2.0, 3.5):
+      expected = bip.brute_force(problem, budget)
+      if expected is None:
+        with pytest.raises(bip.InfeasibleBudgetError, match="too small"):
+          bip.solve(huge, budget * scale)
+        continue
+      sol = bip.solve(huge, budget * scale)
+      assert bip.objective_of(problem, sol.chosen) == pytest.approx(expected[0], abs=1e-7)
+      assert sol.cost <= budget * scale * (1 + 1e-9)
+      checked += 1
+  assert checked > 50
+
+
+def test_a_task_dearer_than_the_budget_is_never_supervised():
+  table = AffinityTable({Transfer((SELF,), "normal"): 0.9, Transfer(("reshading",), "normal"): 0.2,
+                         Transfer((SELF,), "reshading"): 0.5})
+  for cost in (1e14, 1e15, 1e300, np.finfo(float).max):
+    problem = bip.build_problem(table, ["normal", "reshading"], costs={"normal": cost})
+    sol = bip.solve(problem, 1)
+    assert sol.supervised == ("reshading",) and sol.objective == pytest.approx(0.7)
+    assert bip.min_budget(problem) == 1
+    assert bip.solve(problem, cost).objective == pytest.approx(1.4)  # now normal is affordable
+
+
 def test_naive_formulation_matches_tight_on_unpruned_problems():
   rng = np.random.default_rng(1)
   for case in range(40):

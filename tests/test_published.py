@@ -138,6 +138,32 @@ def test_duplicate_transfer_keys_raise():
                                    "rgb2mist__rgb2sfnorm__reshade": 0.2})
 
 
+@pytest.mark.parametrize("file,value,words", [
+    ("all_affinities.json", -0.1, "affinity must be a finite number >= 0, got -0.1"),
+    ("all_affinities.json", "abc", "got 'abc' (a string, not a number)"),
+    ("all_affinities.json", True, "got true (a boolean, not a number)"),
+    ("wins_vs_task.json", 1.5, "quality must be a win rate from 0 to 1, got 1.5"),
+])
+def test_bad_values_in_a_published_folder_are_refused_naming_file_and_key(
+    tmp_path, file, value, words):
+  """Wrong numbers are refused, not used (nor skipped: they are not an unknown name)."""
+  good = {"all_affinities.json": {"rgb2sfnorm__reshade": 0.3},
+          "wins_vs_task.json": {"rgb2sfnorm__reshade": 0.4}}
+  good[file] = {"rgb2sfnorm__reshade": value}
+  for name, doc in good.items():
+    (tmp_path / name).write_text(json.dumps(doc))
+  with pytest.raises(published.PublishedDataError) as e:
+    published.load_published(tmp_path)
+  assert str(e.value).startswith(f"{tmp_path / file}: 'rgb2sfnorm__reshade': ")
+  assert words in str(e.value)
+
+
+def test_deeply_nested_published_json_is_refused(tmp_path):
+  (tmp_path / "all_affinities.json").write_text("[" * 100_000 + "]" * 100_000)
+  with pytest.raises(published.PublishedDataError, match="nested too deeply"):
+    published.load_published(tmp_path)
+
+
 def test_bad_paths_are_named(tmp_path):
   with pytest.raises(published.PublishedDataError, match="neither a published set"):
     published.load_published(tmp_path / "missing")

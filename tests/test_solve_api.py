@@ -120,6 +120,154 @@ def test_cli_malformed_costs_exit_2(capfd):
   assert "expected NAME=NUMBER pairs" in capfd.readouterr().err
 
 
+def _table_doc() -> dict:
+  """A valid affinity-table document (as `AffinityTable.save` writes) serving `reshading`."""
+  return {"format": "taskonomy-jax/affinities-v1", "source": "computed", "transfers": [
+      {"sources": ["normal"], "target": "reshading", "affinity": 0.7},
+      {"sources": ["self"], "target": "reshading", "affinity": 0.8, "quality": 0.5}],
+      "baseline_quality": {"reshading": 0.3}}
+
+
+def _row(k: int, **changes):
+  return lambda doc: doc["transfers"][k].update(changes)
+
+
+@pytest.mark.parametrize("change,words", [
+    (_row(1, affinity="abc"),
+     "transfer #1 (self -> reshading): affinity must be a finite number >= 0, got 'abc'"),
+    (_row(0, affinity=-0.5), "transfer #0 (normal -> reshading): affinity must be a finite "
+     "number >= 0, got -0.5"),
+    (_row(0, affinity=True), "transfer #0 (normal -> reshading): affinity must be a finite "
+     "number >= 0, got true (a boolean, not a number)"),
+    (_row(0, affinity="0.7"), "transfer #0 (normal -> reshading): affinity must be a finite "
+     "number >= 0, got '0.7' (a string, not a number)"),
+    (_row(1, gain=-1), "transfer #1 (self -> reshading): gain must be a win rate from 0 to 1"),
+    (lambda d: d["transfers"][1].pop("affinity"), "transfer #1 has no 'affinity'"),
+    (_row(0, sources=[]), 'transfer #0 (to \'reshading\'): "sources" must be a non-empty list'),
+    (_row(0, sources=["self", "normal"]), "transfer #0: 'self' cannot be combined"),
+    (_row(0, target="reshadinq"), "transfer #0 (normal -> reshadinq): Unknown task 'reshadinq'. "
+     "Did you mean 'reshading'?"),
+    (_row(0, sources=["self"]), "transfer #1 (self -> reshading) repeats transfer #0"),
+    (lambda d: d.update(baseline_quality=[1, 2]),
+     '"baseline_quality" must be an object of task name -> a win rate from 0 to 1, got [1, 2]'),
+    (lambda d: d.update(baseline_quality={"reshading": "abc"}),
+     "baseline_quality of 'reshading' must be a win rate from 0 to 1, got 'abc'"),
+    (lambda d: d.update(transfers={"a": 1}), '"transfers" must be a non-empty list'),
+    (lambda d: d.update(transfers=[]), '"transfers" must be a non-empty list'),
+    (lambda d: d.update(costs={"normal": 1}), "unknown field 'costs'; an affinity table has "
+     "format, source, transfers, baseline_quality"),
+])
+def test_cli_malformed_table_file_exits_2_naming_file_and_row(tmp_path, capfd, change, words):
+  doc = _table_doc()
+  change(doc)
+  path = tmp_path / "affinities.json"
+  path.write_text(json.dumps(doc))
+  code, out, err = _run(capfd, "solve", "--targets", "reshading", "--budget", "1",
+                        "--data", str(path))
+  assert code == cli.EXIT_BAD_INPUT and out == ""
+  assert f"error: {path}: " in err and words in err, err
+  assert "Traceback" not in err
+
+
+def test_the_valid_table_file_of_these_tests_solves(tmp_path, capfd):
+  path = tmp_path / "affinities.json"
+  path.write_text(json.dumps(_table_doc()))
+  code, out, err = _run(capfd, "solve", "--targets", "reshading", "--budget", "1",
+                        "--data", str(path))
+  assert code == 0, err
+  assert json.loads(out)["objective"] == 0.8
+
+
+@pytest.mark.parametrize("data,words", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply (more than 32 levels"),
+    (b"{not json", "not valid JSON (Expecting property name"),
+    (b'{"format": "\xff"}', "not UTF-8 text"),
+])
+def test_cli_unreadable_table_file_exits_2(tmp_path, capfd, data, words):
+  path = tmp_path / "affinities.json"
+  path.write_bytes(data)
+  code, out, err = _run(capfd, "solve", "--targets", "reshading", "--budget", "1",
+                        "--data", str(path))
+  assert code == cli.EXIT_BAD_INPUT and f"error: {path}: " in err and words in err, err
+  assert "Traceback" not in err and out == ""
+
+
+@pytest.mark.parametrize("doc,words", [
+    ({"normal": "abc"}, "cost of 'normal' must be a finite number >= 0, got 'abc'"),
+    ({"normal": True}, "cost of 'normal' must be a finite number >= 0, got True"),
+    ([1, 2], "must hold a JSON object NAME -> number"),
+    (json.loads("[" * 40 + "]" * 40), "nested too deeply"),
+])
+def test_cli_malformed_costs_file_exits_2_naming_the_file(tmp_path, capfd, doc, words):
+  path = tmp_path / "costs.json"
+  path.write_text(json.dumps(doc))
+  with pytest.raises(SystemExit) as e:
+    cli.main(["solve", "--targets", "normal", "--budget", "1", "--costs", str(path)])
+  err = capfd.readouterr().err
+  assert e.value.code == 2 and f"argument --costs: {path}" in err and words in err, err
+
+
+@pytest.mark.parametrize("cost", ["1e15", "1e100", "1e300"])
+def test_cli_huge_costs_solve(capfd, paper_results_dir, cost):
+  """A cost of 1e15 or more used to end in 'Cannot unpack invalid solution'; such a task is
+  simply never bought within a budget of 1."""
+  code, out, err = _run(capfd, "solve", "--targets", "normal,reshading", "--budget", "1",
+                        "--costs", f"normal={cost}", "--results-dir", str(paper_results_dir))
+  assert code == 0, err
+  doc = json.loads(out)
+  assert [s["task"] for s in doc["supervised"]] == ["reshading"] and doc["cost"] == 1
+  assert doc["objective"] == pytest.approx(0.1025, abs=1e-4)
+  assert [s["sources"] for s in doc["served"]] == [["reshading"], ["reshading"]]
+
+
+def test_huge_costs_and_budgets_give_the_unit_cost_answer(default_table):
+  """The answer depends on costs relative to the budget only, at any scale."""
+  targets = ["normal", "reshading", "depth_zbuffer", "curvature"]
+  unit = api.solve_taxonomy(targets, 2, data=default_table)
+  for scale in (1e-200, 1e15, 1e300):
+    costs = {n: scale for n in default_table.nodes}
+    tax = api.solve_taxonomy(targets, 2 * scale, data=default_table, costs=costs)
+    assert tax.supervised == unit.supervised and tax.objective == unit.objective
+  # Dearer than the whole budget: never chosen; the minimum budget is still reported.
+  with pytest.raises(bip.InfeasibleBudgetError, match="at least 1e\\+300"):
+    api.solve_taxonomy(["normal"], 1, ["normal", "reshading"], data=default_table,
+                       costs={"normal": 1e300, "reshading": 2e300})
+
+
+@pytest.mark.parametrize("cost", ["inf", "nan", "-1"])
+def test_cli_non_finite_or_negative_costs_exit_2(capfd, paper_results_dir, cost):
+  code, out, err = _run(capfd, "solve", "--targets", "normal", "--budget", "1", "--costs",
+                        f"normal={cost}", "--results-dir", str(paper_results_dir))
+  assert code == cli.EXIT_BAD_INPUT and out == ""
+  assert "cost of 'normal' must be a finite number >= 0" in err
+
+
+@pytest.mark.parametrize("targets", [None, "", " , ", []])
+def test_no_targets_is_a_clear_value_error(default_table, targets):
+  with pytest.raises(bip.BadProblemError, match="no targets given; give a list of task names"):
+    api.solve_taxonomy(targets, 1, data=default_table)
+
+
+def test_targets_must_be_names(default_table):
+  with pytest.raises(bip.BadProblemError, match="targets must be task names"):
+    api.solve_taxonomy([1], 1, data=default_table)
+  with pytest.raises(bip.BadProblemError, match="targets must be task names"):
+    api.solve_taxonomy(5, 1, data=default_table)
+  # One comma-separated string, as on the command line.
+  tax = api.solve_taxonomy("normal, reshading", 1, "normal,reshading", data=default_table)
+  assert tax.targets == ("normal", "reshading") and tax.sources == ("normal", "reshading")
+
+
+def test_tables_made_in_python_are_checked_too():
+  from taskonomy_jax.taxonomy.affinities import AffinityDataError, AffinityTable
+
+  for value in (-1.0, True, "0.5", float("inf")):
+    with pytest.raises(AffinityDataError, match="normal -> reshading: affinity must be"):
+      AffinityTable({Transfer(("normal",), "reshading"): value})
+  with pytest.raises(AffinityDataError, match="baseline_quality of 'normal' must be a win rate"):
+    AffinityTable({Transfer(("normal",), "reshading"): 0.5}, baseline_quality={"normal": 2.0})
+
+
 def test_figures_command(tmp_path, capfd, paper_results_dir, default_table):
   code, _, err = _run(capfd, "figures", "--out", str(tmp_path), "--results-dir",
                         str(paper_results_dir), "--orders", "1", "--graph-budgets", "2,4")

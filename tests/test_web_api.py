@@ -163,7 +163,7 @@ def test_data_is_never_a_server_path(client, data):
 def test_bad_affinity_uploads_are_400(client):
   page = client.post("/transfer", data={"targets": "normal", "budget": "1", "data": "upload"},
                      files={"affinities": ("a.json", b"{not json", "application/json")})
-  assert page.status_code == 400 and "not JSON" in page.text
+  assert page.status_code == 400 and "not valid JSON" in page.text
   page = client.post("/transfer", data={"targets": "normal", "budget": "1", "data": "upload"})
   assert page.status_code == 400 and "needs an affinity-table JSON file" in page.text
   r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1,
@@ -176,6 +176,114 @@ def test_bad_json_body_is_400(client):
   assert r.status_code == 400 and r.json()["error"] == "bad_json"
   r = client.post("/api/solve", json=["normal"])
   assert r.status_code == 400
+
+
+def _table(**changes) -> dict:
+  """A valid inline affinity table for `reshading`, with `changes` made to its first row
+  (`baseline_quality=...` sets the table's baseline instead)."""
+  table = {"format": "taskonomy-jax/affinities-v1", "transfers": [
+      {"sources": ["normal"], "target": "reshading", "affinity": 0.5},
+      {"sources": ["self"], "target": "reshading", "affinity": 0.6}]}
+  if "baseline_quality" in changes:
+    table["baseline_quality"] = changes.pop("baseline_quality")
+  table["transfers"][0].update(changes)
+  return table
+
+
+def test_deeply_nested_json_is_400_not_500(client):
+  """100,000 levels exhaust Python's JSON parser (RecursionError); 40 parse but are refused."""
+  for body in (b"[" * 100_000 + b"]" * 100_000,
+               b'{"targets": ' + b"[" * 100_000 + b"]" * 100_000 + b', "budget": 1}',
+               json.dumps({"targets": ["normal"], "budget": 1,
+                           "affinities": json.loads("[" * 40 + "]" * 40)}).encode()):
+    r = client.post("/api/solve", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text[:300]
+    assert r.json()["error"] == "bad_json" and "nested too deeply" in r.json()["message"]
+  # The same in an uploaded file on the page.
+  page = client.post("/transfer", data={"targets": "normal", "budget": "1", "data": "upload"},
+                     files={"affinities": ("a.json", b"[" * 100_000, "application/json")})
+  assert page.status_code == 400 and "nested too deeply" in page.text
+
+
+@pytest.mark.parametrize("value,words", [
+    ("abc", "got 'abc' (a string, not a number)"), ("0.9", "got '0.9' (a string"),
+    (-0.5, "got -0.5"), (True, "got true (a boolean, not a number)"),
+    (None, "got null"), ([0.5], "got [0.5] (a list"), (float("nan"), "got nan"),
+])
+def test_bad_inline_affinities_are_400_naming_the_row(client, value, words):
+  body = json.dumps({"targets": ["reshading"], "budget": 1, "affinities": _table(affinity=value)})
+  r = client.post("/api/solve", content=body.encode(),  # json.dumps writes NaN, httpx would not
+                  headers={"content-type": "application/json"})
+  assert r.status_code == 400, r.text[:300]
+  msg = r.json()["message"]
+  assert r.json()["error"] == "bad_affinities"
+  assert "transfer #0 (normal -> reshading): affinity must be a finite number >= 0" in msg
+  assert words in msg
+
+
+def test_a_negative_affinity_in_an_uploaded_file_is_400(client):
+  """A negative affinity used to be accepted and to change the answer."""
+  body = json.dumps(_table(affinity=-5)).encode()
+  page = client.post("/transfer", data={"targets": "reshading", "budget": "1", "data": "upload"},
+                     files={"affinities": ("mine.json", body, "application/json")})
+  assert page.status_code == 400 and "id=error" in page.text
+  assert "transfer #0 (normal -&gt; reshading): affinity must be a finite number &gt;= 0" in \
+      page.text
+
+
+@pytest.mark.parametrize("changes,words", [
+    ({"baseline_quality": {"normal": "abc"}}, "baseline_quality of 'normal' must be a win rate"),
+    ({"baseline_quality": [1, 2]}, '"baseline_quality" must be an object of task name'),
+    ({"quality": 1.5}, "transfer #0 (normal -> reshading): quality must be a win rate from 0"),
+    ({"target": "reshadinq"}, "transfer #0 (normal -> reshadinq): Unknown task 'reshadinq'"),
+    ({"sources": "normal"}, '"sources" must be a non-empty list of task names'),
+    ({"weight": 2}, "transfer #0 has unknown field 'weight'"),
+])
+def test_malformed_inline_tables_are_400(client, changes, words):
+  r = client.post("/api/solve", json={"targets": ["reshading"], "budget": 1,
+                                      "affinities": _table(**changes)})
+  assert r.status_code == 400 and r.json()["error"] == "bad_affinities", r.text[:300]
+  assert words in r.json()["message"]
+
+
+@pytest.mark.parametrize("affinities", ["zzz", 5, [], True])
+def test_affinities_that_are_not_a_table_are_400(client, affinities):
+  """`"affinities": "zzz"` used to be ignored: the answer came from the published data."""
+  r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1,
+                                      "affinities": affinities})
+  assert r.status_code == 400 and r.json()["error"] == "bad_affinities"
+  assert r.json()["message"].startswith("affinities: expected an affinity table")
+
+
+def test_data_and_affinities_together_are_400(client):
+  r = client.post("/api/solve", json={"targets": ["reshading"], "budget": 1, "data": "1k",
+                                      "affinities": _table()})
+  assert r.status_code == 400 and "not both" in r.json()["message"]
+  ok = client.post("/api/solve", json={"targets": ["reshading"], "budget": 1, "data": "upload",
+                                       "affinities": _table()})
+  assert ok.status_code == 200 and ok.json()["objective"] == 0.6
+
+
+@pytest.mark.parametrize("field", ["costs", "solver", "importance", "budgett"])
+def test_unknown_fields_are_400_and_list_the_accepted_ones(client, field):
+  r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, field: {"normal": 2}})
+  assert r.status_code == 400
+  msg = r.json()["message"]
+  assert f"unknown field '{field}'" in msg
+  assert "accepted fields: targets, sources, budget, order, data, affinities, graph" in msg
+
+
+@pytest.mark.parametrize("field,value,words", [
+    ("budget", True, "budget: true is a boolean, not a number"),
+    ("budget", False, "budget: false is a boolean, not a number"),
+    ("budget", [1], "budget: expected a number >= 0"),
+    ("order", {"n": 1}, "order: expected an integer from 1 to 4"),
+    ("graph", "yes", 'graph: expected true or false, got "yes"'),
+    ("data", ["default"], "data: expected one of default, 1k, 16k, upload"),
+])
+def test_wrongly_typed_fields_are_400(client, field, value, words):
+  r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, field: value})
+  assert r.status_code == 400 and words in r.json()["message"], r.text[:300]
 
 
 def test_user_text_is_escaped_not_executed(client):
@@ -252,7 +360,7 @@ def test_burst_of_200_requests_20_at_a_time(service, paper_results_dir):
             return i, None, await c.get("/api/tasks")
           targets, budget, order = variants[i % len(variants)]
           r = await c.post("/api/solve", json={"targets": targets, "budget": budget,
-                                               "order": order, "request_id": i})
+                                               "order": order})
           return i, (tuple(targets), budget, order), r
       return await asyncio.gather(*(one(i) for i in range(200)))
 

@@ -14,7 +14,7 @@ import json
 import os
 import pathlib
 import sys
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from taskonomy_jax import files
 from taskonomy_jax.taxonomy import bip, published
@@ -111,22 +111,25 @@ def solve_taxonomy(targets: Sequence[str], budget: float, sources: Sequence[str]
   """Solves the paper's BIP for `targets` and returns the taxonomy.
 
   Args:
-    targets: tasks to solve (registry names, original code names or aliases).
+    targets: tasks to solve (registry names, original code names or aliases), a list or one
+      comma-separated string.
     budget: the supervision budget (sum of the costs of the supervised tasks), >= 0.
-    sources: tasks that may be supervised (default: every task in the data).
+    sources: tasks that may be supervised, like `targets` (default: every task in the data).
     order: maximum transfer order, 1-4 (the default published set has orders 1-2; `1k` and
       `16k` go to 4).
     data: a published set name, a folder of published results, an affinity-table file, or an
       `AffinityTable`.
-    costs: labelling cost per source (default 1 each).
+    costs: labelling cost per source (default 1 each): finite numbers >= 0, of any size (a
+      task dearer than the budget is never supervised).
     importance: weight per target (default 1 each).
     solver: mixed-integer backend by name (`bip.SOLVERS`).
     root: where published set names resolve (default `$TASKONOMY_PAPER_RESULTS`, then
       `../shared/paper_results`).
 
   Raises:
-    tasks.UnknownTaskError, bip.BadProblemError, published.PublishedDataError: bad input,
-    each with a message naming the problem.
+    tasks.UnknownTaskError, bip.BadProblemError, affinities.AffinityDataError (its subclass
+    published.PublishedDataError included): bad input, each with a message naming the problem
+    (for a table file: the file and the entry). All are ValueErrors.
   """
   bip.check_budget(budget)
   bip.check_order(order)
@@ -134,8 +137,9 @@ def solve_taxonomy(targets: Sequence[str], budget: float, sources: Sequence[str]
   table = data if isinstance(data, AffinityTable) else published.load_published(data, root)
   problem = bip.build_problem(table, targets, sources, order, costs, importance)
   sol = bip.BipSolver(problem, solver).solve(budget)
-  return taxonomy_from_solution(table, problem, sol, solver,
-                                sources if sources is not None else table.nodes)
+  return taxonomy_from_solution(
+      table, problem, sol, solver,
+      bip.resolve_names(sources, "sources") if sources is not None else table.nodes)
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -148,24 +152,35 @@ def _names(text: str) -> list[str]:
   return names
 
 
-def _weights(text: str) -> dict[str, float]:
-  """`NAME=VALUE,NAME=VALUE` or a JSON file holding an object of that shape."""
-  if text.endswith(".json") and pathlib.Path(text).is_file():
-    data = json.loads(pathlib.Path(text).read_text())
-    if not isinstance(data, dict):
-      raise argparse.ArgumentTypeError(f"{text} must hold a JSON object NAME -> number")
-    return data
-  out = {}
-  for item in text.split(","):
-    name, sep, value = item.partition("=")
-    try:
-      out[name.strip()] = float(value)
-    except ValueError:
-      sep = ""
-    if not sep:
-      raise argparse.ArgumentTypeError(
-          f"expected NAME=NUMBER pairs separated by commas (or a .json file), got {item!r}")
-  return out
+def _weights(what: str) -> Callable[[str], dict[str, float]]:
+  """The argparse type of `--costs`/`--importance` (`what`: cost or importance):
+  `NAME=VALUE,NAME=VALUE` or a JSON file holding an object of that shape."""
+
+  def parse(text: str) -> dict[str, float]:
+    if text.endswith(".json") and pathlib.Path(text).is_file():
+      try:
+        data = files.loads_json(pathlib.Path(text).read_bytes(), text)
+      except files.JsonInputError as e:
+        raise argparse.ArgumentTypeError(f"{e}; expected an object NAME -> number") from None
+      if not isinstance(data, dict):
+        raise argparse.ArgumentTypeError(f"{text} must hold a JSON object NAME -> number")
+      try:  # values here, so the message names the file; names resolve in the solver
+        return {name: bip.check_weight(what, name, value) for name, value in data.items()}
+      except bip.BadProblemError as e:
+        raise argparse.ArgumentTypeError(f"{text}: {e}") from None
+    out = {}
+    for item in text.split(","):
+      name, sep, value = item.partition("=")
+      try:
+        out[name.strip()] = float(value)
+      except ValueError:
+        sep = ""
+      if not sep:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=NUMBER pairs separated by commas (or a .json file), got {item!r}")
+    return out
+
+  return parse
 
 
 @contextlib.contextmanager
@@ -214,9 +229,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--results-dir", default=None,
                  help=f"where set names resolve (default ${published.ENV_VAR}, then "
                       "../shared/paper_results)")
-  p.add_argument("--costs", type=_weights, default=None,
+  p.add_argument("--costs", type=_weights("cost"), default=None,
                  help="per-task labelling costs: NAME=COST,... or a .json file (default 1)")
-  p.add_argument("--importance", type=_weights, default=None,
+  p.add_argument("--importance", type=_weights("importance"), default=None,
                  help="per-target importance: NAME=WEIGHT,... or a .json file (default 1)")
   p.add_argument("--solver", default=bip.DEFAULT_SOLVER,
                  help=f"mixed-integer solver: {', '.join(bip.SOLVERS)} (default "

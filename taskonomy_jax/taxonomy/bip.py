@@ -135,30 +135,52 @@ class Problem:
                          shape=(len(self.candidates), len(self.nodes)))
 
 
-def _resolve_all(names: Iterable[str], what: str) -> list[str]:
+def resolve_names(names: Iterable[str] | str | None, what: str) -> list[str]:
+  """Node names for `names`: a list of task names or one comma-separated string (as on the
+  command line); raises `BadProblemError` if there are none or one is not a string."""
+  accepted = ("give a list of task names or a comma-separated string, e.g. "
+              "['normal', 'reshading']")
+  if names is None:
+    raise BadProblemError(f"no {what} given; {accepted}")
   if isinstance(names, str):
-    names = [names]
-  out = list(dict.fromkeys(resolve_node(n) for n in names))
+    names = names.split(",")
+  elif not isinstance(names, Iterable):
+    raise BadProblemError(f"{what} must be task names; {accepted}, got {names!r}")
+  names = list(names)
+  bad = [n for n in names if not isinstance(n, str)]
+  if bad:
+    raise BadProblemError(f"{what} must be task names (strings), got {bad[0]!r}; {accepted}")
+  out = list(dict.fromkeys(resolve_node(n) for n in names if n.strip()))
   if not out:
-    raise BadProblemError(f"no {what} given")
+    raise BadProblemError(f"no {what} given; {accepted}")
   return out
+
+
+def check_weight(what: str, name: str, value: object) -> float:
+  """One cost or importance (`what`) of task `name` as a float; raises `BadProblemError` if
+  it is not a finite number >= 0 (a boolean is not a number here)."""
+  real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+  if not real or not math.isfinite(value) or value < 0:
+    raise BadProblemError(f"{what} of {name!r} must be a finite number >= 0, got {value!r}")
+  return float(value)
 
 
 def _check_weights(weights: Mapping[str, float] | None, allowed: Sequence[str], what: str,
                    among: str, default: float = 1.0) -> np.ndarray:
-  """Per-name weights (costs or importance) as an array over `allowed`; default for the rest."""
-  weights = dict(weights or {})
+  """Per-name weights (costs or importance) as an array over `allowed` (the `among`: sources or
+  targets); `default` for the rest."""
+  if weights is not None and not isinstance(weights, Mapping):
+    raise BadProblemError(f"{what} must be a mapping of task name -> number >= 0, got "
+                          f"{type(weights).__name__}")
   resolved: dict[str, float] = {}
-  for name, value in weights.items():
+  for name, value in (weights or {}).items():
+    if not isinstance(name, str):
+      raise BadProblemError(f"{what} keys must be task names, got {name!r}")
     node = resolve_node(name)
     if node not in allowed:
       raise BadProblemError(
-          f"{what} given for {node!r}, which is not among the {(what == 'cost' and 'sources') or 'targets'} "
-          f"({', '.join(allowed)})")
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-        value) or value < 0:
-      raise BadProblemError(f"{what} of {node!r} must be a finite number >= 0, got {value!r}")
-    resolved[node] = float(value)
+          f"{what} given for {node!r}, which is not among the {among} ({', '.join(allowed)})")
+    resolved[node] = check_weight(what, node, value)
   return np.array([resolved.get(n, default) for n in allowed], dtype=float)
 
 
@@ -215,8 +237,8 @@ def build_problem(table: AffinityTable, targets: Iterable[str], sources: Iterabl
       allowed transfer serves.
   """
   order = check_order(order)
-  target_list = _resolve_all(targets, "targets")
-  source_list = (_resolve_all(sources, "sources") if sources is not None else table.nodes)
+  target_list = resolve_names(targets, "targets")
+  source_list = (resolve_names(sources, "sources") if sources is not None else table.nodes)
   source_set = set(source_list)
   by_target: dict[str, list[tuple[Transfer, float]]] = {t: [] for t in target_list}
   for tr, a in table.affinity.items():
@@ -312,14 +334,24 @@ class BipSolver:
     num_c, num_n = len(problem.candidates), len(problem.nodes)
     self.x = cp.Variable(num_c, boolean=True)
     self.s = cp.Variable(num_n, boolean=True)
-    self.budget = cp.Parameter(nonneg=True, value=0.0)
+    # The budget row is `cost_share @ s <= 1`, refilled by `set_budget`: each node's cost as a
+    # share of the budget, nodes dearer than the whole budget switched off by `affordable`.
+    # Written as `costs @ s <= budget`, a cost of 1e15 or more (HiGHS's largest matrix entry)
+    # made the solve fail ("Cannot unpack invalid solution") although such a node can simply
+    # never be bought; as shares, every coefficient lies in [0, 1] whatever the costs' scale.
+    self.cost_share = cp.Parameter(num_n, nonneg=True, value=np.zeros(num_n))
+    self.affordable = cp.Parameter(num_n, nonneg=True, value=np.zeros(num_n))
     weight = problem.importance[problem.cand_target] * problem.affinity
+    # The objective likewise: weights over 1 (large importance or affinities) are scaled down
+    # to at most 1, so HiGHS never sees a huge cost coefficient; the chosen transfers are the
+    # same, and `Solution.objective` is recomputed from the unscaled values.
+    weight = weight / max(1.0, float(weight.max(initial=0.0)))
     by_target = sp.csr_matrix(
         (np.ones(num_c), (problem.cand_target, np.arange(num_c))),
         shape=(len(problem.targets), num_c))
     inc = problem.incidence().tocoo()
     is_self = np.array([t.is_self for t in problem.candidates], dtype=bool)
-    cons = [by_target @ self.x == 1, problem.costs @ self.s <= self.budget]
+    cons = [by_target @ self.x == 1, self.cost_share @ self.s <= 1, self.s <= self.affordable]
     if formulation == "strong":
       # One row per (target, source): the transfers into one target that need source j are
       # used at most s_j times in total. Implies every x_i <= s_j (x >= 0) and is tighter,
@@ -347,10 +379,19 @@ class BipSolver:
       cons.append(self.x[self_idx] >= self.s[node_idx])
     self.cvx = cp.Problem(cp.Maximize(weight @ self.x), cons)
 
+  def set_budget(self, budget: float) -> float:
+    """Fills the budget row's parameters for `budget` (checked; returned as a float)."""
+    budget = check_budget(budget)
+    costs = self.problem.costs
+    affordable = costs <= budget
+    self.affordable.value = affordable.astype(float)
+    # Budget 0: only free nodes are affordable, and they take no share.
+    self.cost_share.value = np.where(affordable, costs / budget if budget > 0 else 0.0, 0.0)
+    return budget
+
   def solve(self, budget: float) -> Solution:
     """Solves for `budget`; raises `InfeasibleBudgetError` if nothing within it serves all."""
-    budget = check_budget(budget)
-    self.budget.value = budget
+    budget = self.set_budget(budget)
     start = time.perf_counter()
     opts = {k: (dict(v) if isinstance(v, dict) else v)
             for k, v in self.solver_info.exact_options.items()}
@@ -395,10 +436,13 @@ def min_budget(problem: Problem) -> float:
                             shape=(len(problem.targets), num_c))
   inc = problem.incidence()
   orders = np.asarray(inc.sum(axis=1)).ravel()
-  prob = cp.Problem(cp.Minimize(problem.costs @ s),
+  # Costs as shares of the largest, so that no coefficient is too large for HiGHS (see
+  # `BipSolver`); the answer is the true cost of the cheapest set found.
+  scale = float(problem.costs.max(initial=0.0)) or 1.0
+  prob = cp.Problem(cp.Minimize((problem.costs / scale) @ s),
                     [by_target @ x == 1, sp.diags(orders) @ x <= inc @ s])
-  prob.solve(solver=cp.HIGHS, output_flag=False)
-  return float(prob.value)
+  prob.solve(solver=cp.HIGHS, output_flag=False, mip_rel_gap=0.0, mip_abs_gap=0.0)
+  return float(problem.costs @ (s.value > 0.5))
 
 
 def brute_force(problem: Problem, budget: float) -> tuple[float, tuple[str, ...]] | None:

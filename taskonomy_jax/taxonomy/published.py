@@ -21,19 +21,19 @@ silently.
 from __future__ import annotations
 
 import io
-import json
 import os
 import pathlib
 import pickle
 import struct
 from collections.abc import Callable, Mapping
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.taxonomy.affinities import (
     SELF,
     AffinityDataError,
     AffinityTable,
     Transfer,
+    check_value,
     make_transfer,
     resolve_node,
 )
@@ -179,9 +179,9 @@ def _read_flat(root: pathlib.Path, kind: str, suffix: str) -> tuple[dict, pathli
   json_path = root / f"{kind}{suffix}.json"
   if json_path.is_file():
     try:
-      data = json.loads(json_path.read_text())
-    except json.JSONDecodeError as e:
-      raise PublishedDataError(f"{json_path}: not valid JSON ({e})") from e
+      data = files.loads_json(json_path.read_bytes(), str(json_path))
+    except files.JsonInputError as e:
+      raise PublishedDataError(str(e)) from None
     return data, json_path
   for pkl_path in (root / _PICKLE_FOLDERS[kind] / f"{kind}{suffix}.pkl",
                    root / f"{kind}{suffix}.pkl"):
@@ -212,13 +212,18 @@ def _to_transfer(key: str) -> Transfer | str:
 
 
 def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
-                        gain: Mapping | None = None, source: str = "memory") -> AffinityTable:
+                        gain: Mapping | None = None, source: str = "memory",
+                        where: Mapping[str, str] | None = None) -> AffinityTable:
   """Builds a table from flat published-style mappings `{"SRC__...__TARGET": value}`.
 
   Unknown task names and malformed keys are collected in `skipped` (one line each, naming the
-  key and the reason), never dropped silently. Two keys naming the same transfer (the same
-  sources in another order) raise `PublishedDataError`.
+  key and the reason), never dropped silently. A value that is not acceptable (not a number, a
+  boolean, negative or not finite; a win rate outside 0-1; see `affinities.check_value`) and
+  two keys naming the same transfer (the same sources in another order) raise
+  `PublishedDataError`: those are wrong numbers, which the solver must not use. `where` names
+  the file each kind came from (`affinity`, `quality`, `gain`), for messages; default `source`.
   """
+  where = dict(where or {})
   out: dict[str, dict[Transfer, float]] = {"affinity": {}, "quality": {}, "gain": {}}
   baseline: dict[str, float] = {}
   skipped: list[str] = []
@@ -232,8 +237,6 @@ def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
       try:
         if not isinstance(key, str):
           raise ValueError("key is not a string")
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-          raise ValueError(f"value {value!r} is not a number")
         t = _to_transfer(key)
       except tasks.UnknownTaskError as e:
         skipped.append(f"{kind} {key!r}: unknown task {e.name!r}")
@@ -241,13 +244,18 @@ def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
       except (ValueError, AffinityDataError) as e:
         skipped.append(f"{kind} {key!r}: {e}")
         continue
-      if isinstance(t, str):  # the from-scratch baseline
+      baseline_key = isinstance(t, str)  # `pixels:TARGET`, the from-scratch baseline
+      try:
+        x = check_value("baseline_quality" if baseline_key and kind == "quality" else kind, value)
+      except AffinityDataError as e:
+        raise PublishedDataError(f"{where.get(kind, source)}: {key!r}: {e}") from None
+      if baseline_key:
         if kind == "quality":
-          baseline[t.split(":", 1)[1]] = float(value)
+          baseline[t.split(":", 1)[1]] = x
         continue
       if t in out[kind]:
         raise PublishedDataError(f"{source}: {kind} has two keys for the transfer {t}")
-      out[kind][t] = float(value)
+      out[kind][t] = x
   return AffinityTable(out["affinity"], out["quality"], out["gain"], baseline, source=source,
                        skipped=skipped)
 
@@ -290,7 +298,10 @@ def load_published(data: str | os.PathLike = "default",
       read["all_affinities"][0],
       read["wins_vs_task"][0] if read["wins_vs_task"] else None,
       read["wins_vs_pixels"][0] if read["wins_vs_pixels"] else None,
-      source=str(read["all_affinities"][1]))
+      source=str(read["all_affinities"][1]),
+      where={kind: str(read[name][1]) for kind, name in
+             (("affinity", "all_affinities"), ("quality", "wins_vs_task"),
+              ("gain", "wins_vs_pixels")) if read[name]})
   for kind in ("wins_vs_task", "wins_vs_pixels"):
     if read[kind] is None:
       table.skipped.append(f"{kind}{suffix}: not found in {folder}; Quality/Gain left out")

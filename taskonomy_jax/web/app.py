@@ -8,7 +8,6 @@ an error box, with the same status.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from taskonomy_jax.taskbank import predict
 from taskonomy_jax.web import pages
 from taskonomy_jax.web.errors import WebError, from_library
 from taskonomy_jax.web.limits import BodyLimitMiddleware, BodyTooLarge, too_large_body
-from taskonomy_jax.web.service import DATA_CHOICES, Service, parse_solve_request
+from taskonomy_jax.web.service import DATA_CHOICES, Service, parse_json_body, parse_solve_request
 
 
 async def _form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
@@ -86,19 +85,13 @@ def create_app(service: Service) -> BodyLimitMiddleware:
   async def api_solve(request: Request) -> JSONResponse:
     """JSON in: {targets, sources?, budget, order?, data?: default|1k|16k, affinities?: {...}}.
     JSON out: the taxonomy (`Taxonomy.to_json`), plus `graph_png` (base64) if `graph` is true."""
-    try:
-      body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-      raise WebError(400, "bad_json", "the body is not JSON; send an object like "
-                     '{"targets": ["normal"], "budget": 2, "order": 1}') from None
-    if not isinstance(body, dict):
-      raise WebError(400, "bad_json", "the body must be a JSON object")
+    body = parse_json_body(await request.body())
     try:
       req = parse_solve_request(body, None, limits)
-      tax, png = await _in_thread(service.solve, req, bool(body.get("graph", False)))
+      tax, png = await _in_thread(service.solve, req, req.graph)
     except Exception as e:
       raise from_library(e) from None
-    return JSONResponse({**tax, "graph_png": png} if body.get("graph") else tax)
+    return JSONResponse({**tax, "graph_png": png} if req.graph else tax)
 
   @app.get("/api/tasks")
   def api_tasks() -> JSONResponse:

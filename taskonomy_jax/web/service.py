@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks
 from taskonomy_jax.taskbank import draw as taskbank_draw
 from taskonomy_jax.taskbank import predict
 from taskonomy_jax.taxonomy import api, bip, published
@@ -56,9 +56,12 @@ class SolveRequest:
   order: int
   data: str
   table_json: str | None = None  # the uploaded affinity table, when data == "upload"
+  graph: bool = False  # JSON API: add the graph as base64 PNG (the page always draws it)
+  table_source: str = "uploaded affinity table"  # how messages (and the answer's `data`) name it
 
   def cache_key(self) -> tuple:
-    return (self.targets, self.sources, self.budget, self.order, self.data, self.table_json)
+    return (self.targets, self.sources, self.budget, self.order, self.data, self.table_json,
+            self.table_source)
 
 
 def names_list(value: Any, field: str, required: bool) -> tuple[str, ...] | None:
@@ -82,8 +85,14 @@ def names_list(value: Any, field: str, required: bool) -> tuple[str, ...] | None
 
 def number(value: Any, field: str, kind: type, accepted: str) -> Any:
   """Parses an int/float from a form string or JSON number, with a message naming `field`."""
-  if isinstance(value, bool) or value is None or (isinstance(value, str) and not value.strip()):
+  if value is None or (isinstance(value, str) and not value.strip()):
     raise WebError(400, "bad_request", f"{field}: missing; expected {accepted}")
+  if isinstance(value, bool):  # a bool is an int in Python, but `true` is not a budget
+    raise WebError(400, "bad_request", f"{field}: {json.dumps(value)} is a boolean, not a "
+                   f"number; expected {accepted}")
+  if not isinstance(value, (str, int, float)):
+    raise WebError(400, "bad_request", f"{field}: expected {accepted}, got a JSON "
+                   f"{'object' if isinstance(value, dict) else 'array'}")
   try:
     x = kind(value) if not isinstance(value, str) else kind(value.strip())
   except (TypeError, ValueError):
@@ -97,9 +106,38 @@ def number(value: Any, field: str, kind: type, accepted: str) -> Any:
   return x
 
 
+# The fields of a solve request (JSON body or form); anything else is refused, so that a field
+# the server does not support (`costs`, `importance`, `solver`: the command line and Python API
+# have them) is never silently ignored.
+SOLVE_FIELDS = ("targets", "sources", "budget", "order", "data", "affinities", "graph")
+
+
+def parse_json_body(body: bytes) -> dict:
+  """The JSON object of a request body; raises `WebError` (400 `bad_json`) for anything else:
+  not JSON, not UTF-8, nested too deeply (which would exhaust the parser's stack), not an
+  object."""
+  example = '{"targets": ["normal"], "budget": 2, "order": 1}'
+  try:
+    obj = files.loads_json(body, "the body")
+  except files.JsonInputError as e:
+    raise WebError(400, "bad_json", f"{e}; send an object like {example}") from None
+  if not isinstance(obj, dict):
+    raise WebError(400, "bad_json", f"the body must be a JSON object, like {example}")
+  return obj
+
+
 def parse_solve_request(fields: Mapping[str, Any], upload: bytes | None,
                         limits: Limits) -> SolveRequest:
-  """Checks a request's fields (form strings or JSON values); raises `WebError` (400)."""
+  """Checks a request's fields (form strings or JSON values); raises `WebError` (400).
+
+  The one place a web request is checked: the page and the JSON API both call it, and the
+  affinity table it carries is checked by `AffinityTable.from_text` (as `--data FILE` is).
+  """
+  unknown = [k for k in fields if k not in SOLVE_FIELDS]
+  if unknown:
+    raise WebError(400, "bad_request", f"unknown field {str(unknown[0])[:40]!r}; accepted "
+                   f"fields: {', '.join(SOLVE_FIELDS)} (costs, importance and the solver are "
+                   "set on the command line or in Python, not over the web)")
   targets = names_list(fields.get("targets"), "targets", required=True)
   if len(targets) > limits.max_targets:
     raise WebError(400, "bad_request", f"targets: {len(targets)} given, at most "
@@ -112,31 +150,47 @@ def parse_solve_request(fields: Mapping[str, Any], upload: bytes | None,
     bip.check_order(order)
   except bip.BadProblemError as e:
     raise WebError(400, "bad_request", str(e)) from None
-  data = str(fields.get("data") or "default")
+  graph = fields.get("graph", False)
+  if graph is None:
+    graph = False
+  if not isinstance(graph, bool):
+    raise WebError(400, "bad_request",
+                   f"graph: expected true or false, got {json.dumps(graph)[:40]}")
+  data = fields.get("data")
+  if data is not None and not isinstance(data, str):
+    raise WebError(400, "bad_request", f"data: expected one of {', '.join(DATA_CHOICES)} (a "
+                   f"string), got {json.dumps(data)[:40]}")
+  data = data or "default"
   if data not in DATA_CHOICES:
     raise WebError(400, "bad_request", f"data: {data[:40]!r} is not accepted; choose one of "
                    f"{', '.join(DATA_CHOICES)} (upload = your own affinity-table JSON)")
   table_json = None
-  if isinstance(fields.get("affinities"), Mapping):  # JSON API: the table inline
-    table_json, data = json.dumps(fields["affinities"], sort_keys=True), UPLOAD
-  elif data == UPLOAD:
+  inline = fields.get("affinities")
+  # JSON API: the table inline. (An empty form field means no table: a form's empty file input
+  # may arrive as one.)
+  if inline is not None and inline != "":
+    if not isinstance(inline, Mapping):
+      kind = "a string" if isinstance(inline, str) else f"JSON {json.dumps(inline)[:20]}"
+      raise WebError(400, "bad_affinities", f"affinities: expected an affinity table, a JSON "
+                     f"object as written by AffinityTable.save, got {kind}")
+    if fields.get("data") not in (None, "", UPLOAD):
+      raise WebError(400, "bad_request", f"give either data ({', '.join(published.SETS)}) or "
+                     "affinities (your own table), not both")
+    table_json, data = json.dumps(inline, sort_keys=True), UPLOAD
+    return SolveRequest(targets, sources, budget, order, data, table_json, graph,
+                        table_source="affinities (inline table)")
+  if data == UPLOAD:
     if not upload:
       raise WebError(400, "bad_request", "data: 'upload' needs an affinity-table JSON file "
-                     "(written by AffinityTable.save)")
+                     "(written by AffinityTable.save) in the form, or an \"affinities\" object "
+                     "in a JSON request")
     table_json = upload.decode("utf-8", errors="replace")
-  return SolveRequest(targets, sources, budget, order, data, table_json)
+  return SolveRequest(targets, sources, budget, order, data, table_json, graph)
 
 
-def parse_table(text: str) -> AffinityTable:
-  try:
-    obj = json.loads(text)
-  except json.JSONDecodeError as e:
-    raise WebError(400, "bad_affinities", f"the affinity file is not JSON ({e.msg} at line "
-                   f"{e.lineno}); upload a file written by AffinityTable.save") from None
-  if not isinstance(obj, dict):
-    raise WebError(400, "bad_affinities", "the affinity file must hold a JSON object, as "
-                   "written by AffinityTable.save")
-  return AffinityTable.from_json(obj, source="uploaded affinity table")
+def parse_table(text: str, source: str = "uploaded affinity table") -> AffinityTable:
+  """The request's affinity table, checked entry by entry (`AffinityTable.from_text`)."""
+  return AffinityTable.from_text(text, source=source)
 
 
 class Service:
@@ -158,7 +212,7 @@ class Service:
 
   def table(self, req: SolveRequest) -> AffinityTable:
     if req.data == UPLOAD:
-      return parse_table(req.table_json or "")
+      return parse_table(req.table_json or "", req.table_source)
     if req.data not in self._tables:
       try:
         self._tables[req.data] = published.load_published(req.data, self.results_root)
