@@ -3,10 +3,12 @@
 import json
 import os
 import pickle
+import time
 
 import numpy as np
 import pytest
 
+from taskonomy_jax import cli
 from taskonomy_jax.taxonomy import published
 from taskonomy_jax.taxonomy.affinities import (
     SELF,
@@ -198,3 +200,99 @@ def test_node_names():
   assert resolve_node("class_1000") == resolve_node("class_object") == "class_object"
   assert resolve_node("rgb2sfnorm") == "normal"
   assert isinstance(AffinityTable({}).nodes, list)
+
+
+def _shared_lists_pickle(levels=60):
+  """~470 bytes standing for 2**levels paths: each level's list holds the one below twice."""
+  a = []
+  for _ in range(levels):
+    a = [a, a]
+  return pickle.dumps({"rgb2sfnorm__reshade": a}, protocol=2)
+
+
+def _write_pickle(root, data):
+  (root / "affinities").mkdir()
+  path = root / "affinities" / "all_affinities.pkl"
+  path.write_bytes(data)
+  return path
+
+
+def _timed(fn, *args):
+  start = time.monotonic()
+  try:
+    return fn(*args)
+  finally:
+    assert time.monotonic() - start < 3.0, "should fail fast, not walk the structure"
+
+
+def test_shared_reference_pickle_fails_fast(tmp_path):
+  data = _shared_lists_pickle()
+  assert len(data) < 600
+  _write_pickle(tmp_path, data)
+  with pytest.raises(published.PickleLimitError, match=r"all_affinities\.pkl: data nested more "
+                     r"than 32 levels deep"):
+    _timed(published.load_published, tmp_path)
+
+
+def test_shared_references_within_the_limit_are_reported_briefly():
+  """Within the depth limit, sharing is walked once per container (memoised by id), and the
+  non-number value is refused with a bounded repr, not printed in full (2**30 leaves)."""
+  obj = _timed(published.restricted_loads, _shared_lists_pickle(30))
+  with pytest.raises(published.PublishedDataError, match="must be a finite number") as e:
+    _timed(published.table_from_mappings, obj)
+  assert len(str(e.value)) < 300
+
+
+def test_deeply_nested_list_pickle_fails_fast(tmp_path):
+  # Built by hand: pickle.dumps itself recurses. 100,000 EMPTY_LISTs, then APPENDs nesting each
+  # into the one below.
+  n = 100_000
+  data = b"\x80\x02" + b"]" * n + b"a" * (n - 1) + b"."
+  _write_pickle(tmp_path, data)
+  with pytest.raises(published.PickleLimitError, match=r"all_affinities\.pkl: data nested more "
+                     r"than 32 levels"):
+    _timed(published.load_published, tmp_path)
+
+
+def test_deeply_nested_tuple_key_is_refused_before_loading():
+  """Hashing a key tuple a million deep would overflow the C stack (SIGSEGV) inside the loader."""
+  n = 1_000_000
+  data = b"\x80\x02}" + b")" + b"\x85" * n + b"K\x01s."
+  with pytest.raises(published.PickleLimitError, match=r"x\.pkl: tuples nested more than 32"):
+    _timed(published.restricted_loads, data, "x.pkl")
+  # Depth is tracked through the memo too: a tuple 21 deep is stored (BINPUT), popped, fetched
+  # back (BINGET) and nested 20 more levels.
+  deep = b"\x80\x02)" + b"\x85" * 20 + b"q\x000" + b"h\x00" + b"\x85" * 20 + b"."
+  with pytest.raises(published.PickleLimitError, match="tuples nested"):
+    published.restricted_loads(deep)
+
+
+def test_oversized_pickle_and_sets_are_refused(tmp_path, monkeypatch):
+  monkeypatch.setattr(published, "MAX_PICKLE_BYTES", 1000)
+  with pytest.raises(published.PickleLimitError, match=r"big\.pkl: 2,0\d\d bytes, over the "
+                     r"1,000-byte limit"):
+    published.restricted_loads(pickle.dumps("x" * 2000), "big.pkl")
+  _write_pickle(tmp_path, pickle.dumps({"rgb2sfnorm__reshade": "x" * 2000}))
+  with pytest.raises(published.PickleLimitError, match=r"all_affinities\.pkl: 2,0\d\d bytes"):
+    published.load_published(tmp_path)
+  monkeypatch.undo()
+  with pytest.raises(published.UnsafePickleError, match=r"s\.pkl: refused a set"):
+    published.restricted_loads(pickle.dumps({"k": {1, 2}}, protocol=4), "s.pkl")
+  with pytest.raises(published.PublishedDataError, match=r"t\.pkl: not a readable pickle"):
+    published.restricted_loads(b"\x80\x02]a.", "t.pkl")  # APPEND with one item on the stack
+
+
+def test_deeply_nested_json_is_a_clear_error(tmp_path):
+  (tmp_path / "all_affinities.json").write_text("[" * 100_000 + "]" * 100_000)
+  with pytest.raises(published.PublishedDataError, match=r"all_affinities\.json: nested too "
+                     "deeply"):
+    published.load_published(tmp_path)
+
+
+def test_cli_reports_a_nested_pickle_with_exit_code_2(tmp_path, capsys):
+  _write_pickle(tmp_path, _shared_lists_pickle())
+  assert cli.main(["solve", "--targets", "reshading", "--budget", "1", "--data",
+                   str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert "all_affinities.pkl" in err and "nested more than 32 levels" in err
+  assert "Traceback" not in err

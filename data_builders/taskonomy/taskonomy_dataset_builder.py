@@ -7,8 +7,10 @@ One example is one view: every requested domain in its on-disk integer encoding 
 point_info (see `taskonomy_jax/data/features.py`). Both released layouts are accepted and detected
 (`taskonomy_jax/data/layout.py`). Views with a missing domain file, a corrupt PNG/.npy, a malformed
 point_info JSON or a wrong image size are skipped, and every skipped view is listed with its reason
-in the dataset's metadata (`info.metadata["skipped"][split]`) and logged; TFDS writes to a
-temporary folder and renames it only at the end, so a failed build leaves nothing behind.
+in the dataset's metadata (`info.metadata["skipped"][split]`) and logged, as are the files of the
+scanned folders that are no view's file (`...["ignored"]`: stray files, names that are not
+UTF-8); TFDS writes to a temporary folder and renames it only at the end, so a failed build leaves
+nothing behind.
 For the multi-million-view build, set `use_beam=True` in the config and pass a Beam runner
 (`DownloadConfig(beam_runner=..., beam_options=...)`, or `taskonomy data build taskonomy
 --beam-runner direct` locally); the plain and Beam paths produce the same examples.
@@ -134,10 +136,11 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     for split, buildings in cfg.building_lists(found).items():
       scan = layout_lib.scan(root, domains, buildings, resolution=cfg.resolution, layout=layout)
       report[split] = scan.report()
-      if scan.skipped or scan.missing_buildings:
-        logging.warning("taskonomy %s: skipped %d views (%s); missing buildings: %s", split,
-                        len(scan.skipped), report[split]["skipped_by_reason"],
-                        scan.missing_buildings or "none")
+      if scan.skipped or scan.missing_buildings or scan.ignored:
+        logging.warning("taskonomy %s: skipped %d views (%s); missing buildings: %s; ignored %d "
+                        "files (%s)", split, len(scan.skipped),
+                        report[split]["skipped_by_reason"], scan.missing_buildings or "none",
+                        len(scan.ignored), report[split]["ignored_by_reason"])
       if not scan.views:
         continue  # an empty split is left out, and reported
       generators[SPLIT_NAMES[split]] = self._generate_examples(scan, domains)
@@ -147,7 +150,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       raise ValueError(
           f"no usable views under {root} for the {cfg.split_size} split (buildings "
           f"found: {layout_lib.list_buildings(root, layout)[:10]}...): "
-          + json.dumps({s: r["skipped_by_reason"] for s, r in report.items()}))
+          + json.dumps({s: r["skipped_by_reason"] for s, r in report.items()})
+          + _resolution_hint(report, cfg.resolution))
     return generators
 
   def _generate_examples(self, scan: layout_lib.ScanResult, domains: tuple[str, ...]):
@@ -156,6 +160,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       beam = tfds.core.lazy_imports.apache_beam
       return beam.Create(items) | beam.Map(_read_example, domains=domains)
     return (_read_example(item, domains) for item in items)
+
+
+def _resolution_hint(report: dict[str, Any], resolution: int) -> str:
+  """Which resolution the files have, when views were skipped for their size."""
+  sizes: dict[str, int] = {}
+  for split_report in report.values():
+    for size, n in split_report["wrong_sizes"].items():
+      sizes[size] = sizes.get(size, 0) + n
+  if not sizes:
+    return ""
+  found = ", ".join(f"{size} ({n} views)" for size, n in sizes.items())
+  hint = f". The images are {found}, not {resolution}x{resolution}"
+  side, _, other = next(iter(sizes)).partition("x")
+  if len(sizes) == 1 and side == other:
+    hint += f": build with --resolution {side} (the config's `resolution`)"
+  return hint
 
 
 def _read_example(item: tuple[str, layout_lib.ViewKey, dict[str, pathlib.Path]],

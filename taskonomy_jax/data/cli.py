@@ -101,11 +101,13 @@ def _run_build(args: argparse.Namespace) -> int:
     dl["beam_runner"] = beam.runners.DirectRunner()
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**dl))
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
-  print(json.dumps({"data_dir": str(builder.data_dir), "splits": splits,
-                    "skipped": {k: v.get("num_skipped") for k, v in
-                                builder.info.metadata.get("skipped", {}).items()}}
-                   if builder.info.metadata else
-                   {"data_dir": str(builder.data_dir), "splits": splits}, indent=1))
+  reports = builder.info.metadata.get("skipped", {}) if builder.info.metadata else {}
+  summary = {"data_dir": str(builder.data_dir), "splits": splits}
+  if builder.info.metadata:
+    summary["skipped"] = {k: v.get("num_skipped") for k, v in reports.items()}
+    # Files the scan passed over (stray files, names that are not UTF-8), listed in the metadata.
+    summary["ignored"] = {k: v.get("num_ignored", 0) for k, v in reports.items()}
+  print(json.dumps(summary, indent=1))
   return 0
 
 

@@ -25,7 +25,7 @@ from typing import Any
 import ml_collections
 import tqdm
 
-from taskonomy_jax import files, tasks
+from taskonomy_jax import files, tasks, workdir_lock
 from taskonomy_jax.train import checkpoint
 
 BANK_FILE = "bank.json"
@@ -186,6 +186,7 @@ def _with_target_stats(config: ml_collections.ConfigDict,
   return config
 
 
+@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict]:
   """Trains (or resumes) every task of `config` under `workdir`; returns {task: done record}.
 

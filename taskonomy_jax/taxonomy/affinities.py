@@ -20,6 +20,7 @@ import math
 import numbers
 import os
 import pathlib
+import reprlib
 from collections.abc import Iterable, Mapping
 
 from taskonomy_jax import files, tasks
@@ -50,8 +51,15 @@ def _describe(value: object) -> str:
   """`value` as a message shows it: JSON spelling for booleans and null, short otherwise."""
   if isinstance(value, bool) or value is None:
     return json.dumps(value)
-  text = repr(value)
+  # reprlib, not repr: a value holding shared or deeply nested containers (a pickle's lists
+  # standing for 2**60 paths) would take for ever to print in full.
+  text = _REPR.repr(value)
   return text if len(text) <= 40 else text[:37] + "..."
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel = 3
+_REPR.maxlist = _REPR.maxdict = 4
 
 
 # JSON's names for what a parsed document holds, for messages.

@@ -24,6 +24,8 @@ import io
 import os
 import pathlib
 import pickle
+import pickletools
+import reprlib
 import struct
 from collections.abc import Callable, Mapping
 
@@ -53,6 +55,18 @@ class PublishedDataError(AffinityDataError):
 
 class UnsafePickleError(PublishedDataError, pickle.UnpicklingError):
   """A pickle that asks for an object other than plain data; nothing of it was executed."""
+
+
+class PickleLimitError(PublishedDataError):
+  """A pickle larger or more deeply nested than published results ever are; refused before (or
+  instead of) walking it, so a crafted file cannot exhaust time, memory or the C stack."""
+
+
+# Published pickles are flat `{key: number}` dicts (nesting 2 with the numpy scalars' argument
+# tuples, under 0.5 MB for the largest set); the limits leave ample room above that and keep the
+# opcode pre-scan (about 0.5 s per MB) and the walk bounded.
+MAX_PICKLE_BYTES = 8 * 2**20
+MAX_NESTING = 32
 
 
 # --- restricted unpickling -------------------------------------------------------------------
@@ -138,26 +152,125 @@ class RestrictedUnpickler(pickle.Unpickler):
     raise UnsafePickleError(f"refused persistent id {pid!r}: plain data only")
 
 
+# Opcodes that build a tuple (their nesting is what hashing recurses through) and sets (never
+# plain data; refused by name before anything is built).
+_TUPLE_OPS = frozenset({"EMPTY_TUPLE", "TUPLE", "TUPLE1", "TUPLE2", "TUPLE3"})
+_SET_OPS = frozenset({"EMPTY_SET", "ADDITEMS", "FROZENSET"})
+_GET_OPS = frozenset({"GET", "BINGET", "LONG_BINGET"})
+_PUT_OPS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+
+
+def _scan_opcodes(data: bytes, where: str) -> None:
+  """Refuses sets and tuples nested deeper than `MAX_NESTING`, before the unpickler runs.
+
+  Why a pre-scan: the C unpickler builds nested lists, dicts and tuples iteratively (a list
+  100,000 deep loads in milliseconds), but it hashes every dict key in C, and hashing a tuple
+  recurses once per level with no recursion guard: a 1 MB pickle whose dict key is a tuple a
+  million levels deep kills the interpreter with SIGSEGV, which no `except` can catch. Tuples
+  are immutable, so a tuple's depth is fixed when it is built: emulating the stack with one depth
+  per item (0 for anything but a tuple; the memo keeps the depth of what it stores) bounds it
+  exactly. Lists and dicts can be filled after they are nested, so `_check_plain` bounds them
+  after loading.
+  """
+  stack: list[int] = []
+  marks: list[int] = []
+  memo: dict[int, int] = {}
+  try:
+    for op, arg, pos in pickletools.genops(data):
+      name = op.name
+      if name in _SET_OPS:
+        raise UnsafePickleError(
+            f"{where}: refused a set at byte {pos}: published results hold dicts, lists, "
+            "strings and numbers only")
+      if name == "MARK":
+        marks.append(len(stack))
+        continue
+      if name == "POP" and marks and marks[-1] == len(stack):  # POP drops a bare mark
+        marks.pop()
+        continue
+      if name in _PUT_OPS or name == "MEMOIZE":  # the stack is left as it is
+        memo[arg if name != "MEMOIZE" else len(memo)] = stack[-1] if stack else 0
+        continue
+      if name in _GET_OPS or name == "DUP":
+        stack.append(memo.get(arg, 0) if name != "DUP" else stack[-1] if stack else 0)
+        continue
+      before = op.stack_before
+      popped: list[int] = []
+      below = len(before)
+      if pickletools.markobject in before:  # takes everything above the topmost mark
+        if not marks:
+          raise ValueError(f"{name} at byte {pos} without a MARK")
+        mark = marks.pop()
+        popped, stack[mark:] = stack[mark:], []
+        below = before.index(pickletools.markobject)  # and items under the mark (APPENDS' list)
+      if len(stack) < below:
+        raise ValueError(f"{name} at byte {pos} pops from an empty stack")
+      if below:
+        popped += stack[-below:]
+        del stack[-below:]
+      if name in _TUPLE_OPS:
+        depth = 1 + max(popped, default=0)
+        if depth > MAX_NESTING:
+          raise PickleLimitError(
+              f"{where}: tuples nested more than {MAX_NESTING} levels deep (at byte {pos}); "
+              "published results are flat {key: number} mappings")
+        stack.append(depth)
+      else:  # anything else leaves no tuple: numbers, strings, lists, dicts, stand-in results
+        stack.extend(0 for _ in op.stack_after)
+  except ValueError as e:  # genops' or our own complaint about a malformed opcode stream
+    if isinstance(e, PublishedDataError):
+      raise
+    raise PublishedDataError(f"{where}: not a readable pickle of plain data ({e})") from None
+
+
 def _check_plain(obj: object, where: str = "pickle") -> None:
-  if isinstance(obj, (dict,)):
-    for k, v in obj.items():
-      _check_plain(k, where)
-      _check_plain(v, where)
-  elif isinstance(obj, (list, tuple)):
-    for v in obj:
-      _check_plain(v, where)
-  elif not isinstance(obj, _PLAIN):
-    raise UnsafePickleError(f"{where}: holds a {type(obj).__name__}, not plain data")
+  """Checks `obj` holds plain data only, no deeper than `MAX_NESTING`.
+
+  Iterative, with each container visited once (by id): a 470-byte pickle of lists that share
+  references 60 levels deep (`a = [a, a]`) stands for 2**60 paths, and a list nested 100,000
+  deep would overflow a recursive walk.
+  """
+  seen: set[int] = set()
+  todo: list[tuple[object, int]] = [(obj, 1)]
+  while todo:
+    item, depth = todo.pop()
+    if isinstance(item, (dict, list, tuple)):
+      if id(item) in seen:
+        continue
+      if depth > MAX_NESTING:
+        raise PickleLimitError(
+            f"{where}: data nested more than {MAX_NESTING} levels deep; published results are "
+            "flat {key: number} mappings")
+      seen.add(id(item))
+      children = (x for kv in item.items() for x in kv) if isinstance(item, dict) else item
+      todo.extend((child, depth + 1) for child in children)
+    elif not isinstance(item, _PLAIN):
+      raise UnsafePickleError(f"{where}: holds a {type(item).__name__}, not plain data")
+
+
+def _check_size(size: int, where: str) -> None:
+  if size > MAX_PICKLE_BYTES:
+    raise PickleLimitError(
+        f"{where}: {size:,} bytes, over the {MAX_PICKLE_BYTES:,}-byte limit for a pickle "
+        "of published results (the largest published set is under 0.5 MB)")
 
 
 def restricted_loads(data: bytes, where: str = "pickle") -> object:
-  """Unpickles `data` with `RestrictedUnpickler` and checks the result is plain data."""
+  """Unpickles `data` with `RestrictedUnpickler` and checks the result is plain data.
+
+  Raises:
+    UnsafePickleError: the pickle names code or a set; nothing of it was executed.
+    PickleLimitError: larger than `MAX_PICKLE_BYTES` or nested deeper than `MAX_NESTING`.
+    PublishedDataError: not a pickle at all.
+  """
+  _check_size(len(data), where)
+  _scan_opcodes(data, where)
   try:
     obj = RestrictedUnpickler(io.BytesIO(data)).load()
   except UnsafePickleError as e:
     raise UnsafePickleError(f"{where}: {e}") from None
   except (pickle.UnpicklingError, EOFError, ValueError, TypeError, IndexError, KeyError,
-          AttributeError, struct.error) as e:
+          AttributeError, struct.error, RecursionError, MemoryError) as e:
     raise PublishedDataError(f"{where}: not a readable pickle of plain data ({e})") from e
   _check_plain(obj, where)
   return obj
@@ -186,6 +299,7 @@ def _read_flat(root: pathlib.Path, kind: str, suffix: str) -> tuple[dict, pathli
   for pkl_path in (root / _PICKLE_FOLDERS[kind] / f"{kind}{suffix}.pkl",
                    root / f"{kind}{suffix}.pkl"):
     if pkl_path.is_file():
+      _check_size(pkl_path.stat().st_size, str(pkl_path))  # before reading it into memory
       return restricted_loads(pkl_path.read_bytes(), str(pkl_path)), pkl_path
   return None
 
@@ -209,6 +323,16 @@ def _to_transfer(key: str) -> Transfer | str:
       raise ValueError(f"{SELF!r} combined with other sources")
     return Transfer((SELF,), node_target)
   return make_transfer([resolve_node(s) for s in sources], node_target)
+
+
+_REPR = reprlib.Repr()
+_REPR.maxstring = _REPR.maxother = 200  # whole keys (high-order ones run long)
+_REPR.maxlevel = 3  # a value holding containers shows their outline only
+
+
+def _short(value: object) -> str:
+  """A bounded repr: a value holding shared or deeply nested containers would print for ever."""
+  return _REPR.repr(value)
 
 
 def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
@@ -239,10 +363,10 @@ def table_from_mappings(affinity: Mapping, quality: Mapping | None = None,
           raise ValueError("key is not a string")
         t = _to_transfer(key)
       except tasks.UnknownTaskError as e:
-        skipped.append(f"{kind} {key!r}: unknown task {e.name!r}")
+        skipped.append(f"{kind} {_short(key)}: unknown task {e.name!r}")
         continue
       except (ValueError, AffinityDataError) as e:
-        skipped.append(f"{kind} {key!r}: {e}")
+        skipped.append(f"{kind} {_short(key)}: {e}")
         continue
       baseline_key = isinstance(t, str)  # `pixels:TARGET`, the from-scratch baseline
       try:

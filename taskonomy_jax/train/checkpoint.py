@@ -54,15 +54,29 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
   """{'params', 'batch_stats'} of a trained network, as host arrays, from a workdir.
 
   Accepts a training workdir, its `checkpoints/` dir, or one step's directory.
+
+  Raises:
+    FileNotFoundError: the path is not a folder, holds no checkpoint, or not the `step` asked
+      for. Nothing is created on the way: a manager opened on a missing path would make it.
   """
   path = os.path.abspath(workdir_or_checkpoint)
+  if not os.path.isdir(path):
+    raise FileNotFoundError(
+        f"no checkpoint at {workdir_or_checkpoint}: no such folder (expected a training workdir, "
+        f"its {CHECKPOINT_DIR}/ folder or one step's folder)")
   if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
     path = os.path.join(path, CHECKPOINT_DIR)
   if not os.path.isdir(os.path.join(path, "state")):
-    mngr = ocp.CheckpointManager(path, item_names=("state", "data"))
+    mngr = ocp.CheckpointManager(path, item_names=("state", "data"),
+                                 options=ocp.CheckpointManagerOptions(read_only=True))
+    steps = list(mngr.all_steps())
     step = mngr.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint found under {workdir_or_checkpoint}")
+    if step not in steps:
+      raise FileNotFoundError(
+          f"no checkpoint of step {step} under {workdir_or_checkpoint}; steps saved: "
+          f"{', '.join(map(str, sorted(steps)))}")
     path = os.path.join(path, str(step))
   restored = _restore_on_this_host(os.path.join(path, "state"))
   return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}

@@ -24,7 +24,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from taskonomy_jax import tasks, xla_flags
+from taskonomy_jax import tasks, workdir_lock, xla_flags
 from taskonomy_jax.transfer import stages
 from taskonomy_jax.transfer import views as views_lib
 
@@ -313,6 +313,7 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
+@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                  until: str | None = None) -> Run:
   """Runs (or resumes) every stage up to `until` (default: all); returns the run's log."""
