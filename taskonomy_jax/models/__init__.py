@@ -20,8 +20,8 @@ from taskonomy_jax.models.resnet import Encoder
 __all__ = ["DTYPES", "Encoder", "FCHead", "PixelDecoder", "TaskNetwork", "build"]
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
-_FIELDS = ("width", "blocks", "rep_channels", "decoder_width_multiplier", "fc_hidden", "dropout",
-           "conv_impl")
+_FIELDS = ("width", "blocks", "rep_channels", "output_stride", "decoder_width_multiplier",
+           "fc_hidden", "dropout", "conv_impl")
 
 
 def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -> TaskNetwork:
@@ -30,6 +30,7 @@ def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -
   Args:
     task: task name (registry, original code name or alias) or spec.
     config: model settings (a `ConfigDict` or dict): `width`, `blocks`, `rep_channels`,
+      `output_stride` (16: the paper's 16x16 grid at 256x256; 4 gives it at 64x64),
       `decoder_width_multiplier`, `fc_hidden`, `dropout`, `dtype` ('float32' | 'bfloat16',
       the compute dtype; parameters stay float32), `conv_impl` (models/conv.py: 'auto', 'xla',
       'patches', 'mixed', 'polyphase', 'polyphase_matmul'; 'auto' picks per backend). Missing

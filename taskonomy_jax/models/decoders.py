@@ -79,6 +79,32 @@ class PixelDecoder(nn.Module):
     return jnp.tanh(x) if self.apply_tanh else x
 
 
+class PixelShuffleHead(nn.Module):
+  """(B, h, w, C) -> (B, h * 2^k, w * 2^k, out_channels): one 1x1 conv to 4^k * out_channels
+  channels, each pixel's channels laid out as its 2^k x 2^k block (depth to space).
+
+  The CPU-size transfer readouts' output: per output pixel a linear function of the readout's
+  features at its cell, so a readout measures what the representation holds rather than what a
+  15-layer decoder trained on a few hundred views can make of it, and converges in hundreds of
+  steps (BUILD_NOTES.md, "Readouts"). Not in the paper, whose readouts end in the full decoder.
+  """
+
+  out_channels: int
+  upsample_steps: int = 4
+  apply_tanh: bool = True
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train
+    f = 2 ** self.upsample_steps
+    b, h, w, _ = x.shape
+    x = nn.Dense(f * f * self.out_channels, dtype=self.dtype, name="output")(x)
+    x = x.reshape(b, h, w, f, f, self.out_channels).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, h * f, w * f, self.out_channels)
+    return jnp.tanh(x) if self.apply_tanh else x
+
+
 class FCHead(nn.Module):
   """Flattened representation(s) -> vector: `num_layers - 1` x (Dense, BN, ReLU, dropout), Dense.
 

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 
 from taskonomy_jax import tasks
 from taskonomy_jax.models import conv as conv_lib
-from taskonomy_jax.models.decoders import FCHead, PixelDecoder, flatten_nhwc
+from taskonomy_jax.models.decoders import FCHead, PixelDecoder, PixelShuffleHead, flatten_nhwc
 from taskonomy_jax.models.resnet import Encoder
 
 # Losses whose network output is logits (no tanh on the pixel decoder's output).
@@ -33,13 +33,15 @@ class TaskNetwork(nn.Module):
 
   Inputs: (B, H, W, 3) for single-view tasks, (B, V, H, W, 3) for multi-view tasks and jigsaw
   (V = num_views or num_tiles), floats in [-1, 1]. Output: (B, *spec.output_shape(H)) float32;
-  for random projection (no decoder) the (B, H/16, W/16, rep_channels) representation.
+  for random projection (no decoder) the (B, H/s, W/s, rep_channels) representation,
+  s = `output_stride` (16 in the paper).
   """
 
   spec: tasks.TaskSpec
   width: int = 64
   blocks: Sequence[int] = (3, 4, 6, 3)
   rep_channels: int = 8
+  output_stride: int = 16  # the encoder's (models/resnet.py); the decoder upsamples back
   decoder_width_multiplier: float = 1.0
   fc_hidden: int = 2048
   dropout: float = 0.5
@@ -48,7 +50,8 @@ class TaskNetwork(nn.Module):
 
   def setup(self):
     self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),
-                           rep_channels=self.rep_channels, dtype=self.dtype,
+                           rep_channels=self.rep_channels, output_stride=self.output_stride,
+                           dtype=self.dtype,
                            conv_impl=self.conv_impl)
     self.decoder = _DECODERS[self.spec.decoder](self)
 
@@ -80,13 +83,21 @@ class TaskNetwork(nn.Module):
 
 
 def _pixel_decoder(net: TaskNetwork) -> nn.Module:
+  """`net` is a TaskNetwork or a transfer readout: both carry `spec` and the representation's
+  `output_stride`; the decoder upsamples from it to the task's own output stride."""
   stride = net.spec.output_stride
-  steps = 4 - int(math.log2(stride))
+  steps = int(math.log2(net.output_stride)) - int(math.log2(stride))
   if 2 ** int(math.log2(stride)) != stride or steps < 0:
-    raise ValueError(f"output_stride must be 1, 2, 4, 8 or 16, got {stride}")
+    raise ValueError(f"{net.spec.name}'s output stride {stride} must be a power of 2 no larger "
+                     f"than the representation's stride {net.output_stride}")
+  # A residual readout predicts the target minus its mean image: unbounded, so no tanh.
+  squash = net.spec.loss not in LOGIT_LOSSES and not getattr(net, "residual", False)
+  if getattr(net, "pixel_head", "decoder") == "shuffle":
+    return PixelShuffleHead(net.spec.channels, upsample_steps=steps, apply_tanh=squash,
+                            dtype=net.dtype, name="decoder")
   return PixelDecoder(net.spec.channels, upsample_steps=steps,
                       width_multiplier=net.decoder_width_multiplier,
-                      apply_tanh=net.spec.loss not in LOGIT_LOSSES, dtype=net.dtype,
+                      apply_tanh=squash, dtype=net.dtype,
                       conv_impl=net.conv_impl, name="decoder")
 
 

@@ -10,6 +10,10 @@ Layout (paper Sec. 4 and supplementary; layer for layer as the released PyTorch 
   stage 4: 3 bottlenecks, 512 planes, stride 1                                             -> 16
   conv3x3 2048 -> 8 (no bias) -> BN -> ReLU                                                16x16x8
 
+`output_stride` (16 in the paper) moves the strides: 8 keeps stage 2 at stride 1, 4 keeps every
+stage at the stem's resolution. At 64x64 input, stride 4 gives the paper's 16x16x8 grid (the
+CPU configs' choice: a 4x4x8 representation holds too little of the scene to transfer from).
+
 The projection shortcut (1x1 conv + BN) sits in the first block of each stage at stride 1; the
 strided last block's shortcut is a 1x1 max pool with the stride (i.e. subsampling), as in slim.
 """
@@ -34,6 +38,10 @@ BN_EPSILON = 1e-5
 # PyTorch-style symmetric padding: flax's "SAME" pads (0, 1) for stride 2 on even sizes, which
 # would shift every strided layer by one pixel relative to the original.
 PAD1 = ((1, 1), (1, 1))
+
+
+# Stage strides for each output stride; the stem (conv /2, pool /2) gives the first factor 4.
+STAGE_STRIDES = {4: (1, 1, 1, 1), 8: (2, 1, 1, 1), 16: (2, 2, 1, 1)}
 
 
 def batch_norm(train: bool, dtype: Any, name: str) -> batchnorm.BatchNorm:
@@ -86,12 +94,14 @@ class Bottleneck(nn.Module):
 
 
 class Encoder(nn.Module):
-  """Fully convolutional ResNet encoder: (B, H, W, 3) in [-1, 1] -> (B, H/16, W/16, rep_channels).
+  """Fully convolutional ResNet encoder: (B, H, W, 3) in [-1, 1] -> (B, H/s, W/s, rep_channels),
+  s = `output_stride`.
 
   Attributes:
     width: planes of the first stage (64 in the paper); later stages double it.
     blocks: bottlenecks per stage ((3, 4, 6, 3) = ResNet-50).
     rep_channels: channels of the representation (8 in the paper).
+    output_stride: input side / representation side: 16 (paper), 8 or 4.
     dtype: compute dtype (parameters stay float32).
     conv_impl: convolution implementation (taskonomy_jax/models/conv.py); same function.
   """
@@ -99,22 +109,29 @@ class Encoder(nn.Module):
   width: int = 64
   blocks: Sequence[int] = (3, 4, 6, 3)
   rep_channels: int = 8
+  output_stride: int = 16
   dtype: Any = jnp.float32
   conv_impl: str = conv_lib.AUTO
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    if self.output_stride not in STAGE_STRIDES:
+      raise ValueError(f"output_stride must be one of {sorted(STAGE_STRIDES)}, got "
+                       f"{self.output_stride}")
     if x.ndim != 4 or x.shape[-1] != 3:
       raise ValueError(f"Encoder expects (B, H, W, 3) images, got shape {x.shape}")
-    if x.shape[1] % 16 or x.shape[2] % 16:
-      raise ValueError(f"Encoder input sides must be multiples of 16, got {x.shape[1:3]}")
+    s = self.output_stride
+    if x.shape[1] % s or x.shape[2] % s:
+      raise ValueError(f"Encoder input sides must be multiples of its output stride {s}, got "
+                       f"{x.shape[1:3]}")
     x = x.astype(self.dtype)
     conv_fn = conv_lib.get(self.conv_impl)
     x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
                 dtype=self.dtype, name="conv1", conv_general_dilated=conv_fn)(x)
     x = batch_norm(train, self.dtype, "bn1")(x)
     x = max_pool_ceil(nn.relu(x), 3, 2)
-    strides = (2, 2, 1, 1)  # output stride 16, no dilation (as the released weights)
+    # Output stride 16: no dilation (as the released weights).
+    strides = STAGE_STRIDES[self.output_stride]
     for stage, (num_blocks, stride) in enumerate(zip(self.blocks, strides, strict=True)):
       planes = self.width * 2 ** stage
       for b in range(num_blocks):

@@ -148,9 +148,21 @@ class LoopConfig:
     return cls(**cfg)
 
 
+# Batches read ahead by background threads. grain's default (16 threads, 500 elements) counts
+# our elements as whole batches: 500 batches of stacked readout inputs were ~22 GB, and the
+# threads building them took the cores from the training step (BUILD_NOTES.md, "Readouts").
+PREFETCH_BATCHES = 4
+
+
+def _read_options() -> grain.ReadOptions:
+  return grain.ReadOptions(num_threads=min(4, os.cpu_count() or 1),
+                           prefetch_buffer_size=PREFETCH_BATCHES)
+
+
 def batched_iterator(data: grain.MapDataset, local_batch: int, seed: int, *, shuffle: bool = True,
                      repeat: bool = True) -> grain.DatasetIterator:
-  """This process's examples, shuffled per epoch, batched: a checkpointable iterator."""
+  """This process's examples, shuffled per epoch, batched: a checkpointable iterator that reads
+  at most `PREFETCH_BATCHES` batches ahead."""
   ds = data[jax.process_index()::jax.process_count()]
   if len(ds) < local_batch:
     raise ValueError(f"this process has {len(ds)} examples, fewer than its batch of "
@@ -159,7 +171,7 @@ def batched_iterator(data: grain.MapDataset, local_batch: int, seed: int, *, shu
     ds = ds.shuffle(seed=seed)
   if repeat:
     ds = ds.repeat(None)
-  return iter(ds.batch(local_batch, drop_remainder=True).to_iter_dataset())
+  return iter(ds.batch(local_batch, drop_remainder=True).to_iter_dataset(_read_options()))
 
 
 class MetricsLog:

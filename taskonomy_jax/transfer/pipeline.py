@@ -101,11 +101,57 @@ def stage_views(run: Run) -> None:
   _units(run, "views", list(views_lib.SPLITS), fn)
 
 
-def _opt(run: Run, lr: float | None = None) -> dict[str, Any]:
+def _opt(run: Run, lr: float | None = None, decay_steps: Sequence[int] | None = None
+         ) -> dict[str, Any]:
   opt = run.config.optimizer.to_dict()
   if lr is not None:
     opt["learning_rate"] = lr
+  if decay_steps is not None:
+    opt["decay_steps"] = tuple(decay_steps)
   return opt
+
+
+def _transfer_opt(run: Run, num_steps: int) -> dict[str, Any]:
+  """The optimizer of readouts and from-scratch baselines: the transfer learning rate, x0.1 at
+  each `transfer.decay_at` fraction of `num_steps` (the paper anneals the transfers earlier
+  than the task networks)."""
+  t = run.config.transfer
+  return _opt(run, t.learning_rate, [int(f * num_steps) for f in t.get("decay_at", ())])
+
+
+def _scratch_train_cfg(run: Run) -> dict[str, Any]:
+  scratch = run.config.get("scratch") or {}
+  return {**_transfer_train_cfg(run),
+          "num_steps": scratch.get("num_steps", run.config.transfer.num_steps)}
+
+
+def readout_config(run: Run) -> dict[str, Any]:
+  """The readouts' module settings: the run's `readout` block and its representation's stride."""
+  return {**run.config.readout.to_dict(),
+          "output_stride": int(run.config.model.get("output_stride", 16))}
+
+
+def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Per-channel statistics of each source's representation on the transfer-training split
+  (`training.channel_stats`), when `transfer.standardize_inputs`."""
+  from taskonomy_jax.transfer import training
+
+  if not run.config.transfer.get("standardize_inputs", False):
+    return {}
+  return {s: training.channel_stats(run.rep(s, "validation")) for s in sources}
+
+
+def target_mean(run: Run, target: str) -> np.ndarray | None:
+  """A residual readout's offset: `target`'s mean over the transfer-training split's valid
+  entries; None when the readouts predict the target itself."""
+  from taskonomy_jax.transfer import readout as readout_lib
+
+  spec = tasks.get(target)
+  if not (run.config.readout.get("residual", False) and readout_lib.is_regression(spec)):
+    return None
+  val = run.views("validation")
+  mask = val.mask(target) if spec.pixel_output else None
+  return readout_lib.masked_mean(val.target(target), mask)
 
 
 def stage_taskbank(run: Run) -> None:
@@ -128,8 +174,10 @@ def stage_taskbank(run: Run) -> None:
     else:
       source = training.StackedSource(train.rgb, [train.target(t) for t in group],
                                       [train.mask(t) for t in group])
-      state = training.train_stacked(model, spec, source, seeds, _opt(run),
-                                     run.config.taskbank.to_dict(),
+      tb = run.config.taskbank
+      decay = [int(f * tb.num_steps) for f in tb.get("decay_at", ())]
+      state = training.train_stacked(model, spec, source, seeds, _opt(run, decay_steps=decay),
+                                     {k: tb[k] for k in ("num_steps", "batch_size", "seed")},
                                      run.ckpt / "taskbank" / unit, shared_inputs=True)
       variables = {"params": state.params, "batch_stats": state.batch_stats}
     val = run.views("validation")
@@ -143,6 +191,10 @@ def stage_taskbank(run: Run) -> None:
       losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
       for t, row in zip(group, losses, strict=True):
         np.save(tmp / f"{t}.self_losses.npy", row)
+        # The trivial baselines the network must beat (report.json's first gate).
+        for name, image in training.trivial_images(train.target(t), train.mask(t)).items():
+          np.save(tmp / f"{t}.{name}_losses.npy",
+                  training.constant_losses(spec, image, test.target(t), test.mask(t)))
     (tmp / "members.json").write_text(json.dumps(group))
   _units(run, "taskbank", list(run.groups(run.bank)), fn)
 
@@ -167,7 +219,7 @@ def stage_scratch(run: Run) -> None:
                                     [val.mask(t) for t in group], limit=budget)
     state = training.train_stacked(
         model, spec, source, [run.config.transfer.seed + run.targets.index(t) for t in group],
-        _opt(run, run.config.transfer.learning_rate), _transfer_train_cfg(run),
+        _transfer_opt(run, _scratch_train_cfg(run)["num_steps"]), _scratch_train_cfg(run),
         run.ckpt / "scratch" / unit, shared_inputs=True)
     held_out = training.StackedSource(test.rgb, [test.target(t) for t in group],
                                       [test.mask(t) for t in group])
@@ -180,9 +232,28 @@ def stage_scratch(run: Run) -> None:
 Member = tuple[str, tuple[str, ...]]  # (target, sources)
 
 
+def _residual_targets(run: Run, views: views_lib.Views, target: str):
+  from taskonomy_jax.transfer import readout as readout_lib
+
+  mean = target_mean(run, target)
+  t = views.target(target)
+  return t if mean is None else readout_lib.ResidualTarget(t, mean)
+
+
+# Readouts count as converged when their loss on the transfer-training views fell by less than
+# this fraction over the second half of their steps (BUILD_NOTES.md, "Readouts").
+PLATEAU_TOLERANCE = 0.05
+PROBE_VIEWS = 64
+
+
 def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
                      tmp: pathlib.Path) -> None:
-  """All `members` (readouts into targets of one stackable group) in one compiled step."""
+  """All `members` (readouts into targets of one stackable group) in one compiled step.
+
+  Trains half the steps, measures each readout's loss on (up to) 64 transfer-training views,
+  trains on (the loop resumes from its checkpoint: the same run as one call) and measures
+  again: `plateau.json` records both and whether each readout converged.
+  """
   from taskonomy_jax.transfer import readout as readout_lib
   from taskonomy_jax.transfer import training
 
@@ -190,21 +261,36 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   channels = run.config.transfer.max_order * run.config.model.rep_channels
   cands = [srcs for _, srcs in members]
   needed = sorted({s for c in cands for s in c})
+  stats = source_stats(run, needed)
   val, test = run.views("validation"), run.views("test")
-  source = training.StackedSource(
-      training.StackedInputs({s: run.rep(s, "validation") for s in needed}, cands, channels),
-      [val.target(t) for t, _ in members], [val.mask(t) for t, _ in members],
-      limit=run.config.transfer.budget or None)
-  readout = readout_lib.build(spec, run.config.readout.to_dict())
+
+  def source(views: views_lib.Views, split: str, limit: int | None = None):
+    return training.StackedSource(
+        training.StackedInputs({s: run.rep(s, split) for s in needed}, cands, channels, stats),
+        [_residual_targets(run, views, t) for t, _ in members],
+        [views.mask(t) for t, _ in members], limit=limit)
+
+  train_source = source(val, "validation", run.config.transfer.budget or None)
+  probe = source(val, "validation", min(PROBE_VIEWS, len(train_source)))
+  readout = readout_lib.build(spec, readout_config(run))
   seeds = [run.config.transfer.seed + k for k in range(len(members))]
-  state = training.train_stacked(readout, spec, source, seeds,
-                                 _opt(run, run.config.transfer.learning_rate),
-                                 _transfer_train_cfg(run), run.ckpt / tag / unit)
-  held_out = training.StackedSource(
-      training.StackedInputs({s: run.rep(s, "test") for s in needed}, cands, channels),
-      [test.target(t) for t, _ in members], [test.mask(t) for t, _ in members])
-  np.save(tmp / "losses.npy", training.stacked_losses(readout, spec, state, held_out))
+  cfg = _transfer_train_cfg(run)
+  half = max(1, cfg["num_steps"] // 2)
+  probe_losses = []
+  for steps in (half, cfg["num_steps"]):
+    state = training.train_stacked(readout, spec, train_source, seeds,
+                                   _transfer_opt(run, cfg["num_steps"]),
+                                   {**cfg, "num_steps": steps, "checkpoint_every": half},
+                                   run.ckpt / tag / unit)
+    probe_losses.append(training.stacked_losses(readout, spec, state, probe).mean(1))
+  np.save(tmp / "losses.npy", training.stacked_losses(readout, spec, state, source(test, "test")))
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
+  mid, end = (np.asarray(x, np.float64) for x in probe_losses)
+  drop = (mid - end) / np.maximum(np.abs(mid), 1e-12)
+  (tmp / "plateau.json").write_text(json.dumps({
+      "steps": [half, cfg["num_steps"]], "tolerance": PLATEAU_TOLERANCE,
+      "loss_mid": mid.tolist(), "loss_end": end.tolist(),
+      "plateaued": (drop < PLATEAU_TOLERANCE).tolist()}))
 
 
 def stage_transfers1(run: Run) -> None:

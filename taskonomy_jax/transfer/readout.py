@@ -35,6 +35,8 @@ from taskonomy_jax.models import networks
 from taskonomy_jax.models.resnet import PAD1, batch_norm
 from taskonomy_jax.train import losses
 
+PIXEL_HEADS = ("decoder", "shuffle")
+
 
 class Readout(nn.Module):
   """(B, h, w, C_in) representation(s) -> the target's prediction (B, *spec.output_shape(16h)).
@@ -45,6 +47,13 @@ class Readout(nn.Module):
 
   spec: tasks.TaskSpec
   readout_channels: int = 8
+  output_stride: int = 16  # the representation's (input side / representation side)
+  # Predict the target minus its training mean (`residual_target`), with a linear output: a
+  # readout starts at the mean image and learns what the representation adds to it.
+  residual: bool = False
+  # Pixel targets: 'decoder' (the paper: the 15-layer decoder) or 'shuffle' (a 1x1 conv and
+  # depth to space: `decoders.PixelShuffleHead`, the CPU size's choice).
+  pixel_head: str = "decoder"
   decoder_width_multiplier: float = 1.0
   fc_hidden: int = 2048
   dropout: float = 0.5
@@ -69,10 +78,11 @@ class Readout(nn.Module):
 
 
 def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
-  """A readout for target `spec` from `config` (keys: readout_channels,
-  decoder_width_multiplier, fc_hidden, dropout, conv_impl; missing keys take the paper's values,
-  conv_impl 'auto')."""
-  known = {"readout_channels", "decoder_width_multiplier", "fc_hidden", "dropout", "conv_impl"}
+  """A readout for target `spec` from `config` (keys: readout_channels, output_stride,
+  residual, pixel_head, decoder_width_multiplier, fc_hidden, dropout, conv_impl; missing keys take the
+  paper's values, conv_impl 'auto'). `residual` applies to regression targets only."""
+  known = {"readout_channels", "output_stride", "residual", "pixel_head",
+           "decoder_width_multiplier", "fc_hidden", "dropout", "conv_impl"}
   unknown = set(config) - known
   if unknown:
     raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
@@ -81,7 +91,50 @@ def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
                      "single-view target; transfers here go to pixel and vector tasks")
   config = dict(config)
   conv_lib.get(config.get("conv_impl", conv_lib.AUTO))  # a bad name fails here, not at apply
+  if config.get("pixel_head", "decoder") not in PIXEL_HEADS:
+    raise ValueError(f"readout pixel_head {config['pixel_head']!r} is unknown; accepted: "
+                     f"{PIXEL_HEADS}")
+  config["residual"] = bool(config.get("residual", False)) and is_regression(spec)
   return Readout(spec=spec, **config)
+
+
+def is_regression(spec: tasks.TaskSpec) -> bool:
+  """Targets a residual over their mean makes sense for: L1/L2 losses on real values."""
+  return spec.loss in ("l1", "l2")
+
+
+def masked_mean(targets: np.ndarray, masks: np.ndarray | None = None) -> np.ndarray:
+  """The mean target over examples, per element, counting only valid entries.
+
+  Args:
+    targets: (N, ...) targets. masks: (N, ...) or (N, H, W, 1) 1/0 validity, or None (all
+      valid).
+  Returns:
+    (...) float32; 0 where no example is valid.
+  """
+  t = np.asarray(targets, np.float64)
+  if masks is None:
+    return t.mean(0).astype(np.float32)
+  m = np.broadcast_to(np.asarray(masks, np.float64), t.shape)
+  count = m.sum(0)
+  return np.where(count > 0, (t * m).sum(0) / np.maximum(count, 1), 0.0).astype(np.float32)
+
+
+class ResidualTarget(Sequence):
+  """Read-only view of targets (N, ...) minus their mean image: what a residual readout learns.
+
+  For the L1/L2 losses, loss(prediction, target - mean) == loss(prediction + mean, target)
+  element by element, so held-out losses are those of the readout's full prediction.
+  """
+
+  def __init__(self, targets: np.ndarray, mean: np.ndarray):
+    self.targets, self.mean = targets, np.asarray(mean, np.float32)
+
+  def __len__(self) -> int:
+    return len(self.targets)
+
+  def __getitem__(self, i):
+    return (np.asarray(self.targets[i], np.float32) - self.mean).astype(np.float32)
 
 
 def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> dict[str, Any]:

@@ -132,7 +132,8 @@ def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source:
 
 def stacked_encode(model: models.TaskNetwork, variables: Mapping[str, Any], images: np.ndarray,
                    batch: int = 64) -> np.ndarray:
-  """Frozen encoders of K stacked task networks: (N, H, W, 3) -> (K, N, H/16, W/16, C)."""
+  """Frozen encoders of K stacked task networks: (N, H, W, 3) -> (K, N, H/s, W/s, C), s the
+  encoder's output stride."""
   model = conv_lib.for_stacking(model)
   def one(v, x):
     return model.apply(v, x, False, method=lambda m, x, t: m.encoder(x, t))
@@ -155,6 +156,34 @@ def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
 
 # --- task networks ---------------------------------------------------------------------------
 
+def trivial_images(targets: np.ndarray, masks: np.ndarray | None,
+                   max_examples: int = 1024) -> dict[str, np.ndarray]:
+  """The per-pixel mean and median of training targets (N, H, W, C), over valid pixels: the
+  predictions a task network must beat. Up to `max_examples` spread over the split."""
+  stride = max(1, -(-len(targets) // max_examples))
+  t = np.asarray(targets[::stride], np.float32)
+  m = None if masks is None else np.broadcast_to(np.asarray(masks[::stride]) > 0, t.shape)
+  mean = readout_lib.masked_mean(t, m)
+  if m is None:
+    median = np.median(t, axis=0)
+  else:
+    median = np.nan_to_num(np.nanmedian(np.where(m, t, np.nan), axis=0))
+  return {"mean": mean, "median": median.astype(np.float32)}
+
+
+def constant_losses(spec: tasks.TaskSpec, image: np.ndarray, targets: np.ndarray,
+                    masks: np.ndarray, batch: int = 64) -> np.ndarray:
+  """Per-example losses (N,) of predicting `image` (the target's shape) for every example,
+  by the training loss (masks and all)."""
+  fn = jax.jit(lambda p, b: readout_lib.per_example_losses(spec, p, b))
+  out = []
+  for i in range(0, len(targets), batch):
+    t = np.asarray(targets[i:i + batch])
+    pred = np.broadcast_to(image, t.shape).astype(np.float32)
+    out.append(np.asarray(fn(pred, {"targets": t, "mask": np.asarray(masks[i:i + batch])})))
+  return np.concatenate(out)
+
+
 def network_model(spec: tasks.TaskSpec, model_cfg: Mapping) -> models.TaskNetwork:
   return models.build(spec, dict(model_cfg))
 
@@ -166,13 +195,28 @@ def random_variables(model: models.TaskNetwork, sample: np.ndarray, seed: int) -
 
 # --- transfer readouts -----------------------------------------------------------------------
 
+def channel_stats(rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and standard deviation of a cached representation (N, h, w, C) -> (C,),
+  (C,); a constant channel (a dead ReLU) gets std 1."""
+  r = np.asarray(rep, np.float64).reshape(-1, rep.shape[-1])
+  std = r.std(0)
+  return r.mean(0).astype(np.float32), np.where(std > 1e-6, std, 1.0).astype(np.float32)
+
+
 class StackedInputs(Sequence):
   """Per example: (K, h, w, max_order * C) inputs of K readouts, each its sources' cached
-  representations concatenated channel-wise (paper Sec. 3.2) and zero-padded."""
+  representations concatenated channel-wise (paper Sec. 3.2) and zero-padded.
+
+  `stats` ({source: (mean, std)} per channel, from `channel_stats` on the transfer-training
+  split) standardises each source first: sources' activations differ in scale by orders of
+  magnitude (an untrained encoder's most of all), which a few hundred readout steps cannot
+  undo; standardised, every source starts on an equal footing.
+  """
 
   def __init__(self, reps: Mapping[str, np.ndarray], candidates: Sequence[tuple[str, ...]],
-               channels: int):
+               channels: int, stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None):
     self.reps, self.candidates, self.channels = reps, list(candidates), channels
+    self.stats = dict(stats or {})
     self.n = len(next(iter(reps.values())))
 
   def __len__(self) -> int:
@@ -185,10 +229,17 @@ class StackedInputs(Sequence):
 
   def batch(self, start: int, stop: int) -> np.ndarray:
     """(stop - start, K, h, w, channels) for a contiguous range."""
-    cols = [readout_lib.pad_channels(
-        np.concatenate([np.asarray(self.reps[s][start:stop]) for s in srcs], -1), self.channels)
-        for srcs in self.candidates]
+    parts = {s: self._standardized(s, start, stop) for s in {s for c in self.candidates for s in c}}
+    cols = [readout_lib.pad_channels(np.concatenate([parts[s] for s in srcs], -1), self.channels)
+            for srcs in self.candidates]
     return np.stack(cols, axis=1)
+
+  def _standardized(self, source: str, start: int, stop: int) -> np.ndarray:
+    x = np.asarray(self.reps[source][start:stop], np.float32)
+    if source not in self.stats:
+      return x
+    mean, std = self.stats[source]
+    return (x - mean) / std
 
 
 def beam_candidates(first_order: Sequence[str], losses: np.ndarray, beam: int,

@@ -48,10 +48,18 @@ def decode_split(cfg: Mapping, data_dir: pathlib.Path, split: str, task_names: S
     stacked = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
     ex = decode(stacked)
     parts.setdefault("rgb", []).append(ex["rgb"])
+    # The camera point each view looks at: views of one point are correlated, so the
+    # bootstrap intervals of the run's gates resample points, not views.
+    buildings = [b.decode() if isinstance(b, bytes) else str(b) for b in stacked["building"]]
+    parts.setdefault("point_key", []).append(
+        np.asarray([f"{b}/{int(p)}" for b, p in zip(buildings, stacked["point"], strict=True)]))
     for t in decode.task_names:
       parts.setdefault(f"{t}.target", []).append(np.asarray(ex["targets"][t]))
       parts.setdefault(f"{t}.mask", []).append(np.asarray(ex["masks"][t], np.float32))
   out.mkdir(parents=True, exist_ok=True)
+  keys = np.concatenate(parts.pop("point_key"))
+  _, point_ids = np.unique(keys, return_inverse=True)
+  np.save(out / "point.npy", point_ids.astype(np.int32))
   for name, chunks in parts.items():
     np.save(out / f"{name}.npy", np.concatenate(chunks))
   return len(source)
@@ -74,3 +82,8 @@ class Views:
 
   def mask(self, task: str) -> np.ndarray:
     return np.load(self.folder / f"{tasks.get(task).name}.mask.npy", mmap_mode="r")
+
+  @property
+  def points(self) -> np.ndarray:
+    """(N,) int: which camera point (building and point) each view belongs to."""
+    return np.load(self.folder / "point.npy")
