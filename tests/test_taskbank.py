@@ -489,6 +489,13 @@ def test_serve_and_visualize_run_a_trained_bank(tiny_bank, tmp_path):
   # Every drawable finished task is shown; random projection has nothing to draw.
   assert [p["task"] for p in panels] == ["autoencoding"]
   assert panels[0]["shape"] == [32, 32, 3]
+  # The demo's micro-batches: one forward pass per network, each row its own image's answer.
+  images = np.random.default_rng(2).uniform(-1, 1, (3, 32, 32, 3)).astype(np.float32)
+  batched = service.predictor.predict_batch(images)
+  for k, one in enumerate(images):
+    for name, out in service.predictor(one).items():
+      np.testing.assert_allclose(batched[name][k], out, rtol=1e-4, atol=1e-5)
+  service.close()
   with pytest.raises(ValueError, match="not both"):
     serve.build_service(argparse.Namespace(**{**vars(args), "taskbank": "random"}))
   with pytest.raises(FileNotFoundError, match="not a task bank"):

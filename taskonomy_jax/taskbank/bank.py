@@ -104,6 +104,18 @@ class TaskBank:
     return {n: self.batch_apply(n)(network_input(tasks.get(n), image))[0]
             for n in self._nets}
 
+  def predict_batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
+    """`__call__` on a batch `(B, R, R, 3)`: one forward pass per network, `{task: (B, ...)}`
+    (jit compiles one program per batch size: callers pad to a few sizes)."""
+    r = self.resolution
+    if np.ndim(images) != 4 or np.shape(images)[1:] != (r, r, 3):
+      raise ValueError(f"expected (B, {r}, {r}, 3) images in [-1, 1], got shape "
+                       f"{np.shape(images)}")
+    images = np.asarray(images, np.float32)
+    return {n: self.batch_apply(n)(np.concatenate([network_input(tasks.get(n), im)
+                                                   for im in images]))
+            for n in self._nets}
+
 
 def contact_sheet(image: np.ndarray, outputs: dict[str, np.ndarray], size: int,
                   per_row: int = 7) -> np.ndarray:

@@ -9,6 +9,7 @@ networks (for trying the tools without weights) or a transfer all plug in the sa
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -43,6 +44,14 @@ def decode_image(data: bytes, max_bytes: int, max_pixels: int) -> Image.Image:
     raise ImageError("the upload is empty: choose a PNG or JPEG image")
   try:
     img = Image.open(io.BytesIO(data))
+  except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+    # Pillow refuses headers declaring over twice its MAX_IMAGE_PIXELS (the warning is raised
+    # only where warnings are errors): too large, not "not an image". Its message gives the
+    # header's pixel count.
+    declared = re.search(r"\((\d+) pixels\)", str(e))
+    size = f"{int(declared.group(1)):,} pixels" if declared else "over Pillow's own limit"
+    raise ImageTooLargeError(f"the image is {size} (from its header); the limit is "
+                             f"{max_pixels:,} pixels") from None
   except Exception as e:  # Pillow raises several types for non-images
     raise ImageError(f"the file is not an image Pillow can read ({type(e).__name__}); "
                      "upload a PNG, JPEG, GIF, BMP or WebP image") from None
@@ -93,6 +102,24 @@ def views_for(spec: tasks.TaskSpec, image: np.ndarray) -> np.ndarray:
   if spec.num_views > 1:
     return np.repeat(image[None, None], spec.num_views, axis=1)
   return image[None]
+
+
+def views_for_batch(spec: tasks.TaskSpec, images: np.ndarray) -> np.ndarray:
+  """`views_for` of each image of a batch `(B, R, R, 3)`, stacked: `(B, ...)`."""
+  return np.concatenate([views_for(spec, image) for image in images])
+
+
+def predict_batch(predictor: Predictor, images: np.ndarray) -> dict[str, np.ndarray]:
+  """Every task's outputs for a batch of images `(B, R, R, 3)`: `{task: (B, ...)}`.
+
+  One forward pass per network when the predictor has a `predict_batch` method (a batched
+  predictor); otherwise the images run one at a time and the outputs are stacked.
+  """
+  batched = getattr(predictor, "predict_batch", None)
+  if batched is not None:
+    return batched(images)
+  outs = [predictor(image) for image in images]
+  return {name: np.stack([o[name] for o in outs]) for name in outs[0]}
 
 
 def he_init(shapes: Any, rng: np.random.Generator) -> Any:
@@ -155,5 +182,13 @@ def random_init_predictor(task_names: Sequence[str] | None = None,
     return {name: np.asarray(apply(params, views_for(spec, image)))[0]
             for name, (spec, apply, params) in nets.items()}
 
+  def batch(images: np.ndarray) -> dict[str, np.ndarray]:
+    if images.ndim != 4 or images.shape[1:] != (resolution, resolution, 3):
+      raise ValueError(f"expected (B, {resolution}, {resolution}, 3) images, got "
+                       f"{images.shape}")
+    return {name: np.asarray(apply(params, views_for_batch(spec, images)))
+            for name, (spec, apply, params) in nets.items()}
+
   predict.resolution = resolution  # type: ignore[attr-defined]
+  predict.predict_batch = batch  # type: ignore[attr-defined]
   return predict

@@ -2,12 +2,16 @@
 
 Status codes: 400 bad input (unknown task, bad budget/order/field, malformed affinity table),
 413 body or image over the limit, 415 not an image, 422 infeasible request (the budget cannot
-serve every target), 503 the server lacks the data or task bank. Pages show the same message in
-an error box, with the same status.
+serve every target), 503 the server lacks the data or task bank, or its prediction queue is full
+(with `Retry-After`). Pages show the same message in an error box, with the same status.
+
+Predictions (`/api/predict`, `/demo`) await the service's batcher without holding a thread of the
+pool that runs solver requests, so neither waits for the other.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -53,7 +57,7 @@ def create_app(service: Service) -> BodyLimitMiddleware:
 
   @app.exception_handler(WebError)
   async def _web_error(request: Request, e: WebError) -> Response:
-    return JSONResponse(e.to_json(), status_code=e.status)
+    return JSONResponse(e.to_json(), status_code=e.status, headers=e.headers)
 
   @app.exception_handler(BodyTooLarge)
   async def _too_large(request: Request, e: BodyTooLarge) -> Response:
@@ -100,6 +104,14 @@ def create_app(service: Service) -> BodyLimitMiddleware:
                           "output_shape_256": list(t.output_shape(256))}
                          for t in tasks.all_tasks()])
 
+  @app.get("/api/status")
+  def api_status() -> JSONResponse:
+    """Whether a task bank is loaded, and its prediction queue: warm (every batch size run
+    once), requests admitted, forward passes and images so far, the batching settings."""
+    batcher = service.batcher
+    return JSONResponse({"task_bank": batcher is not None,
+                         "predictions": None if batcher is None else batcher.status()})
+
   @app.get("/demo", response_class=HTMLResponse)
   def demo_form() -> HTMLResponse:
     return HTMLResponse(pages.demo_page(sorted(service.examples), note=_demo_note(service)))
@@ -107,12 +119,12 @@ def create_app(service: Service) -> BodyLimitMiddleware:
   @app.post("/demo", response_class=HTMLResponse)
   async def demo_submit(request: Request) -> HTMLResponse:
     try:
-      image = await _demo_image(request, service)
-      inp, panels = await _in_thread(service.run_demo, image)
+      inp, panels = await service.run_demo_async(await _demo_image(request, service))
     except Exception as e:
       err = from_library(e)
       return HTMLResponse(pages.demo_page(sorted(service.examples), err,
-                                          note=_demo_note(service)), status_code=err.status)
+                                          note=_demo_note(service)), status_code=err.status,
+                          headers=err.headers)
     return HTMLResponse(pages.demo_page(sorted(service.examples), None, inp, panels,
                                         note=_demo_note(service)))
 
@@ -120,8 +132,7 @@ def create_app(service: Service) -> BodyLimitMiddleware:
   async def api_predict(request: Request) -> JSONResponse:
     """Multipart `image` (or `example`) in; every task's picture (base64 PNG) out."""
     try:
-      image = await _demo_image(request, service)
-      inp, panels = await _in_thread(service.run_demo, image)
+      inp, panels = await service.run_demo_async(await _demo_image(request, service))
     except Exception as e:
       raise from_library(e) from None
     return JSONResponse({"input_png": inp, "outputs": panels})
@@ -136,17 +147,20 @@ def _demo_note(service: Service) -> str:
   return service.predictor_note
 
 
-async def _demo_image(request: Request, service: Service) -> Any:
+async def _demo_image(request: Request, service: Service) -> Callable[[], Any]:
+  """What loads the request's image: decoding an upload is left to the service's pool (a large
+  image would block the event loop for every other request)."""
   fields, files = await _form(request)
   if "image" in files:
-    return predict.decode_image(files["image"], service.limits.max_image_bytes,
-                                service.limits.max_image_pixels)
+    data, limits = files["image"], service.limits
+    return lambda: predict.decode_image(data, limits.max_image_bytes, limits.max_image_pixels)
   example = fields.get("example", "")
   if example:
     if example not in service.examples:
       raise WebError(400, "bad_request", f"example {example[:40]!r} does not exist; choose one "
                      f"of {', '.join(sorted(service.examples)) or '(none on this server)'}")
-    return np.asarray(service.examples[example])
+    picture = np.asarray(service.examples[example])
+    return lambda: picture
   raise WebError(400, "bad_request", "choose an image file to upload"
                  + (" or a rendered example" if service.examples else ""))
 

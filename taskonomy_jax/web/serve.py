@@ -3,16 +3,26 @@
     taskonomy serve --port 8000                # transfer-API page on the published results
     taskonomy serve --taskbank random          # + the live demo with randomly initialised networks
     taskonomy serve --bank runs/taskbank       # + the live demo with a trained task bank
+
+The port is bound before anything slow (building or loading the task bank), so a busy port fails
+at once, with exit code 2 and no traceback; "serving on" is printed once uvicorn listens.
+Predictions are micro-batched (`--max-batch`, `--batch-wait-ms`) behind a bounded queue
+(`--predict-queue`; 503 + Retry-After when full); `--max-batch 1` runs them one at a time.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib.util
+import os
+import re
+import socket
 import sys
 
 import numpy as np
 
+from taskonomy_jax.web.batching import BatchSettings
 from taskonomy_jax.web.service import Limits, Service
 
 # Task banks by name: name -> (description, builder(resolution) -> predictor).
@@ -38,14 +48,50 @@ def world_examples(count: int, resolution: int, seed: int = 0) -> dict[str, np.n
   return out
 
 
+# A `taskonomy taxonomy` workdir's stage folders: 01_dataset, 02_views, 03_taskbank, ...
+_STAGE_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
+
+
+def check_not_a_taxonomy_run(path: str) -> None:
+  """Raises ValueError, saying how to export it, when `path` is a taxonomy run's workdir (its
+  task networks live in stacked checkpoints that `TaskBank.load` does not read)."""
+  from taskonomy_jax.taskbank import train as train_lib
+
+  if not os.path.isdir(path) or os.path.isfile(os.path.join(path, train_lib.BANK_FILE)):
+    return
+  stages = sorted(d for d in os.listdir(path)
+                  if _STAGE_DIR.match(d) and os.path.isdir(os.path.join(path, d)))
+  if not stages:
+    return
+  has_config = os.path.isfile(os.path.join(path, "config.json"))
+  raise ValueError(
+      f"{path} is a taxonomy run (made by `taskonomy taxonomy`: "
+      f"{'config.json, ' if has_config else ''}{', '.join(stages[:4])}"
+      f"{', ...' if len(stages) > 4 else ''}), not a task bank. Export its task networks "
+      f"first: `taskonomy taskbank export --run {path} --out OUT`"
+      f"{'' if has_config else ' --config FILE[:ARG]'}, then `taskonomy serve --bank OUT`")
+
+
+def batch_settings(args: argparse.Namespace) -> BatchSettings:
+  """The prediction queue's settings from the command line (defaults where a caller's
+  namespace lacks them)."""
+  default = BatchSettings()
+  return BatchSettings(max_batch=getattr(args, "max_batch", default.max_batch),
+                       max_wait_ms=getattr(args, "batch_wait_ms", default.max_wait_ms),
+                       workers=getattr(args, "predict_workers", default.workers),
+                       max_queue=getattr(args, "predict_queue", default.max_queue))
+
+
 def build_service(args: argparse.Namespace) -> Service:
   predictor, note, examples = None, "", {}
   resolution = args.resolution
+  settings = batch_settings(args)
   if args.bank is not None:
     if args.taskbank != "none":
       raise ValueError("give either --bank DIR (trained networks) or --taskbank random, not both")
     from taskonomy_jax.taskbank import bank
 
+    check_not_a_taxonomy_run(args.bank)
     predictor = bank.TaskBank.load(args.bank)  # FileNotFoundError names what is missing
     resolution = predictor.resolution  # the bank's networks were trained at this size
     note = f"Task bank: trained networks from {args.bank} ({', '.join(predictor.task_names)})."
@@ -58,9 +104,11 @@ def build_service(args: argparse.Namespace) -> Service:
 
     print(f"building {len(tasks.trainable())} randomly initialised task networks ...",
           file=sys.stderr)
-    # Not jitted: compiling 25 networks would make the first request take minutes.
+    # Not jitted by default: compiling 25 networks takes about as long per batch size as the
+    # first op-by-op pass (the warm-up pays either at start), but costs memory and minutes more
+    # on a laptop; --jit makes every later forward pass much faster.
     predictor = predict.random_init_predictor(resolution=resolution, seed=args.seed,
-                                              jit=False)
+                                              jit=getattr(args, "jit", False))
     note = ("Task bank: randomly initialised networks (no trained weights): the pictures show "
             "what each task outputs and how it is drawn, not good predictions.")
   if args.examples > 0 and importlib.util.find_spec("taskonomy_jax.world") is not None:
@@ -69,7 +117,8 @@ def build_service(args: argparse.Namespace) -> Service:
                   max_image_bytes=min(args.max_body_mb * 2**20, Limits.max_image_bytes),
                   max_image_pixels=args.max_image_pixels)
   return Service(args.results_dir, predictor, resolution, limits, examples,
-                 predictor_note=note)
+                 predictor_note=note, batching=settings,
+                 warmup=predictor is not None and getattr(args, "warmup", False))
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
@@ -90,6 +139,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                       "runs its finished networks, at the resolution they were trained at")
   p.add_argument("--resolution", type=int, default=64,
                  help="input resolution of the random task bank (default 64)")
+  p.add_argument("--jit", action="store_true",
+                 help="compile the random task bank's networks (once per batch size, in the "
+                      "warm-up): slower to start, much faster forward passes")
   p.add_argument("--examples", type=int, default=4,
                  help="rendered example views offered on the demo page (default 4; needs the "
                       "procedural world)")
@@ -97,7 +149,48 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--max-body-mb", type=int, default=8, help="request body limit in MiB (8)")
   p.add_argument("--max-image-pixels", type=int, default=4096 * 4096,
                  help="largest accepted image, in pixels (default 4096*4096)")
+  d = BatchSettings()
+  p.add_argument("--max-batch", type=int, default=d.max_batch,
+                 help=f"predictions run together in one forward pass (default {d.max_batch}; "
+                      "1 runs them one at a time); batches are padded to 1, 2, 4, ... this")
+  p.add_argument("--batch-wait-ms", type=float, default=d.max_wait_ms,
+                 help="how long a batch waits for more requests to join (default "
+                      f"{d.max_wait_ms:g} ms)")
+  p.add_argument("--predict-workers", type=int, default=d.workers,
+                 help=f"forward passes at once (default {d.workers})")
+  p.add_argument("--predict-queue", type=int, default=d.max_queue,
+                 help="predictions waiting or running before new ones are answered 503 with "
+                      f"Retry-After (default {d.max_queue})")
+  p.add_argument("--no-warmup", dest="warmup", action="store_false",
+                 help="skip running every batch size once at start (requests then pay for "
+                      "compiling them)")
   p.set_defaults(run=_run_serve)
+
+
+def bind_port(host: str, port: int) -> socket.socket:
+  """A socket bound to (host, port), for uvicorn to listen on.
+
+  Raises:
+    ValueError: the port is taken or cannot be bound, said plainly (the CLI exits 2).
+  """
+  try:
+    family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+  except socket.gaierror as e:
+    raise ValueError(f"--host {host!r} is not an address this machine has ({e.strerror})"
+                     ) from None
+  sock = socket.socket(family, kind, proto)
+  # As uvicorn does: rebinding over connections in TIME_WAIT is fine; a live listener on the
+  # port still makes bind fail (Linux).
+  sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+  try:
+    sock.bind(addr)
+  except OSError as e:
+    sock.close()
+    if e.errno == errno.EADDRINUSE:
+      raise ValueError(f"port {port} on {host} is already in use (another server is listening "
+                       "there): stop it, or choose another port with --port") from None
+    raise ValueError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+  return sock
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -107,8 +200,34 @@ def _run_serve(args: argparse.Namespace) -> int:
 
   if not 0 < args.port < 65536:
     raise ValueError(f"--port {args.port} is not a port number (1-65535)")
-  app = create_app(build_service(args))
-  print(f"serving on http://{args.host}:{args.port}/transfer and /demo (Ctrl-C stops)",
-        file=sys.stderr)
-  uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+  if args.bank is not None:
+    check_not_a_taxonomy_run(args.bank)
+  sock = bind_port(args.host, args.port)  # before minutes of building the task bank
+  try:
+    service = build_service(args)
+    if service.batcher is not None and getattr(args, "warmup", False):
+      print(f"warming up batch sizes {', '.join(map(str, service.batching.sizes))} in the "
+            "background (predictions queue until it is done)", file=sys.stderr)
+      service.batcher.start()
+    server = _server(uvicorn.Config(create_app(service), log_level="warning"),
+                     f"serving on http://{args.host}:{args.port}/transfer and /demo (Ctrl-C "
+                     "stops)")
+    server.run(sockets=[sock])
+    service.close()
+  finally:
+    sock.close()
   return 0
+
+
+def _server(config, message: str):
+  """uvicorn's server, printing `message` once it listens (not before: a failed start prints
+  no "serving on")."""
+  import uvicorn
+
+  class Server(uvicorn.Server):
+    async def startup(self, sockets=None) -> None:
+      await super().startup(sockets=sockets)
+      if self.started:
+        print(message, file=sys.stderr, flush=True)
+
+  return Server(config)

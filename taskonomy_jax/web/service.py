@@ -4,6 +4,10 @@ The solver is `taxonomy.api.solve_taxonomy` (the same call as `taskonomy solve`)
 turns untrusted strings into its arguments, caches published tables and answers, and serialises
 solver and matplotlib calls (neither is thread-safe; requests run in a thread pool).
 
+Predictions never take the solver's lock: they go through `batching.Batcher` (bounded admission,
+micro-batched forward passes on its own threads) and decode and draw on a small pool of their
+own, so a burst of `/api/predict` cannot hold up `/api/solve`.
+
 Security: `data` is a published set name or an affinity table sent in the request, parsed in
 memory. It is never a path on the server, nothing sent is written anywhere (uploads spool, if at
 all, into Starlette's temporary files) and nothing sent is executed.
@@ -11,15 +15,17 @@ all, into Starlette's temporary files) and nothing sent is executed.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import collections
+import concurrent.futures
 import dataclasses
 import io
 import json
 import math
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -30,6 +36,7 @@ from taskonomy_jax.taskbank import draw as taskbank_draw
 from taskonomy_jax.taskbank import predict
 from taskonomy_jax.taxonomy import api, bip, published
 from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.web.batching import Batcher, BatchSettings
 from taskonomy_jax.web.errors import WebError
 
 UPLOAD = "upload"
@@ -194,18 +201,33 @@ def parse_table(text: str, source: str = "uploaded affinity table") -> AffinityT
 
 
 class Service:
-  """Solves transfer-API requests and runs the task bank, with caches and one solver lock."""
+  """Solves transfer-API requests and runs the task bank, with caches and one solver lock;
+  predictions go through a `Batcher` (queue, micro-batches) of their own."""
 
   def __init__(self, results_root: str | None = None, predictor: predict.Predictor | None = None,
                resolution: int = 64, limits: Limits = Limits(), examples: Mapping[str, np.ndarray]
-               | None = None, cache_size: int = 256, predictor_note: str = ""):
+               | None = None, cache_size: int = 256, predictor_note: str = "",
+               batching: BatchSettings | None = None, warmup: bool = False):
+    """`batching`: the prediction queue's settings (`BatchSettings()` by default); `warmup`:
+    run every padded batch size once in the background when the batcher starts, so the first
+    requests do not pay for compiling them."""
+    batching = batching or BatchSettings()
     self.results_root = results_root
     self.predictor = predictor
     self.predictor_note = predictor_note
     self.resolution = resolution
     self.limits = limits
     self.examples = dict(examples or {})
-    self._lock = threading.Lock()
+    self.batching = batching
+    self.batcher = None if predictor is None else Batcher(
+        predictor, batching,
+        warmup=np.zeros((resolution, resolution, 3), np.float32) if warmup else None,
+        after_warmup=self._panels)
+    # Decoding uploads and drawing outputs: CPU work kept off the event loop and off the thread
+    # pool the solver's requests use.
+    self._post = concurrent.futures.ThreadPoolExecutor(batching.post_workers,
+                                                       thread_name_prefix="predict-post")
+    self._lock = threading.Lock()  # the solver's and matplotlib's; predictions never take it
     self._tables: dict[str, AffinityTable] = {}
     self._answers: collections.OrderedDict[tuple, tuple[dict, str]] = collections.OrderedDict()
     self._cache_size = cache_size
@@ -241,14 +263,52 @@ class Service:
         self._answers.popitem(last=False)
       return tax_json, png
 
+  def _no_task_bank(self) -> WebError:
+    return WebError(503, "no_task_bank", "this server has no task bank loaded"
+                    + (f": {self.predictor_note}" if self.predictor_note else ""))
+
   def run_demo(self, image: Image.Image | np.ndarray) -> tuple[str, list[dict]]:
-    """The input (as base64 PNG) and one entry per task: name, title, display, PNG (base64)."""
-    if self.predictor is None:
-      raise WebError(503, "no_task_bank", "this server has no task bank loaded"
-                     + (f": {self.predictor_note}" if self.predictor_note else ""))
-    x = predict.prepare_image(image, self.resolution)
-    with self._lock:
-      outputs = self.predictor(x)
+    """The input (as base64 PNG) and one entry per task: name, title, display, PNG (base64).
+
+    Blocking (for scripts and threads); the web app uses `run_demo_async`.
+
+    Raises:
+      WebError: 503 without a task bank.
+      batching.Overloaded: the prediction queue is full.
+    """
+    if self.batcher is None:
+      raise self._no_task_bank()
+    with self.batcher.admit():
+      x = predict.prepare_image(image, self.resolution)
+      return self._panels(x, self.batcher.submit(x).result())
+
+  async def run_demo_async(self, load: Callable[[], Image.Image | np.ndarray]
+                           ) -> tuple[str, list[dict]]:
+    """`run_demo` on the image `load()` returns (decoding an upload, say), awaiting the batch
+    without holding a thread: admission first (a full queue is refused before any decoding),
+    then `load` and the drawing on the service's own pool.
+
+    Raises:
+      WebError: 503 without a task bank (after `load`, so a bad upload still gets its 4xx).
+      batching.Overloaded: the prediction queue is full.
+    """
+    loop = asyncio.get_running_loop()
+    if self.batcher is None:
+      await loop.run_in_executor(self._post, load)
+      raise self._no_task_bank()
+    with self.batcher.admit():
+      x = await loop.run_in_executor(
+          self._post, lambda: predict.prepare_image(load(), self.resolution))
+      outputs = await asyncio.wrap_future(self.batcher.submit(x))
+      return await loop.run_in_executor(self._post, self._panels, x, outputs)
+
+  def close(self) -> None:
+    """Stops the prediction threads (queued predictions finish first)."""
+    if self.batcher is not None:
+      self.batcher.close()
+    self._post.shutdown(wait=False)
+
+  def _panels(self, x: np.ndarray, outputs: Mapping[str, np.ndarray]) -> tuple[str, list[dict]]:
     panels = []
     for name, out in outputs.items():
       spec = tasks.get(name)
