@@ -330,26 +330,63 @@ def stage_transfers_high(run: Run) -> None:
     _units(run, "transfers_high", list(run.groups(run.targets)), fn)
 
 
+def target_losses_of_run(run: Run) -> dict[str, Any]:
+  """Every target's held-out losses (`affinity.TargetLosses`): its first- and higher-order
+  transfers, its own network and its from-scratch baseline, all on the test views."""
+  from taskonomy_jax.transfer import affinity
+
+  per_target = {}
+  for target in run.targets:
+    cands, losses = target_losses(run.unit_of("transfers1", target), target)
+    high_dir = run.unit_of("transfers_high", target)
+    if stages.is_done(high_dir):
+      hc, hl = target_losses(high_dir, target)
+      cands, losses = cands + hc, np.concatenate([losses, hl])
+    per_target[target] = affinity.TargetLosses(
+        candidates=cands, losses=losses,
+        self_losses=np.load(run.unit_of("taskbank", target) / f"{target}.self_losses.npy"),
+        scratch_losses=np.load(run.unit_of("scratch", target) / f"{target}.losses.npy"))
+  return per_target
+
+
 def stage_affinities(run: Run) -> None:
   from taskonomy_jax.transfer import affinity
 
   def fn(_, tmp):
-    per_target = {}
-    for target in run.targets:
-      cands, losses = target_losses(run.unit_of("transfers1", target), target)
-      high_dir = run.unit_of("transfers_high", target)
-      if stages.is_done(high_dir):
-        hc, hl = target_losses(high_dir, target)
-        cands, losses = cands + hc, np.concatenate([losses, hl])
-      per_target[target] = affinity.TargetLosses(
-          candidates=cands, losses=losses,
-          self_losses=np.load(run.unit_of("taskbank", target) / f"{target}.self_losses.npy"),
-          scratch_losses=np.load(run.unit_of("scratch", target) / f"{target}.losses.npy"))
+    per_target = target_losses_of_run(run)
     table = affinity.affinity_table(per_target, source=str(run.workdir))
     table.save(tmp / "affinities.json")
     summary = {t: affinity.summary(tl) for t, tl in per_target.items()}
     (tmp / "losses_summary.json").write_text(json.dumps(summary, indent=1))
   _units(run, "affinities", ["table"], fn)
+
+
+def converged_readouts(run: Run) -> dict[str, bool]:
+  """'sources -> target' -> whether that readout's loss plateaued (`plateau.json`)."""
+  out = {}
+  for stage in ("transfers1", "transfers_high"):
+    for unit in sorted(run.stage_dir(stage).glob("*/plateau.json")):
+      members, _ = load_losses(unit.parent)
+      flags = json.loads(unit.read_text())["plateaued"]
+      for (target, sources), ok in zip(members, flags, strict=True):
+        out[f"{'+'.join(sources)} -> {target}"] = bool(ok)
+  return out
+
+
+def gates_report(run: Run) -> dict[str, Any]:
+  """The run's gates (taskonomy_jax/transfer/gates.py) on its test views: task networks vs the
+  mean and median image, transfers vs random projection, readout convergence, the known
+  answers, agreement with the paper's affinities (when its data is found), bootstrap intervals
+  of every affinity and how often each budget's supervised set is chosen across resamples."""
+  from taskonomy_jax.transfer import gates
+
+  per_target = target_losses_of_run(run)
+  baselines = {t: tuple(np.load(run.unit_of("taskbank", t) / f"{t}.{name}_losses.npy")
+                        for name in ("mean", "median")) for t in run.targets}
+  tc = run.config.taxonomy
+  return gates.run_gates(per_target, baselines, run.views("test").points,
+                         converged=converged_readouts(run), paper=gates.load_paper(),
+                         budgets=tuple(tc.graph_budgets), order=tc.order)
 
 
 def affinities_path(run: Run) -> pathlib.Path:
@@ -365,6 +402,7 @@ def stage_taxonomy(run: Run) -> None:
     tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
                              data=str(affinities_path(run)))
     api.write_outputs(tax, tmp)
+    stages.write_json_atomic(tmp / REPORT, gates_report(run))
     figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
                          graph_budgets=tuple(tc.graph_budgets))
   _units(run, "taxonomy", ["out"], fn)
@@ -379,6 +417,13 @@ def stage_export(run: Run) -> None:
   _units(run, "export", ["bank"], fn)
 
 
+REPORT = "report.json"
+
+
+def report_path(run: Run) -> pathlib.Path:
+  return run.stage_dir("taxonomy") / "out" / REPORT
+
+
 STAGE_FNS: dict[str, Callable[[Run], None]] = {
     "dataset": stage_dataset, "views": stage_views, "taskbank": stage_taskbank,
     "scratch": stage_scratch, "transfers1": stage_transfers1,
@@ -388,18 +433,17 @@ STAGE_FNS: dict[str, Callable[[Run], None]] = {
 
 
 def configure_jax(cache_dir: pathlib.Path) -> None:
-  """Compile cheaply, and once: the pipeline's networks are tiny, so XLA's CPU compile time
-  (not the steps) dominates, and a rerun or a group of equal shapes hits the persistent cache.
-  `--xla_backend_optimization_level=0` made compiles ~5x faster here (BUILD_NOTES.md); with it
-  the training flags (taskonomy_jax/xla_flags.py). Set XLA_FLAGS yourself to override. Must
-  run before JAX's first computation."""
-  xla_flags.add("--xla_backend_optimization_level=0", *xla_flags.cpu_training_flags())
+  """The CPU training flags (taskonomy_jax/xla_flags.py) and a persistent compilation cache in
+  the workdir, so a rerun or a group of equal shapes loads compiled steps. XLA's full
+  optimisation stays on: `--xla_backend_optimization_level=0` compiled ~5x faster but ran the
+  task bank's steps ~4x slower (BUILD_NOTES.md, "Speed and memory"). Must run before JAX's
+  first computation."""
+  xla_flags.add(*xla_flags.cpu_training_flags())
   import jax
   jax.config.update("jax_compilation_cache_dir", str(cache_dir))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                  until: str | None = None) -> Run:
   """Runs (or resumes) every stage up to `until` (default: all); returns the run's log."""
@@ -430,6 +474,7 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
 def outputs(run: Run) -> dict[str, pathlib.Path]:
   out = run.stage_dir("taxonomy") / "out"
   return {"taxonomy": out / "taxonomy.json", "graph": out / "taxonomy.png",
+          "gates (report.json)": out / REPORT,
           "affinity heatmap": out / "figures" / "affinity_matrix.png",
           "taxonomies by budget": out / "figures" / "taxonomies.png",
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
@@ -464,4 +509,8 @@ def _run(args: argparse.Namespace) -> int:
   print(f"done in {time.time() - start:.0f} s; outputs:")
   for name, path in outputs(run).items():
     print(f"  {name:24} {path}{'' if path.exists() else '  (not made yet)'}")
+  report = report_path(run)
+  if report.is_file():  # the gates, last: whether this taxonomy carries signal
+    from taskonomy_jax.transfer import gates
+    print("\n".join(gates.summary_lines(json.loads(report.read_text()))))
   return 0
