@@ -286,16 +286,26 @@ def _find_readout(run: pipeline.Run, transfer: Transfer) -> tuple[str, str, int]
   raise ValueError(f"no trained readout for {transfer}; this run trained: {', '.join(have)}")
 
 
+def _plus(head: Callable[[np.ndarray], np.ndarray], offset: np.ndarray | None
+          ) -> Callable[[np.ndarray], np.ndarray]:
+  """A residual readout's prediction: its output plus the target's mean (None: unchanged)."""
+  if offset is None:
+    return head
+  return lambda x: head(x) + offset
+
+
 class TransferPredictor:
   """The chosen transfers of a run as a `Predictor`: image (R, R, 3) in [-1, 1] ->
   {target: output}, with `titles` {target: 'target <- sources'} for drawing."""
 
   def __init__(self, resolution: int, transfers: Sequence[Transfer],
                encoders: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-               heads: Mapping[str, Callable[..., np.ndarray]], channels: int):
+               heads: Mapping[str, Callable[..., np.ndarray]], channels: int,
+               source_stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None):
     self.resolution = resolution
     self.transfers = list(transfers)
     self._encoders, self._heads, self._channels = encoders, heads, channels
+    self._stats = dict(source_stats or {})
 
   @property
   def task_names(self) -> list[str]:
@@ -347,7 +357,10 @@ class TransferPredictor:
     encoders = {s: encoder(*nets[s]) for s in needed}
     heads: dict[str, Callable[..., np.ndarray]] = {t: network(*nets[t]) for t in own}
     channels = run.config.transfer.max_order * run.config.model.rep_channels
-    h = int(run.config.data.resolution) // 16
+    h = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
+    # The readouts were trained on standardised sources, to predict a residual over the target's
+    # mean: the same transforms, from the same cached arrays (pipeline.source_stats/target_mean).
+    stats = pipeline.source_stats(run, needed)
     stacked_cache: dict[tuple[str, str], dict[str, Any]] = {}
     for t in chosen:
       if t.own_network:
@@ -356,20 +369,25 @@ class TransferPredictor:
       if (stage, unit) not in stacked_cache:
         stacked_cache[stage, unit] = checkpoint.load_variables(str(run.ckpt / stage / unit))
       variables = _copy(stacked_cache[stage, unit], k)
-      module = readout_lib.build(tasks.get(t.target), run.config.readout.to_dict())
+      module = readout_lib.build(tasks.get(t.target), pipeline.readout_config(run))
       _check_fits(module, np.zeros((1, h, h, channels), np.float32), variables, f"readout {t}")
-      heads[t.target] = network(module, variables)
+      heads[t.target] = _plus(network(module, variables), pipeline.target_mean(run, t.target))
     # Sources in the order of the trained readout's input (members.json's order: sorted).
     chosen = [t if t.own_network else Transfer(t.target, tuple(sorted(t.sources)))
               for t in chosen]
-    return cls(int(run.config.data.resolution), chosen, encoders, heads, channels)
+    return cls(int(run.config.data.resolution), chosen, encoders, heads, channels, stats)
 
   def readout_input(self, transfer: Transfer, reps: Mapping[str, np.ndarray]) -> np.ndarray:
     """The sources' representations (B, h, w, C) each, concatenated channel-wise and
     zero-padded to max_order * C channels, as `training.StackedInputs` builds them."""
     from taskonomy_jax.transfer import readout as readout_lib
 
-    x = np.concatenate([reps[s] for s in transfer.sources], axis=-1)
+    def standardized(s):
+      if s not in self._stats:
+        return reps[s]
+      mean, std = self._stats[s]
+      return (reps[s] - mean) / std
+    x = np.concatenate([standardized(s) for s in transfer.sources], axis=-1)
     return readout_lib.pad_channels(x, self._channels)
 
   def batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
