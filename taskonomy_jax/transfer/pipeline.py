@@ -444,7 +444,7 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-@workdir_lock.locked
+@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                  until: str | None = None) -> Run:
   """Runs (or resumes) every stage up to `until` (default: all); returns the run's log."""
