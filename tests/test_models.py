@@ -133,3 +133,26 @@ def test_bad_inputs_get_clear_errors():
   net = models.build("normal", TINY)
   with pytest.raises(ValueError, match="multiples of 16"):
     net.init(jax.random.key(0), jnp.zeros((1, 40, 40, 3)))
+
+
+@pytest.mark.parametrize("stride", [4, 8, 16])
+def test_output_stride_sets_the_representation_grid_and_the_decoder_upsamples_back(stride):
+  """The CPU configs' stride 4 gives the paper's 16x16x8 grid at 64x64; every pixel task's
+  output keeps the registry's shape whatever the representation's stride."""
+  cfg = {"width": 4, "blocks": (1, 1, 0, 0), "decoder_width_multiplier": 1 / 32,
+         "output_stride": stride, "fc_hidden": 8}
+  x = jnp.zeros((2, 64, 64, 3))
+  rep_model = models.build("random", cfg)
+  rep = jax.eval_shape(lambda: rep_model.apply(rep_model.init(jax.random.key(0), x), x))
+  assert rep.shape == (2, 64 // stride, 64 // stride, 8)
+  for name in ("depth_zbuffer", "colorization", "room_layout"):
+    spec = tasks.get(name)
+    m = models.build(spec, cfg)
+    out = jax.eval_shape(lambda m=m: m.apply(m.init(jax.random.key(0), x), x))
+    assert out.shape == (2, *spec.output_shape(64)), name
+
+
+def test_output_stride_outside_the_supported_set_is_a_clear_error():
+  m = models.build("depth_zbuffer", {"width": 4, "output_stride": 2})
+  with pytest.raises(ValueError, match=r"output_stride must be one of \[4, 8, 16\]"):
+    m.init(jax.random.key(0), jnp.zeros((1, 64, 64, 3)))

@@ -177,3 +177,85 @@ def test_run_unit_is_atomic_and_skips_finished_units(tmp_path):
   stages.run_unit(other, lambda tmp: None)
   assert not stale.exists() and stages.is_done(other)
   assert json.loads((other / stages.MARKER).read_text())["seconds"] >= 0
+
+
+def test_residual_target_losses_equal_the_full_predictions_losses():
+  """A residual readout learns target - mean; its held-out loss is that of prediction + mean
+  against the target (L1 and L2, masked), so tournaments compare full predictions."""
+  rng = np.random.default_rng(0)
+  for task in ("depth_zbuffer", "room_layout"):
+    spec = tasks.get(task)
+    shape = spec.output_shape(32)
+    targets = rng.uniform(-1, 1, (6, *shape)).astype(np.float32)
+    masks = (rng.uniform(size=(6, *shape[:-1], 1)) > 0.3).astype(np.float32) \
+        if spec.pixel_output else None
+    mean = readout.masked_mean(targets, masks)
+    pred = rng.normal(size=(6, *shape)).astype(np.float32)
+    residual = readout.ResidualTarget(targets, mean)
+    batch = {"targets": targets} if masks is None else {"targets": targets, "mask": masks}
+    full = readout.per_example_losses(spec, pred + mean, batch)
+    res = readout.per_example_losses(spec, pred, {**batch, "targets": residual[0:6]})
+    np.testing.assert_allclose(res, full, rtol=1e-5, atol=1e-6)
+
+
+def test_masked_mean_counts_only_valid_entries():
+  t = np.array([[[1.0]], [[3.0]], [[100.0]]])
+  m = np.array([[[1.0]], [[1.0]], [[0.0]]])
+  assert readout.masked_mean(t, m)[0, 0] == pytest.approx(2.0)
+  assert readout.masked_mean(t, np.zeros_like(m))[0, 0] == 0.0
+  assert readout.masked_mean(t)[0, 0] == pytest.approx(104 / 3)
+
+
+def test_pixel_shuffle_head_places_each_cells_outputs_in_its_block():
+  """Output pixel (4i + a, 4j + b) is a linear function of the features at cell (i, j) alone."""
+  from taskonomy_jax.models.decoders import PixelShuffleHead
+  head = PixelShuffleHead(out_channels=2, upsample_steps=2, apply_tanh=False)
+  x = np.zeros((1, 3, 3, 5), np.float32)
+  v = head.init(jax.random.key(0), x)
+  base = np.asarray(head.apply(v, x))
+  x[0, 1, 2] = 1.0  # one cell changes
+  diff = np.abs(np.asarray(head.apply(v, x)) - base).sum(-1)[0]
+  assert diff.shape == (12, 12)
+  changed = np.argwhere(diff > 0)
+  assert changed[:, 0].min() == 4 and changed[:, 0].max() == 7
+  assert changed[:, 1].min() == 8 and changed[:, 1].max() == 11
+
+
+def test_residual_readouts_have_a_linear_output_and_classification_keeps_logits():
+  spec = tasks.get("depth_zbuffer")
+  cfg = {**SMALL, "output_stride": 4, "residual": True, "pixel_head": "shuffle"}
+  m = readout.build(spec, cfg)
+  assert m.residual
+  x = np.full((1, 4, 4, 8), 50.0, np.float32)
+  out = np.asarray(m.apply(m.init(jax.random.key(0), x), x))
+  assert out.shape == (1, 16, 16, 1) and np.abs(out).max() > 1.0  # no tanh
+  assert not readout.build(tasks.get("segment_semantic"), cfg).residual
+  with pytest.raises(ValueError, match="pixel_head 'fancy' is unknown"):
+    readout.build(spec, {**cfg, "pixel_head": "fancy"})
+
+
+def test_stacked_inputs_standardise_each_source_per_channel():
+  rng = np.random.default_rng(1)
+  reps = {"a": rng.normal(5.0, 3.0, (40, 2, 2, 4)).astype(np.float32),
+          "b": np.abs(rng.normal(0, 1e-3, (40, 2, 2, 4))).astype(np.float32)}
+  stats = {s: training.channel_stats(r) for s, r in reps.items()}
+  inputs = training.StackedInputs(reps, [("a",), ("a", "b")], 8, stats)
+  x = inputs.batch(0, 40)  # (N, K, h, w, 8)
+  np.testing.assert_allclose(x[:, 1].reshape(-1, 8).mean(0), 0, atol=1e-4)
+  np.testing.assert_allclose(x[:, 1].reshape(-1, 8).std(0), 1, atol=1e-3)
+  assert np.all(x[:, 0, ..., 4:] == 0)  # first order: padded, not standardised
+  dead = np.zeros((3, 2, 2, 1), np.float32)
+  assert training.channel_stats(dead)[1][0] == 1.0  # a dead channel passes unscaled
+
+
+def test_trivial_images_and_their_losses():
+  spec = tasks.get("depth_zbuffer")
+  rng = np.random.default_rng(2)
+  targets = rng.uniform(-1, 1, (30, 8, 8, 1)).astype(np.float32)
+  masks = np.ones((30, 8, 8, 1), np.float32)
+  images = training.trivial_images(targets, masks)
+  np.testing.assert_allclose(images["mean"], targets.mean(0), atol=1e-6)
+  np.testing.assert_allclose(images["median"], np.median(targets, 0), atol=1e-6)
+  losses = training.constant_losses(spec, images["median"], targets, masks)
+  expected = np.abs(targets - images["median"]).mean(axis=(1, 2, 3))
+  np.testing.assert_allclose(losses, expected, rtol=1e-5)
