@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import io
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import matplotlib
@@ -138,6 +138,37 @@ def affinity_heatmap(table: AffinityTable, path: str | pathlib.Path,
   fig.colorbar(im, ax=ax, fraction=0.03, label="affinity / best source's affinity")
   _save(fig, path)
   return mat
+
+
+def affinity_error_bars(table: AffinityTable, intervals: Mapping[str, Sequence[float]],
+                        path: str | pathlib.Path,
+                        title: str = "First-order affinities with bootstrap intervals") -> None:
+  """One panel per target: its first-order sources' affinities, best first, with their 95%
+  bootstrap intervals (`intervals`: str(transfer) -> (low, high), e.g. report.json's
+  `affinity_intervals`; a transfer without one is drawn without a bar)."""
+  targets = node_order(table.targets)
+  cols = min(4, len(targets))
+  rows = -(-len(targets) // cols)
+  fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 0.22 * len(table.nodes) * rows + 1.5),
+                           squeeze=False)
+  for ax, target in zip(axes.flat, targets, strict=False):
+    first = sorted(((t, v) for t, v in table.affinity.items()
+                    if t.target == target and t.order == 1 and not t.is_self),
+                   key=lambda tv: -tv[1])
+    values = np.array([v for _, v in first])
+    bounds = np.array([intervals.get(str(t), (v, v)) for t, v in first], float)
+    err = np.abs(np.stack([values - bounds[:, 0], bounds[:, 1] - values]))
+    y = np.arange(len(first))
+    ax.barh(y, values, xerr=err, color="tab:blue", ecolor="0.2", capsize=2)
+    ax.set_yticks(y, [node_title(t.sources[0]) for t, _ in first], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_title(node_title(target), fontsize=9)
+    ax.tick_params(axis="x", labelsize=7)
+  for ax in list(axes.flat)[len(targets):]:
+    ax.axis("off")
+  fig.suptitle(title, fontsize=10)
+  fig.tight_layout()
+  _save(fig, path)
 
 
 def budget_curves(series: dict[str, dict[str, list[float]]], path: str | pathlib.Path,

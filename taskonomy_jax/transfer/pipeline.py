@@ -394,7 +394,8 @@ def affinities_path(run: Run) -> pathlib.Path:
 
 
 def stage_taxonomy(run: Run) -> None:
-  from taskonomy_jax.taxonomy import api, figures
+  from taskonomy_jax.taxonomy import api, draw, figures
+  from taskonomy_jax.taxonomy.affinities import AffinityTable
 
   tc = run.config.taxonomy
 
@@ -402,9 +403,13 @@ def stage_taxonomy(run: Run) -> None:
     tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
                              data=str(affinities_path(run)))
     api.write_outputs(tax, tmp)
-    stages.write_json_atomic(tmp / REPORT, gates_report(run))
     figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
                          graph_budgets=tuple(tc.graph_budgets))
+    report = gates_report(run)
+    stages.write_json_atomic(tmp / REPORT, report)
+    draw.affinity_error_bars(AffinityTable.load(affinities_path(run)),
+                             report.get("affinity_intervals", {}),
+                             tmp / "figures" / "affinity_intervals.png")
   _units(run, "taxonomy", ["out"], fn)
 
 
@@ -477,6 +482,7 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
   return {"taxonomy": out / "taxonomy.json", "graph": out / "taxonomy.png",
           "gates (report.json)": out / REPORT,
           "affinity heatmap": out / "figures" / "affinity_matrix.png",
+          "affinities with intervals": out / "figures" / "affinity_intervals.png",
           "taxonomies by budget": out / "figures" / "taxonomies.png",
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
           "similarity tree": out / "figures" / "similarity_tree.png",
