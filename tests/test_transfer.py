@@ -252,7 +252,7 @@ def test_trivial_images_and_their_losses():
   spec = tasks.get("depth_zbuffer")
   rng = np.random.default_rng(2)
   targets = rng.uniform(-1, 1, (30, 8, 8, 1)).astype(np.float32)
-  masks = np.ones((30, 8, 8, 1), np.float32)
+  masks = np.ones((30, 8, 8), np.float32)  # pixel masks come without a channel axis
   images = training.trivial_images(targets, masks)
   np.testing.assert_allclose(images["mean"], targets.mean(0), atol=1e-6)
   np.testing.assert_allclose(images["median"], np.median(targets, 0), atol=1e-6)

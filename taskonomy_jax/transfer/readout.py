@@ -107,17 +107,22 @@ def masked_mean(targets: np.ndarray, masks: np.ndarray | None = None) -> np.ndar
   """The mean target over examples, per element, counting only valid entries.
 
   Args:
-    targets: (N, ...) targets. masks: (N, ...) or (N, H, W, 1) 1/0 validity, or None (all
-      valid).
+    targets: (N, ...) targets. masks: (N, ...), (N, H, W, 1) or (N, H, W) 1/0 validity, or
+      None (all valid).
   Returns:
     (...) float32; 0 where no example is valid.
   """
   t = np.asarray(targets, np.float64)
   if masks is None:
     return t.mean(0).astype(np.float32)
-  m = np.broadcast_to(np.asarray(masks, np.float64), t.shape)
+  m = np.broadcast_to(channel_axis(np.asarray(masks, np.float64), t.ndim), t.shape)
   count = m.sum(0)
   return np.where(count > 0, (t * m).sum(0) / np.maximum(count, 1), 0.0).astype(np.float32)
+
+
+def channel_axis(mask: np.ndarray, ndim: int) -> np.ndarray:
+  """A (N, H, W) pixel mask as (N, H, W, 1) for (N, H, W, C) targets (`ndim` = 4)."""
+  return mask[..., None] if mask.ndim == ndim - 1 else mask
 
 
 class ResidualTarget(Sequence):

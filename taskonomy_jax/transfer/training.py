@@ -162,7 +162,8 @@ def trivial_images(targets: np.ndarray, masks: np.ndarray | None,
   predictions a task network must beat. Up to `max_examples` spread over the split."""
   stride = max(1, -(-len(targets) // max_examples))
   t = np.asarray(targets[::stride], np.float32)
-  m = None if masks is None else np.broadcast_to(np.asarray(masks[::stride]) > 0, t.shape)
+  m = None if masks is None else np.broadcast_to(
+      readout_lib.channel_axis(np.asarray(masks[::stride]) > 0, t.ndim), t.shape)
   mean = readout_lib.masked_mean(t, m)
   if m is None:
     median = np.median(t, axis=0)
