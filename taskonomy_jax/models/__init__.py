@@ -21,7 +21,7 @@ __all__ = ["DTYPES", "Encoder", "FCHead", "PixelDecoder", "TaskNetwork", "build"
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _FIELDS = ("width", "blocks", "rep_channels", "output_stride", "decoder_width_multiplier",
-           "fc_hidden", "dropout", "conv_impl")
+           "decoder_min_channels", "fc_hidden", "dropout", "conv_impl")
 
 
 def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -> TaskNetwork:

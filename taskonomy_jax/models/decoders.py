@@ -55,6 +55,10 @@ class PixelDecoder(nn.Module):
   upsample_steps: int = 4
   width_multiplier: float = 1.0
   apply_tanh: bool = True
+  # Narrowest hidden layer: at small width multipliers the last layers would keep 1 channel,
+  # a bottleneck that cannot even reproduce a target's mean image (BUILD_NOTES.md, "Task
+  # networks at CPU size").
+  min_channels: int = 1
   dtype: Any = jnp.float32
   conv_impl: str = conv_lib.AUTO
 
@@ -63,7 +67,7 @@ class PixelDecoder(nn.Module):
     ups_left = self.upsample_steps
     conv_fn = conv_lib.get(self.conv_impl)
     for i, (channels, upsample) in enumerate(PIXEL_DECODER_LAYERS):
-      features = max(1, round(channels * self.width_multiplier))
+      features = max(self.min_channels, round(channels * self.width_multiplier))
       if upsample and ups_left > 0:
         ups_left -= 1
         x = deconv(features, self.dtype, self.conv_impl, name=f"layer{i}")(x)

@@ -43,6 +43,7 @@ class TaskNetwork(nn.Module):
   rep_channels: int = 8
   output_stride: int = 16  # the encoder's (models/resnet.py); the decoder upsamples back
   decoder_width_multiplier: float = 1.0
+  decoder_min_channels: int = 1  # the pixel decoder's narrowest hidden layer
   fc_hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
@@ -97,6 +98,7 @@ def _pixel_decoder(net: TaskNetwork) -> nn.Module:
                             dtype=net.dtype, name="decoder")
   return PixelDecoder(net.spec.channels, upsample_steps=steps,
                       width_multiplier=net.decoder_width_multiplier,
+                      min_channels=getattr(net, "decoder_min_channels", 1),
                       apply_tanh=squash, dtype=net.dtype,
                       conv_impl=net.conv_impl, name="decoder")
 
