@@ -35,22 +35,24 @@ def _problem(task: str, k: int, n: int = 12, side: int = 2, channels: int = 16, 
                                                               marks=pytest.mark.slow)])
 def test_stacked_readouts_equal_one_by_one(task, tmp_path):
   k, steps = 3, 4
-  # Adam divides each gradient by its own running magnitude, so where a gradient is ~0 the
-  # last-bit differences of K=3 vs K=1 reductions can move a parameter by a few percent of one
-  # step (lr): seen once in 36,864 weights for depth_zbuffer. 5% of a step still catches a
-  # readout trained on another's data or seed, which differs by whole steps.
-  param_atol = 0.05 * OPT["learning_rate"]
+  # SGD, not Adam: Adam divides each gradient by its own running magnitude, so where a gradient
+  # is ~0 the last-bit differences of K=3 vs K=1 reductions moved weights by up to 16% of a step
+  # (27 of 576 in one depth_zbuffer layer on one machine). SGD's update is proportional to the
+  # gradient, so those differences stay last-bit; a readout trained on another's data or seed
+  # differs by whole updates.
+  opt = {"name": "sgd", "learning_rate": 0.05, "weight_decay": 2e-6}
+  param_atol = 1e-5
   spec, inputs, targets, masks = _problem(task, k)
   module = readout.build(spec, SMALL)
   cfg = {"num_steps": steps, "batch_size": 4, "seed": 7}
   seeds = [11, 12, 13]
   together = training.StackedSource(inputs, targets, masks)
-  state = training.train_stacked(module, spec, together, seeds, OPT, cfg, tmp_path / "all")
+  state = training.train_stacked(module, spec, together, seeds, opt, cfg, tmp_path / "all")
   losses = training.stacked_losses(module, spec, state, together, batch=5)
   assert losses.shape == (k, len(inputs))
   for i in range(k):
     alone = training.StackedSource(inputs[:, i:i + 1], targets[i:i + 1], masks[i:i + 1])
-    one = training.train_stacked(module, spec, alone, [seeds[i]], OPT, cfg, tmp_path / str(i))
+    one = training.train_stacked(module, spec, alone, [seeds[i]], opt, cfg, tmp_path / str(i))
     got = jax.tree.map(lambda a, i=i: np.asarray(a)[i], (state.params, state.batch_stats))
     want = jax.tree.map(lambda a: np.asarray(a)[0], (one.params, one.batch_stats))
     for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):

@@ -59,14 +59,27 @@ class Run:
   def views(self, split: str) -> views_lib.Views:
     return views_lib.Views(self.stage_dir("views") / split)
 
-  def groups(self, names: Sequence[str]) -> dict[str, list[str]]:
-    """Stackable groups (one compiled model each), keyed by unit name."""
+  def groups(self, names: Sequence[str], stacked: bool = True) -> dict[str, list[str]]:
+    """Stackable groups (one compiled model each), keyed by unit name; every task a group of
+    its own when not `stacked`."""
     from taskonomy_jax.transfer import training
-    return {f"{i:02d}_{g[0]}": g for i, g in enumerate(training.group_tasks(names))}
+    split = training.group_tasks(names) if stacked else [[tasks.get(n).name] for n in names]
+    return {f"{i:02d}_{g[0]}": g for i, g in enumerate(split)}
+
+  def stage_groups(self, stage: str) -> dict[str, list[str]]:
+    """The units of `stage`: the task networks (and their from-scratch twins) train stacked
+    per group only when `taskbank.stacked` / `scratch.stacked`: on CPU the CPU-size networks
+    train 3x faster one by one (the same compiled step, loaded from the persistent cache),
+    since the stacked (im2col) convolution handles their 64x64 decoder layers poorly
+    (BUILD_NOTES.md, "Speed and memory"). Readouts always stack."""
+    if stage == "taskbank":
+      return self.groups(self.bank, self.config.taskbank.get("stacked", True))
+    if stage == "scratch":
+      return self.groups(self.targets, (self.config.get("scratch") or {}).get("stacked", True))
+    return self.groups(self.targets)
 
   def unit_of(self, stage: str, task: str) -> pathlib.Path:
-    names = self.bank if stage == "taskbank" else self.targets
-    unit = next(u for u, g in self.groups(names).items() if task in g)
+    unit = next(u for u, g in self.stage_groups(stage).items() if task in g)
     return self.stage_dir(stage) / unit
 
   def rep(self, task: str, split: str) -> np.ndarray:
@@ -164,7 +177,7 @@ def stage_taskbank(run: Run) -> None:
   seed = run.config.taskbank.seed
 
   def fn(unit, tmp):
-    group = run.groups(run.bank)[unit]
+    group = run.stage_groups("taskbank")[unit]
     spec = tasks.get(group[0])
     model = training.network_model(spec, run.config.model)
     seeds = [seed + run.bank.index(t) for t in group]
@@ -196,7 +209,7 @@ def stage_taskbank(run: Run) -> None:
           np.save(tmp / f"{t}.{name}_losses.npy",
                   training.constant_losses(spec, image, test.target(t), test.mask(t)))
     (tmp / "members.json").write_text(json.dumps(group))
-  _units(run, "taskbank", list(run.groups(run.bank)), fn)
+  _units(run, "taskbank", list(run.stage_groups("taskbank")), fn)
 
 
 def _transfer_train_cfg(run: Run) -> dict[str, Any]:
@@ -212,7 +225,7 @@ def stage_scratch(run: Run) -> None:
   budget = run.config.transfer.budget or None
 
   def fn(unit, tmp):
-    group = run.groups(run.targets)[unit]
+    group = run.stage_groups("scratch")[unit]
     spec = tasks.get(group[0])
     model = training.network_model(spec, run.config.model)
     source = training.StackedSource(val.rgb, [val.target(t) for t in group],
@@ -226,7 +239,7 @@ def stage_scratch(run: Run) -> None:
     losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
     for t, row in zip(group, losses, strict=True):
       np.save(tmp / f"{t}.losses.npy", row)
-  _units(run, "scratch", list(run.groups(run.targets)), fn)
+  _units(run, "scratch", list(run.stage_groups("scratch")), fn)
 
 
 Member = tuple[str, tuple[str, ...]]  # (target, sources)

@@ -152,7 +152,7 @@ def task_networks(run: pipeline.Run, names: Sequence[str] | None = None
     raise ValueError(f"{sorted(unknown)} not in this run's task bank; it has {run.bank}")
   sample = _sample(run)
   out: dict[str, tuple[Any, dict[str, Any]]] = {}
-  for unit, group in run.groups(run.bank).items():
+  for unit, group in run.stage_groups("taskbank").items():
     if not wanted & set(group):
       continue
     unit_dir = run.stage_dir("taskbank") / unit
