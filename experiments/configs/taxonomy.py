@@ -81,7 +81,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.optimizer.weight_decay = 2e-6
 
   c.taskbank = ml_collections.ConfigDict()
-  c.taskbank.num_steps = 8 if tiny else (200_000 if paper else 600)
+  c.taskbank.num_steps = 8 if tiny else (200_000 if paper else 400)
   c.taskbank.batch_size = 8 if tiny else (32 if paper else 16)
   c.taskbank.seed = 0
   c.taskbank.decay_at = (0.6, 0.85)  # x0.1 at these fractions of the steps
@@ -115,7 +115,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.transfer.decay_at = (0.5, 0.8)
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
-  c.scratch.num_steps = 6 if tiny else (30_000 if paper else 300)
+  c.scratch.num_steps = 6 if tiny else (30_000 if paper else 200)
   c.scratch.stacked = paper
 
   c.taxonomy = ml_collections.ConfigDict()
