@@ -262,8 +262,9 @@ def test_paper_agreement_of_the_published_table_with_itself(paper):
 
 
 def test_paper_agreement_fails_on_reversed_affinities(paper):
+  top = max(paper.affinity.values())  # affinities must be >= 0: reverse the order by top - v
   reversed_table = affinities.AffinityTable(
-      {t: -v if t.order == 1 else v for t, v in paper.affinity.items()})
+      {t: top - v if t.order == 1 else v for t, v in paper.affinity.items()})
   out = gates.paper_agreement(reversed_table, paper)
   assert out["spearman_all"]["rho"] == pytest.approx(-1.0)
   assert out["passes"] is False

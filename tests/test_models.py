@@ -131,7 +131,7 @@ def test_bad_inputs_get_clear_errors():
   with pytest.raises(ValueError, match="accepted: \\['bfloat16', 'float32'\\]"):
     models.build("normal", {"dtype": "float16"})
   net = models.build("normal", TINY)
-  with pytest.raises(ValueError, match="multiples of 16"):
+  with pytest.raises(ValueError, match="multiples of its output stride 16"):
     net.init(jax.random.key(0), jnp.zeros((1, 40, 40, 3)))
 
 
