@@ -64,7 +64,7 @@ def test_pipeline_end_to_end_resumes_after_a_kill(tmp_path):
     else:
       assert path.is_file() and path.stat().st_size > 0, path
   report = json.loads(out["gates (report.json)"].read_text())
-  assert set(report["gates"]) >= {"task_networks", "transfers_vs_random", "readouts_converged"}
+  assert set(report["gates"]) >= {"networks", "transfers_vs_random", "readouts_converged"}
   assert isinstance(report["trusted"], bool)
   table = AffinityTable.load(out["affinities"])
   targets = run.targets
