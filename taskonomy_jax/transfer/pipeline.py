@@ -316,9 +316,12 @@ def stage_transfers1(run: Run) -> None:
   _units(run, "transfers1", list(run.groups(run.targets)), fn)
 
 
+def load_members(folder: pathlib.Path) -> list[Member]:
+  return [(t, tuple(s)) for t, s in json.loads((folder / "members.json").read_text())]
+
+
 def load_losses(folder: pathlib.Path) -> tuple[list[Member], np.ndarray]:
-  members = [(t, tuple(s)) for t, s in json.loads((folder / "members.json").read_text())]
-  return members, np.load(folder / "losses.npy")
+  return load_members(folder), np.load(folder / "losses.npy")
 
 
 def target_losses(folder: pathlib.Path, target: str) -> tuple[list[tuple[str, ...]], np.ndarray]:
@@ -379,7 +382,7 @@ def converged_readouts(run: Run) -> dict[str, bool]:
   out = {}
   for stage in ("transfers1", "transfers_high"):
     for unit in sorted(run.stage_dir(stage).glob("*/plateau.json")):
-      members, _ = load_losses(unit.parent)
+      members = load_members(unit.parent)
       flags = json.loads(unit.read_text())["plateaued"]
       for (target, sources), ok in zip(members, flags, strict=True):
         out[f"{'+'.join(sources)} -> {target}"] = bool(ok)
