@@ -1,6 +1,6 @@
 """`taskonomy serve` start-up: a busy port fails at once with a message and exit code 2 (and no
 "serving on"); "serving on" is printed once the server answers; `--bank` given a taxonomy run
-says to export it first."""
+serves that run's task bank."""
 
 from __future__ import annotations
 
@@ -32,19 +32,29 @@ def test_busy_port_fails_at_once_with_exit_code_2(capsys):
   assert took < 5
 
 
-def test_serve_on_a_taxonomy_run_says_to_export_it(tmp_path, capsys):
+def test_serve_on_a_taxonomy_run_reads_its_bank(tmp_path, capsys):
+  from taskonomy_jax.taskbank import train as train_lib
+  from taskonomy_jax.web import serve
+
   run = tmp_path / "taxonomy"
   for stage in ("01_dataset", "02_views", "03_taskbank"):
     (run / stage).mkdir(parents=True)
-  (run / "config.json").write_text("{}")
+  (run / "config.json").write_text('{"taskbank": {}}')
   assert cli.main(["serve", "--bank", str(run), "--port", "1"]) == 2
   err = capsys.readouterr().err
-  assert f"{run} is a taxonomy run" in err
-  assert f"taskonomy taskbank export --run {run} --out OUT" in err and "--bank OUT" in err
-  # Without config.json, the export needs the run's config: the message says so.
-  (run / "config.json").unlink()
-  assert cli.main(["serve", "--bank", str(run)]) == 2
-  assert "--config FILE[:ARG]" in capsys.readouterr().err
+  assert f"{run} is a taxonomy run" in err and "not trained yet" in err
+  assert f"taskonomy taxonomy --workdir {run} --until taskbank" in err
+  bank = run / "03_taskbank" / "bank"
+  bank.mkdir()
+  (bank / train_lib.BANK_FILE).write_text("{}")
+  assert serve.bank_folder(str(run)) == str(bank)
+  # A run that read a bank given with --bank serves that bank.
+  elsewhere = tmp_path / "elsewhere"
+  (run / "config.json").write_text(f'{{"taskbank": {{"bank": "{elsewhere}"}}}}')
+  elsewhere.mkdir()
+  (elsewhere / train_lib.BANK_FILE).write_text("{}")
+  assert serve.bank_folder(str(run)) == str(elsewhere)
+  assert serve.bank_folder(str(elsewhere)) == str(elsewhere)
 
 
 def test_serving_on_is_printed_once_it_listens():

@@ -89,7 +89,7 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c.data.augment = ()  # training only: 'hflip', 'color' (class tasks; taskbank/data.py)
   # Vector regressions (layout, vanishing points, poses, egomotion) learn standardised targets,
   # as in the original (statistics of the training split; bank outputs are mapped back).
-  c.data.standardize_targets = True
+  c.data.standardize_targets = "vectors"
 
   c.eval = ml_collections.ConfigDict()
   c.eval.batch_size = 16

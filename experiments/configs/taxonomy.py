@@ -85,8 +85,16 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.taskbank.batch_size = 8 if tiny else (32 if paper else 16)
   c.taskbank.seed = 0
   c.taskbank.decay_at = (0.6, 0.85)  # x0.1 at these fractions of the steps
-  # CPU size: one network at a time (3x faster here than vmapped; BUILD_NOTES.md).
-  c.taskbank.stacked = paper
+  # The task-bank trainer's recipe (taskonomy_jax/taskbank/train.py, as `taskonomy taskbank
+  # train`): every L1/L2 target standardised (per channel for pixel targets): log depth
+  # spreads 0.04 where edges and shading spread 0.3-0.4, and unstandardised the depth networks
+  # stayed at the mean image (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
+  c.taskbank.standardize_targets = "regressions"
+  c.taskbank.augment = ()
+  c.taskbank.bn_recompute_batches = 0
+  c.taskbank.per_task = ml_collections.ConfigDict()  # {task: settings over these}
+  # An already trained bank to read instead of training one (`taskonomy taxonomy --bank DIR`).
+  c.taskbank.bank = ""
 
   c.readout = ml_collections.ConfigDict()
   c.readout.readout_channels = 8
@@ -116,7 +124,6 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
   c.scratch.num_steps = 6 if tiny else (30_000 if paper else 200)
-  c.scratch.stacked = paper
 
   c.taxonomy = ml_collections.ConfigDict()
   c.taxonomy.graph_budgets = (1, 2) if tiny else (2, 4, 8)

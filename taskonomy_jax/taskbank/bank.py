@@ -80,6 +80,11 @@ class TaskBank:
   def task_names(self) -> list[str]:
     return list(self._nets)
 
+  def network(self, task: str) -> tuple[Any, Any]:
+    """(flax module, variables) of `task`'s network; its outputs are in standardised units
+    where the task trained on standardised targets (`batch_apply` maps them back)."""
+    return self._nets[tasks.get(task).name]
+
   def batch_apply(self, task: str) -> Callable[[np.ndarray], np.ndarray]:
     """The network of `task` on a batch of inputs (as the training data gives them); outputs in
     the targets' own units (standardised targets mapped back)."""

@@ -1,4 +1,4 @@
-"""`taskonomy taskbank train | evaluate | export | predict`: the task bank from the command line."""
+"""`taskonomy taskbank train | evaluate | predict`: the task bank from the command line."""
 
 from __future__ import annotations
 
@@ -29,20 +29,6 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
                                "<bank>/evaluation_test.json for --split test)")
   e.set_defaults(run=_run_evaluate)
 
-  x = sub.add_parser(
-      "export", help="write a taxonomy run's task networks as a task bank (for --bank)",
-      description="Cut the task networks of a finished `taskonomy taxonomy` run out of its "
-                  "stacked checkpoints and write them as a task bank that `serve --bank`, "
-                  "`visualize --bank` and `taskbank predict --bank` load.")
-  x.add_argument("--run", required=True, dest="run_dir", metavar="WORKDIR",
-                 help="the taxonomy run's workdir")
-  x.add_argument("--out", required=True, help="the task bank folder to write")
-  x.add_argument("--config", default=None, metavar="FILE[:ARG]",
-                 help="the run's config, when its workdir has no config.json")
-  x.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="the run's --set overrides (with --config)")
-  x.set_defaults(run=_run_export)
-
   r = sub.add_parser("predict", help="run every task on one image and draw the outputs")
   r.add_argument("image", help="a PNG or JPEG (centre-cropped and resized to the bank's size)")
   r.add_argument("--bank", required=True, help="a task-bank workdir")
@@ -63,15 +49,6 @@ def _run_train(args: argparse.Namespace) -> int:
   records = train.train_task_bank(config, args.workdir)
   print(json.dumps({n: {k: r.get(k) for k in ("steps", "seconds")} for n, r in records.items()},
                    indent=1))
-  return 0
-
-
-def _run_export(args: argparse.Namespace) -> int:
-  from taskonomy_jax.transfer import predictor
-
-  config = predictor.load_run_config(args.run_dir, args.config, args.set)
-  names = predictor.export_task_bank(args.run_dir, args.out, config)
-  print(f"wrote {args.out}: {', '.join(names)}")
   return 0
 
 

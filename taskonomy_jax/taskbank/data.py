@@ -13,21 +13,25 @@ of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` rea
 
 Data config keys: `name`, `builder_config` (e.g. 'r64_tiny'), `data_dir` (None: TFDS default),
 `build_if_missing` (render and prepare the synthetic dataset when absent), `seed`,
+`train_split` (the dataset split training reads, default 'train'; the from-scratch baselines
+of a taxonomy learn from 'validation', the transfer budget), `train_examples` (0: all; else
+training reads only the first that many views),
 `draws_per_anchor` (training: that many draws of each view or anchor per epoch; fresh partner
 views for multi-view tasks, fresh noise / tile permutations for denoising and jigsaw
 (`selfsup.RANDOM_SAMPLES`), fresh augmentations with `augment`), `augment` (training only, for
 the tasks `AUGMENTABLE` lists: 'hflip' mirrors the image, 'channels' shuffles its RGB channels,
 'color' jitters each channel's gain, brightness and contrast; a network that can no longer key
 on a building's random material colours has to look at the furniture and the geometry),
-`target_stats` ({"mean", "std"} per target dimension, from `target_statistics`: every split's
-targets standardised with them; the task-bank trainer sets it for the tasks
-`has_standardized_targets` names).
+`standardize_targets` ('none', 'vectors' or 'regressions'; `has_standardized_targets`),
+`target_stats` ({"mean", "std"} per target dimension or pixel channel, from
+`target_statistics`: every split's targets standardised with them; the task-bank trainer sets
+it for the tasks `standardize_targets` names).
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grain
@@ -84,12 +88,33 @@ def _view_index(name: str, builder_config: str, data_dir: str | None, split: str
 
 
 def source(cfg: Mapping[str, Any], split: str):
-  """The split's random-access TFDS source, built first if missing and allowed."""
+  """The split's random-access TFDS source, built first if missing and allowed. The loop's
+  'train' split reads the dataset split `cfg.train_split` names (default 'train')."""
   if split not in SPLITS:
     raise ValueError(f"unknown split {split!r}; accepted: {sorted(SPLITS)}")
+  if split == "train":
+    split = cfg.get("train_split") or "train"
+    if split not in SPLITS:
+      raise ValueError(f"unknown data.train_split {split!r}; accepted: {sorted(SPLITS)}")
   data_dir = cfg.get("data_dir")
   ensure_built(cfg["name"], cfg["builder_config"], data_dir, cfg.get("build_if_missing", True))
   return _source(cfg["name"], cfg["builder_config"], data_dir, SPLITS[split])
+
+
+class FirstExamples(Sequence):
+  """The first `n` records of a source: a network trained on a budget of labelled views (the
+  from-scratch baselines on the transfer budget)."""
+
+  def __init__(self, source: Any, n: int):
+    self.source, self.n = source, min(int(n), len(source))
+
+  def __len__(self) -> int:
+    return self.n
+
+  def __getitem__(self, i: int):
+    if not 0 <= i < self.n:
+      raise IndexError(i)
+    return self.source[i]
 
 
 def check_resolution(src: Any, resolution: int) -> None:
@@ -181,27 +206,56 @@ class AugmentedViews:
     return {**example, "inputs": np.stack(views)}
 
 
-def has_standardized_targets(spec: tasks.TaskSpec) -> bool:
-  """Vector regressions (room layout, vanishing points, poses, egomotion): their dimensions mix
+# `data.standardize_targets`: which tasks learn standardised targets. 'vectors': the vector
+# regressions; 'regressions': every L1/L2 target, pixel ones per channel over valid pixels;
+# True / False: the older spelling of 'vectors' / 'none'.
+STANDARDIZE = ("none", "vectors", "regressions")
+
+
+def standardize_choice(value: Any) -> str:
+  """`data.standardize_targets` as one of STANDARDIZE, or ValueError naming those."""
+  if value is True or value is False or value is None:
+    return "vectors" if value else "none"
+  if value not in STANDARDIZE:
+    raise ValueError(f"data.standardize_targets must be one of {STANDARDIZE}, got {value!r}")
+  return value
+
+
+def has_standardized_targets(spec: tasks.TaskSpec, which: Any = "vectors") -> bool:
+  """Whether `spec` learns standardised targets under `data.standardize_targets = which`.
+
+  Vector regressions (room layout, vanishing points, poses, egomotion): their dimensions mix
   metres and radians with spreads from 0.2 to 4, so an unweighted squared error is nearly all
   the widest ones (room layout: the room's centre) and the network learns nothing else
-  (BUILD_NOTES.md, "Fifth session"). The original standardised them with its dataset's
-  mean/std; the bank uses its training split's."""
-  return not spec.pixel_output and spec.loss == "l2"
+  (BUILD_NOTES.md, "Task bank"). The original standardised them with its dataset's mean/std;
+  the bank uses its training split's. Pixel regressions ('regressions'): log depth spreads
+  0.04 where edges and shading spread 0.3-0.4, so at one learning rate a small depth network
+  jitters around the mean image (BUILD_NOTES.md, "Task networks").
+  """
+  which = standardize_choice(which)
+  if which == "none" or spec.loss not in ("l1", "l2"):
+    return False
+  return which == "regressions" or not spec.pixel_output
 
 
 def target_statistics(spec: tasks.TaskSpec, cfg: Mapping[str, Any], resolution: int,
                       max_examples: int = 2048) -> dict[str, list[float]]:
-  """Per-dimension mean and standard deviation of `spec`'s training targets, in their own units.
+  """Mean and standard deviation of `spec`'s training targets, in their own units.
 
-  Returns {"mean": [C], "std": [C]} over up to `max_examples` training examples spread evenly
-  over the split (all draws of multi-view tasks); a constant dimension gets std 1, so it passes
-  through standardisation shifted but unscaled.
+  Vector targets: per dimension, {"mean": [C], "std": [C]}. Pixel targets: per channel over the
+  valid pixels, {"mean": [C], "std": [C]} broadcast over (H, W). Over up to `max_examples`
+  training examples spread evenly over the split (all draws of multi-view tasks); a constant
+  dimension gets std 1, so it passes through standardisation shifted but unscaled.
   """
   raw = {**dict(cfg), "target_stats": None, "augment": ()}
   ds = dataset(spec, raw, "train", resolution)
   stride = max(1, -(-len(ds) // max_examples))
-  y = np.stack([np.asarray(ds[i]["targets"], np.float64) for i in range(0, len(ds), stride)])
+  examples = [ds[i] for i in range(0, len(ds), stride)]
+  y = np.stack([np.asarray(e["targets"], np.float64) for e in examples])
+  if spec.pixel_output:
+    valid = np.ones(y.shape[:-1], bool) if "mask" not in examples[0] else \
+        np.stack([np.asarray(e["mask"]) > 0 for e in examples])
+    y = y[valid]  # (valid pixels, C)
   y = y.reshape(len(y), -1)
   std = y.std(0)
   return {"mean": y.mean(0).tolist(), "std": np.where(std > 1e-6, std, 1.0).tolist()}
@@ -229,10 +283,9 @@ def dataset(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
   ds = _examples(spec, cfg, split, resolution)
   stats = cfg.get("target_stats")
   if stats:
-    if not has_standardized_targets(spec):
+    if not has_standardized_targets(spec, "regressions"):
       raise ValueError(f"target_stats given for {spec.name}, whose targets are not "
-                       "standardised (only vector regressions are: room layout, vanishing "
-                       "points, poses, egomotion)")
+                       "standardised (only L1/L2 regressions are)")
     ds = ds.map(StandardizedTargets(stats))
   return ds
 
@@ -242,12 +295,18 @@ def _examples(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
   src = source(cfg, split)
   check_resolution(src, resolution)
   seed = int(cfg.get("seed", 0)) + (0 if split == "train" else 1)
+  stored = (cfg.get("train_split") or "train") if split == "train" else split
+  budget = int(cfg.get("train_examples") or 0) if split == "train" else 0
+  if budget:
+    if spec.name in pipeline.MULTI_VIEW_KINDS:
+      raise ValueError(f"data.train_examples applies to one-view tasks, not {spec.name}")
+    src = FirstExamples(src, budget)
   if spec.name in pipeline.MULTI_VIEW_KINDS:
     name, bc, data_dir = cfg["name"], cfg["builder_config"], cfg.get("data_dir")
     # Fresh partners per draw for training; held-out pairs stay one fixed pair per view.
     draws = int(cfg.get("draws_per_anchor", 1)) if split == "train" else 1
     mv = pipeline.MultiViewSource(src, spec.name, seed=seed, draws_per_anchor=draws,
-                                  index=_view_index(name, bc, data_dir, SPLITS[split]))
+                                  index=_view_index(name, bc, data_dir, SPLITS[stored]))
     ds = grain.MapDataset.source(mv).map(_multi_view_example)
     augment = check_augment(spec, cfg.get("augment"))
     if augment and split == "train":

@@ -175,7 +175,7 @@ def _with_target_stats(config: ml_collections.ConfigDict,
   from taskonomy_jax.taskbank import data as data_lib
 
   spec = tasks.get(config.task)
-  if not (config.data.get("standardize_targets") and data_lib.has_standardized_targets(spec)):
+  if not data_lib.has_standardized_targets(spec, config.data.get("standardize_targets")):
     return config
   stats = target_stats(workdir, spec.name)
   if stats is None:

@@ -1,8 +1,12 @@
 """The whole method on the synthetic world, as resumable stages (`make taxonomy`).
 
 dataset -> views -> task bank (+ representations) -> from-scratch baselines -> first-order
-transfers -> higher-order transfers -> affinities -> taxonomy and figures -> the task networks
-exported as a standard task bank (`taskonomy serve --bank`, `visualize --bank`).
+transfers -> higher-order transfers -> affinities -> taxonomy, figures and gates.
+
+The task networks and the from-scratch baselines train through the one task-bank trainer
+(`taskonomy_jax.taskbank.train.train_task_bank`, as `taskonomy taskbank train`), into task banks
+(`03_taskbank/bank`, `04_scratch/bank`) that `taskonomy serve --bank` and `visualize --bank`
+load as they are; `--bank DIR` reads an already trained bank instead of training one.
 
 Each stage is a set of units (one per task or target); each unit is written atomically with a
 completion marker (taskonomy_jax/transfer/stages.py), so a rerun skips what is finished and a
@@ -24,12 +28,15 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from taskonomy_jax import tasks, workdir_lock, xla_flags
+from taskonomy_jax import files, tasks, workdir_lock, xla_flags
 from taskonomy_jax.transfer import stages
 from taskonomy_jax.transfer import views as views_lib
 
 STAGES = ("dataset", "views", "taskbank", "scratch", "transfers1", "transfers_high",
-          "affinities", "taxonomy", "export")
+          "affinities", "taxonomy")
+# Inside the task-bank and scratch stage folders: the bank the one task-bank trainer
+# (taskonomy_jax/taskbank/train.py) writes; beside it, one unit per task of cached outputs.
+BANK = "bank"
 
 
 @dataclasses.dataclass
@@ -59,27 +66,25 @@ class Run:
   def views(self, split: str) -> views_lib.Views:
     return views_lib.Views(self.stage_dir("views") / split)
 
-  def groups(self, names: Sequence[str], stacked: bool = True) -> dict[str, list[str]]:
-    """Stackable groups (one compiled model each), keyed by unit name; every task a group of
-    its own when not `stacked`."""
-    from taskonomy_jax.transfer import training
-    split = training.group_tasks(names) if stacked else [[tasks.get(n).name] for n in names]
-    return {f"{i:02d}_{g[0]}": g for i, g in enumerate(split)}
+  @property
+  def bank_dir(self) -> pathlib.Path:
+    """The task bank the run reads: `taskbank.bank` (`--bank DIR`, trained beforehand by
+    `taskonomy taskbank train`), else the one the task-bank stage trains in the run."""
+    given = self.config.taskbank.get("bank")
+    return pathlib.Path(given) if given else self.stage_dir("taskbank") / BANK
 
-  def stage_groups(self, stage: str) -> dict[str, list[str]]:
-    """The units of `stage`: the task networks (and their from-scratch twins) train stacked
-    per group only when `taskbank.stacked` / `scratch.stacked`: on CPU the CPU-size networks
-    train 3x faster one by one (the same compiled step, loaded from the persistent cache),
-    since the stacked (im2col) convolution handles their 64x64 decoder layers poorly
-    (BUILD_NOTES.md, "Speed and memory"). Readouts always stack."""
-    if stage == "taskbank":
-      return self.groups(self.bank, self.config.taskbank.get("stacked", True))
-    if stage == "scratch":
-      return self.groups(self.targets, (self.config.get("scratch") or {}).get("stacked", True))
-    return self.groups(self.targets)
+  def groups(self, names: Sequence[str]) -> dict[str, list[str]]:
+    """Stackable groups (one compiled readout model each), keyed by unit name."""
+    from taskonomy_jax.transfer import training
+    return {f"{i:02d}_{g[0]}": g for i, g in enumerate(training.group_tasks(names))}
 
   def unit_of(self, stage: str, task: str) -> pathlib.Path:
-    unit = next(u for u, g in self.stage_groups(stage).items() if task in g)
+    """The unit holding `task`'s outputs of `stage`: one per task for the task bank and the
+    from-scratch baselines, one per stackable group of targets for the transfers."""
+    name = tasks.get(task).name
+    if stage in ("taskbank", "scratch"):
+      return self.stage_dir(stage) / name
+    unit = next(u for u, g in self.groups(self.targets).items() if name in g)
     return self.stage_dir(stage) / unit
 
   def rep(self, task: str, split: str) -> np.ndarray:
@@ -114,28 +119,17 @@ def stage_views(run: Run) -> None:
   _units(run, "views", list(views_lib.SPLITS), fn)
 
 
-def _opt(run: Run, lr: float | None = None, decay_steps: Sequence[int] | None = None
-         ) -> dict[str, Any]:
-  opt = run.config.optimizer.to_dict()
-  if lr is not None:
-    opt["learning_rate"] = lr
-  if decay_steps is not None:
-    opt["decay_steps"] = tuple(decay_steps)
-  return opt
-
-
 def _transfer_opt(run: Run, num_steps: int) -> dict[str, Any]:
-  """The optimizer of readouts and from-scratch baselines: the transfer learning rate, x0.1 at
-  each `transfer.decay_at` fraction of `num_steps` (the paper anneals the transfers earlier
-  than the task networks)."""
+  """The readouts' optimizer: the transfer learning rate, x0.1 at each `transfer.decay_at`
+  fraction of `num_steps` (the paper anneals the transfers earlier than the task networks)."""
   t = run.config.transfer
-  return _opt(run, t.learning_rate, [int(f * num_steps) for f in t.get("decay_at", ())])
+  return {**run.config.optimizer.to_dict(), "learning_rate": t.learning_rate,
+          "decay_steps": tuple(int(f * num_steps) for f in t.get("decay_at", ()))}
 
 
-def _scratch_train_cfg(run: Run) -> dict[str, Any]:
-  scratch = run.config.get("scratch") or {}
-  return {**_transfer_train_cfg(run),
-          "num_steps": scratch.get("num_steps", run.config.transfer.num_steps)}
+def _transfer_train_cfg(run: Run) -> dict[str, Any]:
+  t = run.config.transfer
+  return {"num_steps": t.num_steps, "batch_size": t.batch_size, "seed": t.seed}
 
 
 def readout_config(run: Run) -> dict[str, Any]:
@@ -167,79 +161,143 @@ def target_mean(run: Run, target: str) -> np.ndarray | None:
   return readout_lib.masked_mean(val.target(target), mask)
 
 
-def stage_taskbank(run: Run) -> None:
-  """Trains the task networks on `train` (one compiled step per stackable group), caches each
-  frozen encoder's representation of the transfer splits and its per-example test losses (the
-  tournament's `self`). Random projection is an untrained encoder."""
-  from taskonomy_jax.transfer import training
-
-  train, test = run.views("train"), run.views("test")
-  seed = run.config.taskbank.seed
-
-  def fn(unit, tmp):
-    group = run.stage_groups("taskbank")[unit]
-    spec = tasks.get(group[0])
-    model = training.network_model(spec, run.config.model)
-    seeds = [seed + run.bank.index(t) for t in group]
-    if spec.decoder == "none":
-      variables = training.random_variables(model, np.asarray(train.rgb[:1]), seeds[0])
-      state = None
-    else:
-      source = training.StackedSource(train.rgb, [train.target(t) for t in group],
-                                      [train.mask(t) for t in group])
-      tb = run.config.taskbank
-      decay = [int(f * tb.num_steps) for f in tb.get("decay_at", ())]
-      state = training.train_stacked(model, spec, source, seeds, _opt(run, decay_steps=decay),
-                                     {k: tb[k] for k in ("num_steps", "batch_size", "seed")},
-                                     run.ckpt / "taskbank" / unit, shared_inputs=True)
-      variables = {"params": state.params, "batch_stats": state.batch_stats}
-    val = run.views("validation")
-    reps = training.stacked_encode(model, variables, np.concatenate([val.rgb, test.rgb]))
-    for t, r in zip(group, reps, strict=True):
-      np.save(tmp / f"{t}.validation.rep.npy", r[:len(val)])
-      np.save(tmp / f"{t}.test.rep.npy", r[len(val):])
-    if state is not None:
-      held_out = training.StackedSource(test.rgb, [test.target(t) for t in group],
-                                        [test.mask(t) for t in group])
-      losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
-      for t, row in zip(group, losses, strict=True):
-        np.save(tmp / f"{t}.self_losses.npy", row)
-        # The trivial baselines the network must beat (report.json's first gate).
-        for name, image in training.trivial_images(train.target(t), train.mask(t)).items():
-          np.save(tmp / f"{t}.{name}_losses.npy",
-                  training.constant_losses(spec, image, test.target(t), test.mask(t)))
-    (tmp / "members.json").write_text(json.dumps(group))
-  _units(run, "taskbank", list(run.stage_groups("taskbank")), fn)
+def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
+  """The config of the one task-bank trainer (taskonomy_jax/taskbank/train.py) for the run's
+  task networks ('taskbank': every source, on `train`) or its from-scratch baselines ('scratch':
+  every target, on the transfer budget of `validation`, with the transfers' learning rate and
+  schedule). Both read the run's TFDS dataset."""
+  c = run.config
+  tb = c.taskbank
+  scratch = stage == "scratch"
+  if scratch:
+    steps = int((c.get("scratch") or {}).get("num_steps", c.transfer.num_steps))
+    lr, decay_at = c.transfer.learning_rate, c.transfer.get("decay_at", ())
+    # A budget smaller than a batch trains on batches of the whole budget.
+    views = min(len(run.views("validation")), int(c.transfer.budget or 0) or 1 << 30)
+    batch, seed = min(c.transfer.batch_size, views), c.transfer.seed
+  else:
+    steps, lr, decay_at = int(tb.num_steps), c.optimizer.learning_rate, tb.get("decay_at", ())
+    batch, seed = tb.batch_size, tb.seed
+  per_task = tb.get("per_task") or {}
+  return ml_collections.ConfigDict({
+      "tasks": tuple(run.targets if scratch else run.bank),
+      "per_task": {} if scratch else (per_task.to_dict() if hasattr(per_task, "to_dict")
+                                      else dict(per_task)),
+      "resolution": int(c.data.resolution),
+      "model": c.model.to_dict(),
+      "optimizer": {**c.optimizer.to_dict(), "learning_rate": lr,
+                    "decay_steps": tuple(int(f * steps) for f in decay_at)},
+      "train": {"num_steps": steps, "batch_size": int(batch), "seed": int(seed),
+                "log_every": max(1, steps // 8), "checkpoint_every": max(1, steps // 2),
+                "keep_checkpoints": 1, "eval_every": 0, "eval_batches": 1,
+                "bn_recompute_batches": int(tb.get("bn_recompute_batches", 0)),
+                "num_devices": None, "fsdp": False, "progress": True},
+      "data": {"name": "taskonomy_synthetic", "builder_config": c.data.name,
+               "data_dir": str((run.workdir / "tfds").resolve()), "build_if_missing": False,
+               "seed": 0, "num_eval": 0, "draws_per_anchor": 1,
+               "augment": tuple(tb.get("augment", ())),
+               "standardize_targets": tb.get("standardize_targets", "vectors"),
+               "train_split": "validation" if scratch else "train",
+               "train_examples": int(c.transfer.budget or 0) if scratch else 0},
+  })
 
 
-def _transfer_train_cfg(run: Run) -> dict[str, Any]:
-  t = run.config.transfer
-  return {"num_steps": t.num_steps, "batch_size": t.batch_size, "seed": t.seed}
+def check_bank(run: Run) -> None:
+  """A bank given with `--bank` must hold every source of the run, trained at its resolution.
+
+  Raises:
+    FileNotFoundError: no bank there, or tasks of the run missing from it.
+    ValueError: the bank's resolution differs from the run's.
+  """
+  from taskonomy_jax.taskbank import train as bank_train
+
+  config = files.read_json(str(run.bank_dir / bank_train.BANK_FILE))
+  if config is None:
+    raise FileNotFoundError(f"--bank {run.bank_dir} is not a task bank (no "
+                            f"{bank_train.BANK_FILE}); train one with `taskonomy taskbank train`")
+  missing = [t for t in run.bank if not bank_train.is_done(str(run.bank_dir), t)]
+  if missing:
+    raise FileNotFoundError(f"the bank {run.bank_dir} has not trained {', '.join(missing)}; "
+                            f"train them with `taskonomy taskbank train ... --workdir "
+                            f"{run.bank_dir} --tasks {','.join(missing)}`")
+  if int(config["resolution"]) != int(run.config.data.resolution):
+    raise ValueError(f"the bank {run.bank_dir} was trained at {config['resolution']}x"
+                     f"{config['resolution']} but the run's views are "
+                     f"{run.config.data.resolution}x{run.config.data.resolution}")
 
 
-def stage_scratch(run: Run) -> None:
-  """Per target, a network trained from pixels on the transfer budget (the Gain baseline)."""
+def _check_rep(run: Run, task: str, rep: np.ndarray) -> None:
+  """Readouts are built for the run's representation (model.rep_channels at output_stride)."""
+  side = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
+  want = (side, side, int(run.config.model.rep_channels))
+  if tuple(rep.shape[1:]) != want:
+    raise ValueError(f"{task}'s representation is {tuple(rep.shape[1:])}, but the run's readouts "
+                     f"take {want} (model.output_stride, model.rep_channels): give the run the "
+                     "bank's model settings")
+
+
+def _bank_outputs(run: Run, stage: str, bank_dir: pathlib.Path, names: Sequence[str]) -> None:
+  """One unit per task of `bank_dir`: its network's per-example losses on the test views, and
+  for the task bank also its representation of the transfer splits and the trivial baselines'
+  losses (report.json's first gate)."""
+  from taskonomy_jax.taskbank import bank as bank_lib
   from taskonomy_jax.transfer import training
 
   val, test = run.views("validation"), run.views("test")
-  budget = run.config.transfer.budget or None
 
-  def fn(unit, tmp):
-    group = run.stage_groups("scratch")[unit]
-    spec = tasks.get(group[0])
-    model = training.network_model(spec, run.config.model)
-    source = training.StackedSource(val.rgb, [val.target(t) for t in group],
-                                    [val.mask(t) for t in group], limit=budget)
-    state = training.train_stacked(
-        model, spec, source, [run.config.transfer.seed + run.targets.index(t) for t in group],
-        _transfer_opt(run, _scratch_train_cfg(run)["num_steps"]), _scratch_train_cfg(run),
-        run.ckpt / "scratch" / unit, shared_inputs=True)
-    held_out = training.StackedSource(test.rgb, [test.target(t) for t in group],
-                                      [test.mask(t) for t in group])
-    losses = training.stacked_losses(model, spec, state, held_out, shared_inputs=True)
-    for t, row in zip(group, losses, strict=True):
-      np.save(tmp / f"{t}.losses.npy", row)
-  _units(run, "scratch", list(run.stage_groups("scratch")), fn)
+  def fn(name, tmp):
+    bank = bank_lib.TaskBank.load(str(bank_dir), [name])
+    spec = tasks.get(name)
+    if stage == "taskbank":
+      reps = training.encode(*bank.network(name), np.concatenate([val.rgb, test.rgb]))
+      _check_rep(run, name, reps)
+      np.save(tmp / f"{name}.validation.rep.npy", reps[:len(val)])
+      np.save(tmp / f"{name}.test.rep.npy", reps[len(val):])
+    if spec.decoder == "none":  # random projection: a representation, no predictions
+      return
+    losses = training.prediction_losses(spec, bank.batch_apply(name), test.rgb,
+                                        test.target(name), test.mask(name))
+    np.save(tmp / f"{name}.{'self_losses' if stage == 'taskbank' else 'losses'}.npy", losses)
+    if stage == "taskbank":
+      train = run.views("train")
+      for kind, image in training.trivial_images(train.target(name), train.mask(name)).items():
+        np.save(tmp / f"{name}.{kind}_losses.npy",
+                training.prediction_losses(spec, training.constant(image), test.rgb,
+                                           test.target(name), test.mask(name)))
+  _units(run, stage, list(names), fn)
+
+
+def _train_bank(run: Run, stage: str, bank_dir: pathlib.Path) -> None:
+  """The one task-bank trainer on `bank_config(run, stage)` (it resumes by itself: finished
+  tasks are skipped, an interrupted one restarts from its checkpoint)."""
+  from taskonomy_jax.taskbank import train as bank_train
+
+  config = bank_config(run, stage)
+  todo = [t for t in config.tasks if not bank_train.is_done(str(bank_dir), t)]
+  start = time.time()
+  if todo:
+    bank_train.train_task_bank(config, str(bank_dir))
+  run.log.append({"stage": stage, "unit": BANK, "ran": bool(todo),
+                  "seconds": round(time.time() - start, 2)})
+
+
+def stage_taskbank(run: Run) -> None:
+  """The task networks (and random projection, an untrained encoder), trained on `train` by
+  the task-bank trainer, or read from the bank `--bank` names; then each network's
+  representation of the transfer splits and its held-out losses (the tournament's `self`)."""
+  if run.config.taskbank.get("bank"):
+    check_bank(run)
+  else:
+    _train_bank(run, "taskbank", run.bank_dir)
+  _bank_outputs(run, "taskbank", run.bank_dir, run.bank)
+
+
+def stage_scratch(run: Run) -> None:
+  """Per target, its task network trained from pixels on the transfer budget by the same
+  trainer (the Gain baseline), and its held-out losses."""
+  bank_dir = run.stage_dir("scratch") / BANK
+  _train_bank(run, "scratch", bank_dir)
+  _bank_outputs(run, "scratch", bank_dir, run.targets)
 
 
 Member = tuple[str, tuple[str, ...]]  # (target, sources)
@@ -429,15 +487,6 @@ def stage_taxonomy(run: Run) -> None:
   _units(run, "taxonomy", ["out"], fn)
 
 
-def stage_export(run: Run) -> None:
-  """The stacked task networks as a standard task bank (taskonomy_jax/transfer/predictor.py)."""
-  from taskonomy_jax.transfer import predictor
-
-  def fn(_, tmp):
-    predictor.export_task_bank(run.workdir, tmp / "bank", run.config)
-  _units(run, "export", ["bank"], fn)
-
-
 REPORT = "report.json"
 
 
@@ -449,7 +498,7 @@ STAGE_FNS: dict[str, Callable[[Run], None]] = {
     "dataset": stage_dataset, "views": stage_views, "taskbank": stage_taskbank,
     "scratch": stage_scratch, "transfers1": stage_transfers1,
     "transfers_high": stage_transfers_high, "affinities": stage_affinities,
-    "taxonomy": stage_taxonomy, "export": stage_export,
+    "taxonomy": stage_taxonomy,
 }
 
 
@@ -503,7 +552,7 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
           "similarity tree": out / "figures" / "similarity_tree.png",
           "affinities": affinities_path(run),
-          "task bank (serve --bank)": run.stage_dir("export") / "bank" / "bank"}
+          "task bank (serve --bank)": run.bank_dir}
 
 
 # --- command line ----------------------------------------------------------------------------
@@ -517,6 +566,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                  help="config file[:arg] (default %(default)s; ':tiny' for a smoke run)")
   p.add_argument("--workdir", default="out/taxonomy", help="outputs (default %(default)s)")
   p.add_argument("--until", choices=STAGES, help="stop after this stage")
+  p.add_argument("--bank", metavar="DIR",
+                 help="an already trained task bank (`taskonomy taskbank train --workdir DIR`) "
+                      "to read instead of training the run's own; it must hold every target and "
+                      "random projection at the run's resolution")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config field, e.g. --set transfer.num_steps=50")
   p.set_defaults(run=_run)
@@ -527,6 +580,8 @@ def _run(args: argparse.Namespace) -> int:
 
   config = train_task.load_config(args.config)
   train_task.apply_overrides(config, args.set)
+  if args.bank:
+    config.taskbank.bank = str(pathlib.Path(args.bank).resolve())
   start = time.time()
   run = run_pipeline(config, args.workdir, args.until)
   print(f"done in {time.time() - start:.0f} s; outputs:")

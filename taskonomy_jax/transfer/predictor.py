@@ -1,16 +1,14 @@
-"""A finished taxonomy run (`taskonomy taxonomy`) as predictors for people.
+"""A finished taxonomy run (`taskonomy taxonomy`) as a predictor for people.
 
-    export_task_bank("out/taxonomy", "out/bank")       # a standard task bank (TaskBank.load)
     tp = TransferPredictor.load("out/taxonomy")        # the taxonomy's chosen transfers
     outputs = tp(image)                                # (R, R, 3) in [-1, 1] -> {target: output}
 
-The pipeline trains its networks *stacked* (one checkpoint per group of equal shapes,
-taskonomy_jax/transfer/training.py); here copy k of a stacked checkpoint is cut out again.
-`export_task_bank` writes every task network (random projection included) in the layout of
-`taskbank/train.py`, so `taskonomy serve --bank` and `taskonomy visualize --bank` run them.
-`TransferPredictor` runs transfer readouts (paper Sec. 3.2): the image through the frozen source
-encoder(s), representations concatenated channel-wise and zero-padded as in training, then that
-readout's copy of its stacked checkpoint.
+The run's task networks are a task bank already (`pipeline.Run.bank_dir`, which `TaskBank.load`,
+`taskonomy serve --bank` and `visualize --bank` read). `TransferPredictor` runs transfer
+readouts (paper Sec. 3.2): the image through the frozen source encoder(s) of that bank,
+representations concatenated channel-wise and zero-padded as in training, then that readout's
+copy of its stacked checkpoint (the readouts into one target train *stacked*,
+taskonomy_jax/transfer/training.py; copy k is cut out again here).
 
 A run's config is needed to rebuild the networks: the `config` argument (a ConfigDict, or
 `path.py[:arg]` as given to `taskonomy taxonomy --config`), else `<workdir>/config.json`.
@@ -22,22 +20,17 @@ import dataclasses
 import json
 import os
 import pathlib
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import ml_collections
 import numpy as np
 
-from taskonomy_jax import files, tasks
+from taskonomy_jax import tasks
 from taskonomy_jax.transfer import pipeline, stages
 
 CONFIG_FILE = "config.json"
 TAXONOMY_FILE = "taxonomy.json"
-# Marks a task bank written by `export_task_bank` (in its bank.json), so a re-export may
-# replace it while any other folder is left alone.
-EXPORT_KEY = "exported_from"
 
 ConfigLike = ml_collections.ConfigDict | Mapping[str, Any] | str | os.PathLike | None
 
@@ -116,120 +109,14 @@ def _check_fits(module, sample: np.ndarray, variables: Mapping[str, Any], what: 
           "was trained with (its --config and --set)")
 
 
-def _sample(run: pipeline.Run) -> np.ndarray:
-  r = int(run.config.data.resolution)
-  return np.zeros((1, r, r, 3), np.float32)
+def bank_of(run: pipeline.Run, names: Sequence[str]) -> Any:
+  """The run's task bank (`TaskBank`) with the networks `names`."""
+  from taskonomy_jax.taskbank import bank as bank_lib
 
-
-def _check_random_encoder(run: pipeline.Run, name: str, model, stacked: Mapping[str, Any]) -> None:
-  """The rebuilt random encoder must give the representation the run cached for its first test
-  view (another seed, config or JAX PRNG would silently give another random projection)."""
-  from taskonomy_jax.transfer import training
-
-  cached = run.unit_of("taskbank", name) / f"{name}.test.rep.npy"
-  if not cached.is_file():
-    return
-  view = np.asarray(run.views("test").rgb[:1])
-  rep = training.stacked_encode(model, stacked, view)[0]
-  if not np.allclose(rep, np.load(cached, mmap_mode="r")[:1], rtol=1e-4, atol=1e-5):
-    raise RuntimeError(f"{name}: the encoder rebuilt from taskbank.seed does not reproduce the "
-                       f"run's cached representation ({cached}); give the run's exact config")
-
-
-def task_networks(run: pipeline.Run, names: Sequence[str] | None = None
-                  ) -> dict[str, tuple[Any, dict[str, Any]]]:
-  """{task: (network, variables)} for the run's task bank (or `names` of it), unstacked.
-
-  Random projection (never trained, never checkpointed) is rebuilt from its seed exactly as
-  the pipeline built it (`training.random_variables`, seed = taskbank.seed + its bank index).
-  """
-  from taskonomy_jax.train import checkpoint
-  from taskonomy_jax.transfer import training
-
-  wanted = set(run.bank if names is None else [tasks.get(n).name for n in names])
-  unknown = wanted - set(run.bank)
+  unknown = sorted({tasks.get(n).name for n in names} - set(run.bank))
   if unknown:
-    raise ValueError(f"{sorted(unknown)} not in this run's task bank; it has {run.bank}")
-  sample = _sample(run)
-  out: dict[str, tuple[Any, dict[str, Any]]] = {}
-  for unit, group in run.stage_groups("taskbank").items():
-    if not wanted & set(group):
-      continue
-    unit_dir = run.stage_dir("taskbank") / unit
-    if _members(unit_dir) != group:
-      raise ValueError(f"{unit_dir}/members.json lists {_members(unit_dir)}, but the config "
-                       f"groups {group}: the config is not the run's")
-    if tasks.get(group[0]).decoder == "none":
-      model = training.network_model(tasks.get(group[0]), run.config.model)
-      stacked = training.random_variables(
-          model, sample, run.config.taskbank.seed + run.bank.index(group[0]))
-      _check_random_encoder(run, group[0], model, stacked)
-    else:
-      stacked = checkpoint.load_variables(str(run.ckpt / "taskbank" / unit))
-    for k, t in enumerate(group):
-      if t in wanted:
-        model = training.network_model(tasks.get(t), run.config.model)
-        variables = _copy(stacked, k)
-        _check_fits(model, sample, variables, f"task network {t}")
-        out[t] = (model, variables)
-  return out
-
-
-# --- export ----------------------------------------------------------------------------------
-
-def export_task_bank(workdir: str | os.PathLike, out_dir: str | os.PathLike,
-                     config: ConfigLike = None) -> list[str]:
-  """Writes the run's task networks as a task bank that `TaskBank.load(out_dir)` reads.
-
-  Layout as `taskbank/train.py` writes it: `bank.json` (resolution, model, data, and
-  `exported_from`), per task `<task>/checkpoints/<step>/` (orbax) and `<task>/done.json`.
-  The bank is assembled in a temporary sibling folder and moved into place; an earlier export
-  at `out_dir` is replaced, any other existing folder is refused.
-
-  Returns:
-    The exported task names (the run's targets, then random projection).
-  Raises:
-    FileExistsError: `out_dir` exists and is not an exported bank.
-  """
-  import jax.numpy as jnp
-
-  from taskonomy_jax.taskbank import train as bank_lib
-  from taskonomy_jax.train import checkpoint
-
-  run = open_run(workdir, config)
-  out = pathlib.Path(out_dir)
-  bank_file = out / bank_lib.BANK_FILE
-  if out.exists() and not (bank_file.is_file()
-                           and EXPORT_KEY in json.loads(bank_file.read_text())):
-    raise FileExistsError(f"{out} exists and is not a task bank exported from a run; choose "
-                          "a new folder")
-  found = task_networks(run)
-  nets = {t: found[t] for t in run.bank}  # the run's order: targets, then random projection
-  out.parent.mkdir(parents=True, exist_ok=True)
-  tmp = pathlib.Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-  try:
-    for name, (_, variables) in nets.items():
-      steps = 0 if tasks.get(name).decoder == "none" else int(run.config.taskbank.num_steps)
-      mngr = checkpoint.manager(str(tmp / name), 1, 1)
-      checkpoint.save(mngr, steps, {"step": jnp.asarray(steps, jnp.int32), **variables}, None,
-                      force=True)
-      mngr.wait_until_finished()
-      mngr.close()
-      files.write_json_atomic(str(tmp / name / bank_lib.DONE_FILE),
-                                 {"task": name, "steps": steps, "seconds": 0.0})
-    files.write_json_atomic(str(tmp / bank_lib.BANK_FILE), {
-        "resolution": int(run.config.data.resolution), "model": run.config.model.to_dict(),
-        "data": run.config.data.to_dict(), "tasks": list(nets),
-        EXPORT_KEY: str(run.workdir.resolve())})
-    if out.exists():
-      old = out.with_name(f".{out.name}.old-{os.getpid()}")
-      os.replace(out, old)
-      shutil.rmtree(old)
-    os.replace(tmp, out)
-  finally:
-    if tmp.exists():
-      shutil.rmtree(tmp, ignore_errors=True)
-  return list(nets)
+    raise ValueError(f"{unknown} not in this run's task bank; it has {run.bank}")
+  return bank_lib.TaskBank.load(str(run.bank_dir), [tasks.get(n).name for n in names])
 
 
 # --- transfers -------------------------------------------------------------------------------
@@ -344,7 +231,7 @@ class TransferPredictor:
       raise ValueError(f"one transfer per target, got {', '.join(map(str, chosen))}")
     own = [t.target for t in chosen if t.own_network]
     needed = sorted({s for t in chosen if not t.own_network for s in t.sources})
-    nets = task_networks(run, sorted(set(needed) | set(own)))
+    bank = bank_of(run, sorted(set(needed) | set(own)))
 
     def encoder(model, variables):
       fn = jax.jit(lambda v, x: model.apply(v, x, False, method=lambda m, x, t: m.encoder(x, t)))
@@ -354,8 +241,9 @@ class TransferPredictor:
       fn = jax.jit(functools.partial(model.apply, train=False))
       return lambda x: np.asarray(fn(variables, x))
 
-    encoders = {s: encoder(*nets[s]) for s in needed}
-    heads: dict[str, Callable[..., np.ndarray]] = {t: network(*nets[t]) for t in own}
+    encoders = {s: encoder(*bank.network(s)) for s in needed}
+    # A target's own network in its targets' units (standardised targets mapped back).
+    heads: dict[str, Callable[..., np.ndarray]] = {t: bank.batch_apply(t) for t in own}
     channels = run.config.transfer.max_order * run.config.model.rep_channels
     h = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
     # The readouts were trained on standardised sources, to predict a residual over the target's

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import pathlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import grain
@@ -145,6 +145,14 @@ def stacked_encode(model: models.TaskNetwork, variables: Mapping[str, Any], imag
   return np.concatenate(out, axis=1)[:, :n].astype(np.float32)
 
 
+def encode(model: models.TaskNetwork, variables: Mapping[str, Any], images: np.ndarray,
+           batch: int = 64) -> np.ndarray:
+  """One task network's frozen encoder: (N, H, W, 3) -> (N, H/s, W/s, C)."""
+  stacked = jax.tree.map(lambda a: np.asarray(a)[None], {
+      "params": variables["params"], "batch_stats": variables.get("batch_stats", {})})
+  return stacked_encode(model, stacked, images, batch)[0]
+
+
 def pad_rows(a: np.ndarray, rows: int) -> np.ndarray:
   """(n, ...) -> (rows, ...) by repeating the last row (n <= rows): evaluation batches of one
   shape compile once; the padded rows' outputs are dropped."""
@@ -172,17 +180,26 @@ def trivial_images(targets: np.ndarray, masks: np.ndarray | None,
   return {"mean": mean, "median": median.astype(np.float32)}
 
 
-def constant_losses(spec: tasks.TaskSpec, image: np.ndarray, targets: np.ndarray,
-                    masks: np.ndarray, batch: int = 64) -> np.ndarray:
-  """Per-example losses (N,) of predicting `image` (the target's shape) for every example,
-  by the training loss (masks and all)."""
+def prediction_losses(spec: tasks.TaskSpec, predict: Callable[[np.ndarray], np.ndarray],
+                      images: np.ndarray, targets: np.ndarray, masks: np.ndarray,
+                      batch: int = 64) -> np.ndarray:
+  """Per-example losses (N,) of `predict` ((B, H, W, 3) images -> (B, ...) outputs in the
+  targets' units) on held-out examples, by the training loss (masks and all). Batches are
+  padded to `batch` rows, so `predict` sees one shape."""
   fn = jax.jit(lambda p, b: readout_lib.per_example_losses(spec, p, b))
   out = []
   for i in range(0, len(targets), batch):
-    t = np.asarray(targets[i:i + batch])
-    pred = np.broadcast_to(image, t.shape).astype(np.float32)
-    out.append(np.asarray(fn(pred, {"targets": t, "mask": np.asarray(masks[i:i + batch])})))
+    n = min(batch, len(targets) - i)
+    pred = np.asarray(predict(pad_rows(np.asarray(images[i:i + n]), batch)))[:n]
+    out.append(np.asarray(fn(pred.astype(np.float32), {
+        "targets": np.asarray(targets[i:i + n]), "mask": np.asarray(masks[i:i + n])})))
   return np.concatenate(out)
+
+
+def constant(image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+  """The predictor that outputs `image` (a target's shape) for every input."""
+  image = np.asarray(image, np.float32)
+  return lambda x: np.broadcast_to(image, (len(x), *image.shape))
 
 
 def network_model(spec: tasks.TaskSpec, model_cfg: Mapping) -> models.TaskNetwork:

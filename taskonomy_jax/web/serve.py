@@ -16,6 +16,7 @@ import argparse
 import errno
 import importlib.util
 import os
+import pathlib
 import re
 import socket
 import sys
@@ -52,24 +53,34 @@ def world_examples(count: int, resolution: int, seed: int = 0) -> dict[str, np.n
 _STAGE_DIR = re.compile(r"^\d\d_[a-z0-9_]+$")
 
 
-def check_not_a_taxonomy_run(path: str) -> None:
-  """Raises ValueError, saying how to export it, when `path` is a taxonomy run's workdir (its
-  task networks live in stacked checkpoints that `TaskBank.load` does not read)."""
+def bank_folder(path: str) -> str:
+  """`path` itself, or, when it is a taxonomy run's workdir, the task bank that run trained or
+  read (`pipeline.Run.bank_dir`).
+
+  Raises:
+    ValueError: a taxonomy run whose task bank is not trained yet.
+  """
   from taskonomy_jax.taskbank import train as train_lib
 
   if not os.path.isdir(path) or os.path.isfile(os.path.join(path, train_lib.BANK_FILE)):
-    return
+    return path
   stages = sorted(d for d in os.listdir(path)
                   if _STAGE_DIR.match(d) and os.path.isdir(os.path.join(path, d)))
   if not stages:
-    return
-  has_config = os.path.isfile(os.path.join(path, "config.json"))
-  raise ValueError(
-      f"{path} is a taxonomy run (made by `taskonomy taxonomy`: "
-      f"{'config.json, ' if has_config else ''}{', '.join(stages[:4])}"
-      f"{', ...' if len(stages) > 4 else ''}), not a task bank. Export its task networks "
-      f"first: `taskonomy taskbank export --run {path} --out OUT`"
-      f"{'' if has_config else ' --config FILE[:ARG]'}, then `taskonomy serve --bank OUT`")
+    return path
+  import ml_collections
+
+  from taskonomy_jax import files
+  from taskonomy_jax.transfer import pipeline
+
+  config = ml_collections.ConfigDict(files.read_json(os.path.join(path, "config.json")) or
+                                     {"taskbank": {}})
+  bank = pipeline.Run(config, pathlib.Path(path)).bank_dir
+  if not (bank / train_lib.BANK_FILE).is_file():
+    raise ValueError(f"{path} is a taxonomy run (made by `taskonomy taxonomy`) whose task bank "
+                     f"is not trained yet ({bank} has no {train_lib.BANK_FILE}); run "
+                     f"`taskonomy taxonomy --workdir {path} --until taskbank` first")
+  return str(bank)
 
 
 def batch_settings(args: argparse.Namespace) -> BatchSettings:
@@ -91,8 +102,7 @@ def build_service(args: argparse.Namespace) -> Service:
       raise ValueError("give either --bank DIR (trained networks) or --taskbank random, not both")
     from taskonomy_jax.taskbank import bank
 
-    check_not_a_taxonomy_run(args.bank)
-    predictor = bank.TaskBank.load(args.bank)  # FileNotFoundError names what is missing
+    predictor = bank.TaskBank.load(bank_folder(args.bank))  # FileNotFoundError names what is missing
     resolution = predictor.resolution  # the bank's networks were trained at this size
     note = f"Task bank: trained networks from {args.bank} ({', '.join(predictor.task_names)})."
   elif args.taskbank == "random":
@@ -201,7 +211,7 @@ def _run_serve(args: argparse.Namespace) -> int:
   if not 0 < args.port < 65536:
     raise ValueError(f"--port {args.port} is not a port number (1-65535)")
   if args.bank is not None:
-    check_not_a_taxonomy_run(args.bank)
+    bank_folder(args.bank)  # a run without a trained bank: said before anything starts
   sock = bind_port(args.host, args.port)  # before minutes of building the task bank
   try:
     service = build_service(args)
