@@ -1,12 +1,14 @@
 """The gates that say whether a computed taxonomy carries signal (issue 20): known answers."""
 
+import dataclasses
 import json
 import time
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from taskonomy_jax.taxonomy import affinities, compare, published
+from taskonomy_jax.taxonomy import affinities, api, compare, draw, published
 from taskonomy_jax.taxonomy.affinities import make_transfer
 from taskonomy_jax.transfer import affinity, gates
 
@@ -231,7 +233,8 @@ def test_affinity_intervals_contain_the_estimate_and_shrink_with_more_data():
   assert widths[1] < widths[0] / 2
 
 
-def test_selection_frequencies_when_one_source_dominates_every_target():
+def _normal_dominates() -> tuple[dict[str, affinity.TargetLosses], np.ndarray]:
+  """Three 3D targets whose transfer from normals is below every other loss on every view."""
   rng = np.random.default_rng(0)
   groups = _groups(30, 4)
   targets = ["depth_zbuffer", "reshading", "curvature"]
@@ -242,11 +245,71 @@ def test_selection_frequencies_when_one_source_dominates_every_target():
     losses[cands.index(("normal",))] = 0.1 * rng.random(120)  # below everything on every view
     per_target[t] = affinity.TargetLosses(cands, losses, 0.5 + rng.random(120),
                                           1.0 + rng.random(120))
+  return per_target, groups
+
+
+def test_selection_frequencies_when_one_source_dominates_every_target():
+  per_target, groups = _normal_dominates()
   freq = gates.selection_frequencies(per_target, groups, budgets=[0, 1, 2], num_resamples=5)
   assert freq[0] == {"infeasible": 1.0}
   assert freq[1] == {"normal": 1.0}
   assert sum(freq[2].values()) == pytest.approx(1.0)
   assert all("normal" in key.split("+") for key in freq[2])
+
+
+def test_the_taxonomy_json_and_graph_carry_the_selection_frequencies(tmp_path):
+  """report.json's frequencies, read back (`Selection.from_report`), in taxonomy.json, the
+  graph's caption and the per-budget figure: normals chosen in 100% of the resamples."""
+  per_target, groups = _normal_dominates()
+  freq = gates.selection_frequencies(per_target, groups, budgets=[1.0, 2.0], num_resamples=5)
+  inputs = _passing_inputs()
+  rep = json.loads(json.dumps(gates.report(inputs["networks"], inputs["transfers"],
+                                           inputs["known"], frequencies=freq,
+                                           selection_resamples=5)))
+  assert rep["selection_frequencies"]["1"] == {"normal": 1.0} and rep["selection_resamples"] == 5
+  selection = api.Selection.from_report(rep)
+  assert selection.resamples == 5 and selection.at(1) == {"normal": 1.0}
+  table = affinity.affinity_table(per_target)
+  tax = api.solve_taxonomy(list(per_target), 1, data=table)
+  assert tax.supervised == ("normal",)
+  assert "selection" not in tax.to_json() and tax.selection_caption() is None  # `solve`, the app
+
+  tax = dataclasses.replace(tax, selection=selection)
+  api.write_outputs(tax, tmp_path)
+  doc = json.loads((tmp_path / "taxonomy.json").read_text())["selection"]
+  assert doc["supervised_set"] == "normal" and doc["chosen"] == 1.0 and doc["resamples"] == 5
+  assert doc["frequencies"] == {"normal": 1.0} and doc["source_frequencies"] == {"normal": 1.0}
+  assert set(doc["by_budget"]) == {"1", "2"}
+  assert tax.selection_caption() == (
+      "this supervised set chosen in 100% of 5 resamples of the test views")
+  with Image.open(tmp_path / "taxonomy.png") as im:
+    assert im.size[0] > 300
+  budget2 = dataclasses.replace(api.solve_taxonomy(list(per_target), 2, data=table),
+                                selection=selection)
+  draw.draw_many([tax, budget2], tmp_path / "taxonomies.png")
+  with Image.open(tmp_path / "taxonomies.png") as im:
+    assert im.size[1] > 600
+  # A budget that was not resampled has no caption and no frequencies, only the other budgets'.
+  budget3 = dataclasses.replace(api.solve_taxonomy(list(per_target), 3, data=table),
+                                selection=selection)
+  assert budget3.selection_caption() is None
+  assert budget3.to_json()["selection"]["chosen"] is None
+
+
+def test_selection_caption_and_source_frequencies():
+  assert api.source_frequencies({"a+b": 0.5, "b+c": 0.3, "": 0.1, api.INFEASIBLE: 0.1}) == (
+      pytest.approx({"b": 0.8, "a": 0.5, "c": 0.3}))
+  assert list(api.source_frequencies({"a": 0.2, "b": 0.8})) == ["b", "a"]  # most frequent first
+  assert api.supervised_key(["normal", "curvature"]) == "curvature+normal"
+  per_target, _ = _normal_dominates()
+  tax = api.solve_taxonomy(list(per_target), 1, data=affinity.affinity_table(per_target))
+  chosen = api.Selection({1.0: {"normal": 0.72, "curvature": 0.28}}, 50)
+  assert dataclasses.replace(tax, selection=chosen).selection_caption() == (
+      "this supervised set chosen in 72% of 50 resamples of the test views")
+  never = api.Selection({1.0: {"curvature": 1.0}})  # resamples not recorded
+  assert dataclasses.replace(tax, selection=never).selection_caption() == (
+      "this supervised set chosen in 0% of the resamples of the test views")
+  assert api.Selection.from_report({"gates": {}}) is None
 
 
 # --- agreement with the paper, the 3D cluster, the report ---------------------------------------

@@ -14,7 +14,7 @@ import json
 import os
 import pathlib
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 from taskonomy_jax import files
 from taskonomy_jax.taxonomy import bip, published
@@ -43,6 +43,68 @@ class Served:
             "quality": self.quality, "gain": self.gain}
 
 
+INFEASIBLE = "infeasible"  # a resample's key when the budget admits no supervised set
+
+
+def supervised_key(supervised: Iterable[str]) -> str:
+  """A supervised set as one string, the key of `Selection.by_budget`: names sorted, joined by
+  '+' (task names hold no '+'); the empty set is ''."""
+  return "+".join(sorted(supervised))
+
+
+def source_frequencies(frequencies: Mapping[str, float]) -> dict[str, float]:
+  """How often each source is in the chosen set: {set key: fraction of resamples} (one budget's
+  `Selection.by_budget` entry) -> {source: summed fraction of the sets holding it}, most
+  frequent first. `INFEASIBLE` resamples count for no source."""
+  out: dict[str, float] = {}
+  for key, f in frequencies.items():
+    if key == INFEASIBLE:
+      continue
+    for name in filter(None, key.split("+")):
+      out[name] = out.get(name, 0.0) + f
+  return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+  """How often the BIP chose each supervised set across cluster-bootstrap resamples of the
+  held-out views (`transfer.gates.selection_frequencies`, report.json's
+  `selection_frequencies`): one picture of how stable a computed taxonomy's choice is.
+
+  Attributes:
+    by_budget: budget -> {`supervised_key` or `INFEASIBLE`: fraction of resamples}.
+    resamples: how many resamples the fractions are of (None: not recorded).
+  """
+
+  by_budget: Mapping[float, Mapping[str, float]]
+  resamples: int | None = None
+
+  @classmethod
+  def from_report(cls, report: Mapping) -> Selection | None:
+    """From a run's report.json (`gates.report`), whose budgets are string keys; None when the
+    report has no frequencies."""
+    freq = report.get("selection_frequencies")
+    if not freq:
+      return None
+    return cls({float(b): dict(f) for b, f in freq.items()}, report.get("selection_resamples"))
+
+  def at(self, budget: float) -> Mapping[str, float] | None:
+    """`budget`'s frequencies; None when that budget was not resampled."""
+    return next((f for b, f in self.by_budget.items() if abs(b - budget) < 1e-9), None)
+
+  def to_json(self, budget: float, supervised: Iterable[str]) -> dict:
+    """The `selection` block of a taxonomy at `budget` that chose `supervised`: how often that
+    set was chosen (None when `budget` was not resampled), every set's and every source's
+    frequency at `budget`, and every resampled budget's frequencies."""
+    freq = self.at(budget)
+    key = supervised_key(supervised)
+    return {"resamples": self.resamples, "supervised_set": key,
+            "chosen": None if freq is None else freq.get(key, 0.0),
+            "frequencies": None if freq is None else dict(freq),
+            "source_frequencies": None if freq is None else source_frequencies(freq),
+            "by_budget": {f"{b:g}": dict(fr) for b, fr in sorted(self.by_budget.items())}}
+
+
 @dataclasses.dataclass(frozen=True)
 class Taxonomy:
   """A solved taxonomy with its inputs, ready to be written as JSON or drawn."""
@@ -59,6 +121,8 @@ class Taxonomy:
   served: tuple[Served, ...]
   costs: dict[str, float]
   notes: tuple[str, ...] = ()
+  # How stable the choice is under resampled test views: computed runs only (the pipeline).
+  selection: Selection | None = None
 
   @property
   def mean_quality(self) -> float | None:
@@ -79,7 +143,20 @@ class Taxonomy:
         "cost": self.cost, "objective": self.objective,
         "mean_quality": self.mean_quality, "mean_gain": self.mean_gain,
         "served": [s.to_json() for s in self.served], "notes": list(self.notes),
+        **({} if self.selection is None
+           else {"selection": self.selection.to_json(self.budget, self.supervised)}),
     }
+
+  def selection_caption(self) -> str | None:
+    """One sentence on how often the chosen set was chosen across resamples, e.g. 'this
+    supervised set chosen in 72% of 50 resamples of the test views'; None without them."""
+    freq = None if self.selection is None else self.selection.at(self.budget)
+    if freq is None:
+      return None
+    share = freq.get(supervised_key(self.supervised), 0.0)
+    n = self.selection.resamples
+    return (f"this supervised set chosen in {share:.0%} of {n if n else 'the'} resamples of the "
+            "test views")
 
 
 def quality_of(table: AffinityTable, transfer: Transfer) -> float | None:

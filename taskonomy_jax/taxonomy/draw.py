@@ -46,8 +46,14 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
 
   A target that is supervised is drawn in the top row in green (served by its own network).
   Transfers of order > 1 meet in a junction dot; each edge into a target carries its order,
-  affinity and Quality.
+  affinity and Quality. When `tax.selection` holds its budget's resampled choices, the title
+  says how often this supervised set was chosen and each supervised task how often it was in
+  the chosen set.
   """
+  from taskonomy_jax.taxonomy import api
+
+  freq = tax.selection.at(tax.budget) if tax.selection is not None else None
+  in_set = api.source_frequencies(freq) if freq is not None else {}
   supervised = list(tax.supervised)
   served_by_transfer = [s for s in tax.served if not s.transfer.is_self]
   width = max(len(supervised), len(served_by_transfer), 3)
@@ -80,14 +86,19 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
     extra = "\n(own network)" if name in targets else ""
     ax.text(x, 0.9, node_title(name) + extra, ha="center", va="center", fontsize=8, zorder=5,
             bbox=dict(boxstyle="round,pad=0.4", fc=colour, ec="0.3"))
+    if freq is not None:
+      ax.text(x, 0.98, f"in {in_set.get(name, 0.0):.0%} of resampled sets", ha="center",
+              va="bottom", fontsize=6.5, color="0.25", zorder=5)
   for name, x in bottom_x.items():
     ax.text(x, target_y[name], node_title(name), ha="center", va="center", fontsize=8, zorder=5,
             bbox=dict(boxstyle="round,pad=0.4", fc=_TARGET, ec="0.3"))
   q = f"{tax.mean_quality:.2f}" if tax.mean_quality is not None else "n/a"
   g = f"{tax.mean_gain:.2f}" if tax.mean_gain is not None else "n/a"
-  ax.set_title(f"budget {tax.budget:g} (used {tax.cost:g}), order <= {tax.order}: "
-               f"{len(supervised)} supervised, {len(tax.targets)} targets; mean Quality {q}, "
-               f"mean Gain {g}", fontsize=9)
+  title = (f"budget {tax.budget:g} (used {tax.cost:g}), order <= {tax.order}: "
+           f"{len(supervised)} supervised, {len(tax.targets)} targets; mean Quality {q}, "
+           f"mean Gain {g}")
+  caption = tax.selection_caption()
+  ax.set_title(title if caption is None else f"{title}\n{caption}", fontsize=9)
   ax.set_xlim(-0.02, 1.02)
   ax.set_ylim(0, 1)
   ax.axis("off")

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import pathlib
 from collections.abc import Sequence
@@ -42,8 +43,10 @@ def budget_sweep(table: AffinityTable, targets: Sequence[str], sources: Sequence
 def make_figures(out: pathlib.Path, data: str = "default", root: str | None = None,
                  targets: Sequence[str] | None = None, orders: Sequence[int] | None = None,
                  graph_budgets: Sequence[float] = (2, 4, 8),
-                 solver: str = bip.DEFAULT_SOLVER) -> list[pathlib.Path]:
-  """Draws the four figures for one affinity set; returns the paths written."""
+                 solver: str = bip.DEFAULT_SOLVER,
+                 selection: api.Selection | None = None) -> list[pathlib.Path]:
+  """Draws the four figures for one affinity set; returns the paths written. `selection`: a
+  computed run's resampled choices, drawn and listed with the graphs of its budgets."""
   table = published.load_published(data, root)
   targets = list(targets) if targets else table.targets
   orders = list(orders) if orders else list(range(1, min(table.max_order, bip.MAX_ORDER) + 1))
@@ -59,7 +62,8 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
   sweeps = {o: budget_sweep(table, targets, None, o, budgets, solver)
             for o in tqdm(orders, desc="orders")}
   top = max(orders)
-  graphs = [t for t in sweeps[top] if t.budget in set(graph_budgets)]
+  graphs = [dataclasses.replace(t, selection=selection) for t in sweeps[top]
+            if t.budget in set(graph_budgets)]
   draw.draw_many(graphs, paths[1])
   series = {f"order <= {o}": {"budget": [t.budget for t in s],
                               "quality": [t.mean_quality for t in s],

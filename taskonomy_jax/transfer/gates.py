@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from taskonomy_jax.taxonomy import ahp, bip, compare, published, similarity
+from taskonomy_jax.taxonomy import ahp, api, bip, compare, published, similarity
 from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer, make_transfer
 from taskonomy_jax.transfer import affinity
 
@@ -381,11 +381,11 @@ def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], group
     table = affinity.affinity_table(_resampled(per_target, np.repeat(np.arange(n), mult)))
     model = bip.BipSolver(bip.build_problem(table, targets, sources, order, costs), solver)
     for budget in budgets:
-      key = "infeasible"
+      key = api.INFEASIBLE
       if budget >= need - 1e-9:
         # A fallback: the budget check above should already have caught infeasibility.
         with contextlib.suppress(bip.InfeasibleBudgetError):
-          key = "+".join(sorted(model.solve(budget).supervised))
+          key = api.supervised_key(model.solve(budget).supervised)
       counts[budget][key] = counts[budget].get(key, 0) + 1
   return {b: {k: v / num_resamples for k, v in sorted(c.items(), key=lambda kv: -kv[1])}
           for b, c in counts.items()}
@@ -519,7 +519,8 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
            known: Mapping[str, Mapping], converged: Mapping[Transfer | str, bool] | None = None,
            paper: Mapping[str, Any] | None = None, cohesion: Mapping[str, Any] | None = None,
            intervals: Mapping[Transfer, tuple[float, float]] | None = None,
-           frequencies: Mapping[float, Mapping[str, float]] | None = None) -> dict[str, Any]:
+           frequencies: Mapping[float, Mapping[str, float]] | None = None,
+           selection_resamples: int | None = None) -> dict[str, Any]:
   """Every gate's result and the verdict, JSON-able.
 
   Gates (each {"passes": True/False/None, "line", evidence}):
@@ -539,10 +540,11 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
     paper: `paper_agreement` result, None when the paper's data was not found.
     cohesion: `three_d_cohesion` result. intervals, frequencies: `affinity_intervals` and
       `selection_frequencies` results, reported beside the gates (they gate nothing).
+    selection_resamples: how many resamples `frequencies` are fractions of.
 
   Returns:
     {"trusted": bool (no gate failed), "failed": [names of failed gates], "gates": {name: gate},
-    and "affinity_intervals" / "selection_frequencies" when given}.
+    and "affinity_intervals" / "selection_frequencies" (+ "selection_resamples") when given}.
   """
   gates = {"networks": _networks_gate(networks), "transfers_vs_random": _transfers_gate(transfers),
            "readouts_converged": _converged_gate(converged)}
@@ -556,7 +558,8 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
   if intervals is not None:
     out["affinity_intervals"] = {str(t): list(v) for t, v in intervals.items()}
   if frequencies is not None:
-    out["selection_frequencies"] = {str(b): dict(f) for b, f in frequencies.items()}
+    out["selection_frequencies"] = {f"{b:g}": dict(f) for b, f in frequencies.items()}
+    out["selection_resamples"] = selection_resamples
   return _jsonable(out)
 
 
@@ -604,7 +607,8 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
       networks, transfers, known_answers(compare.first_order(table), per_target, random),
       converged, paper_agreement(table, paper) if paper is not None else None,
       three_d_cohesion(table),
-      affinity_intervals(per_target, groups, interval_resamples, seed), frequencies)
+      affinity_intervals(per_target, groups, interval_resamples, seed), frequencies,
+      selection_resamples)
 
 
 __all__ = ["affinity_intervals", "bootstrap_affinities", "bootstrap_diff", "known_answers",

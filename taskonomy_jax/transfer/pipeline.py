@@ -323,7 +323,10 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
 
   Trains half the steps, measures each readout's loss on (up to) 64 transfer-training views,
   trains on (the loop resumes from its checkpoint: the same run as one call) and measures
-  again: `plateau.json` records both and whether each readout converged.
+  again: `plateau.json` records both and whether each readout converged. The half-way losses
+  are kept beside the checkpoints: a unit killed after its last checkpoint would otherwise,
+  when redone, measure the end state twice (the loop restores its latest checkpoint, even for
+  the half-way call) and call every readout converged.
   """
   from taskonomy_jax.transfer import readout as readout_lib
   from taskonomy_jax.transfer import training
@@ -347,16 +350,22 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   seeds = [run.config.transfer.seed + k for k in range(len(members))]
   cfg = _transfer_train_cfg(run)
   half = max(1, cfg["num_steps"] // 2)
-  probe_losses = []
-  for steps in (half, cfg["num_steps"]):
-    state = training.train_stacked(readout, spec, train_source, seeds,
-                                   _transfer_opt(run, cfg["num_steps"]),
-                                   {**cfg, "num_steps": steps, "checkpoint_every": half},
-                                   run.ckpt / tag / unit)
-    probe_losses.append(training.stacked_losses(readout, spec, state, probe).mean(1))
+  ckpt = run.ckpt / tag / unit
+
+  def train(steps: int):
+    return training.train_stacked(readout, spec, train_source, seeds,
+                                  _transfer_opt(run, cfg["num_steps"]),
+                                  {**cfg, "num_steps": steps, "checkpoint_every": half}, ckpt)
+
+  mid_path = ckpt / "probe_loss_mid.json"
+  if not mid_path.is_file():
+    mid = training.stacked_losses(readout, spec, train(half), probe).mean(1)
+    stages.write_json_atomic(mid_path, mid.tolist())  # float32 values, exact in JSON
+  mid = np.asarray(json.loads(mid_path.read_text()), np.float64)
+  state = train(cfg["num_steps"])
+  end = np.asarray(training.stacked_losses(readout, spec, state, probe).mean(1), np.float64)
   np.save(tmp / "losses.npy", training.stacked_losses(readout, spec, state, source(test, "test")))
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
-  mid, end = (np.asarray(x, np.float64) for x in probe_losses)
   drop = (mid - end) / np.maximum(np.abs(mid), 1e-12)
   (tmp / "plateau.json").write_text(json.dumps({
       "steps": [half, cfg["num_steps"]], "tolerance": PLATEAU_TOLERANCE,
@@ -458,9 +467,11 @@ def gates_report(run: Run) -> dict[str, Any]:
   baselines = {t: tuple(np.load(run.unit_of("taskbank", t) / f"{t}.{name}_losses.npy")
                         for name in ("mean", "median")) for t in run.targets}
   tc = run.config.taxonomy
+  # The taxonomy's own budget too, so taxonomy.json always says how stable its choice is.
+  budgets = tuple(sorted({*map(float, tc.graph_budgets), float(tc.budget)}))
   return gates.run_gates(per_target, baselines, run.views("test").points,
                          converged=converged_readouts(run), paper=gates.load_paper(),
-                         budgets=tuple(tc.graph_budgets), order=tc.order)
+                         budgets=budgets, order=tc.order)
 
 
 def affinities_path(run: Run) -> pathlib.Path:
@@ -474,13 +485,15 @@ def stage_taxonomy(run: Run) -> None:
   tc = run.config.taxonomy
 
   def fn(_, tmp):
-    tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
-                             data=str(affinities_path(run)))
-    api.write_outputs(tax, tmp)
-    figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
-                         graph_budgets=tuple(tc.graph_budgets))
     report = gates_report(run)
     stages.write_json_atomic(tmp / REPORT, report)
+    # The report's resampled choices, drawn and written with the taxonomies (not recomputed).
+    selection = api.Selection.from_report(report)
+    tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
+                             data=str(affinities_path(run)))
+    api.write_outputs(dataclasses.replace(tax, selection=selection), tmp)
+    figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
+                         graph_budgets=tuple(tc.graph_budgets), selection=selection)
     draw.affinity_error_bars(AffinityTable.load(affinities_path(run)),
                              report.get("affinity_intervals", {}),
                              tmp / "figures" / "affinity_intervals.png")
