@@ -102,7 +102,7 @@ def omnidata(root: pathlib.Path, buildings: list[str], batch_size: int, workers:
 def _import_torch_for_omnidata():
   import torch
   # PyPI's torchvision is a CUDA build whose ops cannot load next to CPU torch; omnidata uses
-  # only its pure-Python transforms (BUILD_NOTES.md, "Data").
+  # only its pure-Python transforms (BUILD_NOTES.md, "Interpreter and dependency versions").
   if not hasattr(torch.ops.torchvision, "nms"):
     lib = torch.library.Library("torchvision", "DEF")
     lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")

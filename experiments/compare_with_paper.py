@@ -1,4 +1,5 @@
-"""Computed first-order affinities vs the paper's published ones (BUILD_NOTES.md, issue 6).
+"""Computed first-order affinities vs the paper's published ones (BUILD_NOTES.md, "The taxonomy
+pipeline and its gates").
 
   TASKONOMY_PAPER_RESULTS=/work/shared/paper_results .venv/bin/python \
       experiments/compare_with_paper.py out/taxonomy/07_affinities/table/affinities.json

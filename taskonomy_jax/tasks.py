@@ -7,7 +7,7 @@ original TensorFlow code (`segmentsemantic`, `inpainting_whole`, ...).
 
 Facts (output sizes, losses, which tasks are source-only) follow the paper's supplementary
 material and the original task-bank configs (`taskbank/experiments/final/*/config.py`);
-BUILD_NOTES.md lists where we deviate and why.
+BUILD_NOTES.md ("Deviations from the paper") lists where we deviate and why.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ YNN_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 # convolutions to YNNPACK too, and on the networks' layers its kernel-gradient convolutions
 # were 3-10x slower than Eigen's. Matmuls (stacked transfer readouts) and reductions (BatchNorm
 # statistics, ~10x) were slower without YNNPACK; elementwise fusions (not on by default) made
-# optax's Adam 4-5x slower. Measurements: BUILD_NOTES.md "Train-step benchmark", session 7.
+# optax's Adam 4-5x slower. Measurements: BUILD_NOTES.md, "The CPU train step".
 CPU_TRAINING_FLAGS: tuple[str, ...] = (
     f"{YNN_FUSION_FLAG}=LIBRARY_FUSION_TYPE_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,"
     "LIBRARY_FUSION_TYPE_REDUCE",)

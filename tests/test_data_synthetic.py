@@ -137,7 +137,7 @@ def _import_omnidata():
   # PyPI's torchvision wheels are CUDA builds whose compiled ops cannot load next to the CPU
   # torch; omnidata only uses torchvision's pure-Python transforms, but torchvision registers
   # fake kernels for `nms`/`qnms` at import, which needs their schemas. Define them when the
-  # compiled library is absent (see BUILD_NOTES.md, "Data").
+  # compiled library is absent (see BUILD_NOTES.md, "Interpreter and dependency versions").
   if not hasattr(torch.ops, "torchvision") or not hasattr(torch.ops.torchvision, "nms"):
     try:
       lib = torch.library.Library("torchvision", "DEF")

@@ -51,7 +51,7 @@ def get_config(arg: str = "paper") -> ml_collections.ConfigDict:
   c.train.eval_batches = 4
   # BatchNorm statistics re-gathered under the final weights (loop.LoopConfig). On the CPU size
   # Adam at 1e-3 moves the weights faster than the running averages follow: held-out depth MAE
-  # 0.0299 -> 0.0285 on the same network (BUILD_NOTES.md "Task bank"). Not in the paper.
+  # 0.0299 -> 0.0285 on the same network (BUILD_NOTES.md "Training loop"). Not in the paper.
   c.train.bn_recompute_batches = 50 if cpu else 0
   c.train.num_devices = ml_collections.FieldReference(None, field_type=int)
   c.train.fsdp = False

@@ -5,7 +5,7 @@ arrays) in a `tfds.features.Tensor` with zlib encoding, `.npy` domains as float3
 point_info as JSON text; `building`, `point`, `view` and the camera fields used to pair views are
 plain scalars/vectors so the multi-view index can be read without decoding images.
 Why tensors and not `tfds.features.Image`: Image needs TensorFlow to encode PNG, and decoding zlib
-tensors in the pipeline measured faster than PNG (BUILD_NOTES.md, "Data").
+tensors in the pipeline measured faster than PNG (BUILD_NOTES.md, "TFDS builders").
 """
 
 from __future__ import annotations

@@ -12,7 +12,8 @@ task is a registry entry (`TARGETS`), following the original task-bank configs
   encoding's full-scale code] to [-1, 1] (`resize_rescale_image` with `new_scale=[-1, 1]`);
   normals thus stay in the dataset's camera frame (x right, y down, z to the camera), the frame
   of the released Taskonomy networks. The original blurred the occlusion
-  edges with a Gaussian; we leave that to the model code (BUILD_NOTES.md).
+  edges with a Gaussian; we leave that to the model code (BUILD_NOTES.md, "Deviations from the
+  paper").
 - curvature: the first two stored channels standardised with the original's constants
   (`curvature_preprocess`).
 - unsupervised segmentations: int32 segment ids (the metric-embedding loss samples pixel pairs).

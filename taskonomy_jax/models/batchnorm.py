@@ -6,8 +6,8 @@ E[x^2] - E[x]^2 clipped at 0), so checkpoints and converted weights work with ei
 differs is the training-mode backward pass, `normalize_train`'s `custom_vjp`: two per-channel
 sums and one elementwise pass. Autodiff of flax's formula left XLA:CPU a long chain of
 elementwise ops that it fused into the (slow, strided) transposes feeding the next kernel
-gradient; the paper-size train step was ~5% faster at 256x256 with this one (BUILD_NOTES.md
-"Train-step benchmark", session 7).
+gradient; the paper-size train step was ~5% faster at 256x256 with this one (BUILD_NOTES.md,
+"The CPU train step").
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ them under `jax.vmap` over the *kernel* (stacked copies of a network, transfer/r
   - "xla": `lax.conv_general_dilated`. vmapped over kernels it becomes a grouped convolution
     (`feature_group_count=K`) and its kernel gradient a `batch_group_count=K` convolution;
     XLA:CPU expands those into dense convolutions K times larger (measured: compile and step
-    time grow roughly with K^2, BUILD_NOTES.md "Batched transfer readouts").
+    time grow roughly with K^2, BUILD_NOTES.md "Stacked readouts: transfers/hour").
   - "patches": the input's kxk windows gathered by strided slices (im2col) and one `dot_general`
     with the flattened kernel. vmapped over kernels it becomes a *batched matmul*, which every
     backend runs well; unstacked it is slower than XLA's own convolution on CPU.
@@ -16,14 +16,14 @@ them under `jax.vmap` over the *kernel* (stacked copies of a network, transfer/r
     the decoder's deconvolutions) runs as one convolution on the *undilated* input with s^2
     output phases, interleaved afterwards (sub-pixel convolution). XLA's form also multiplies
     the s^2 - 1 zeros inserted per input sample; on CPU the paper decoder's last deconvolution
-    (forward + backward) took over 10x longer that way (BUILD_NOTES.md "Train-step benchmark").
+    (forward + backward) took over 10x longer that way (BUILD_NOTES.md "The CPU train step").
   - "mixed": patches for small feature maps, XLA's convolution for large ones (CPU, YNNPACK).
   - "polyphase_matmul": "polyphase", and 1x1 convolutions (the bottlenecks' and projection
     shortcuts') as one 2-D matmul on the (subsampled) input. The kernel gradient is then a
     matmul contracting the positions, which XLA:CPU runs with a transposed operand in place;
     as a convolution it copied every such input into a (C, H, W, N) layout first, recomputing
-    the residual stream's elementwise chain inside the copy (BUILD_NOTES.md "Train-step
-    benchmark", session 8).
+    the residual stream's elementwise chain inside the copy (BUILD_NOTES.md "The CPU train
+    step").
   - "auto": the backend's entry in `UNSTACKED_DEFAULT` for a single network ("xla" where not
     listed); stacking code (`for_stacking`) replaces it with the backend's `STACKED_DEFAULT`.
 """
@@ -121,7 +121,7 @@ def mixed_conv_general_dilated(lhs: jax.Array, rhs: jax.Array, *args: Any,
   """Patches + matmul for small feature maps and for inputs of <= 4 channels, XLA's
   convolution elsewhere: the same function, chosen per layer from static shapes.
 
-  Why (BUILD_NOTES.md "Train-step benchmark", session 6): on XLA:CPU the paper-size training
+  Why (BUILD_NOTES.md "The CPU train step"): on XLA:CPU the paper-size training
   step is fastest with patches where a layer's input has <= MIXED_PATCHES_MAX_POSITIONS
   positions (the weight-heavy deep layers, whose input gradients otherwise copy a flipped
   kernel each step) and for the RGB stem (a 3-channel weight gradient), and with XLA's
@@ -268,13 +268,13 @@ CONV_IMPLS: dict[str, ConvFn] = {
 }
 AUTO = "auto"
 # Under vmap over stacked kernels, per backend (`jax.default_backend()`); "xla" where not
-# listed. Measured on CPU (BUILD_NOTES.md "Batched transfer readouts"). On an H200 patches was
-# also 3-6x faster at the pipeline's small readout size ("On a GPU" there), but GPU/TPU keep
+# listed. Measured on CPU (BUILD_NOTES.md "Stacked readouts: transfers/hour"). On an H200 patches
+# was also 2-6x faster at the pipeline's small readout size (same section), but GPU/TPU keep
 # XLA's convolution: at the paper's readout size (decoder to 256x256) im2col would hold 9x
 # those activations, and that size was not measured with patches.
 STACKED_DEFAULT: dict[str, str] = {"cpu": "patches"}
 # A single network, per backend; "xla" where not listed (cuDNN and TPUs run transposed
-# convolutions natively). Measured on CPU: BUILD_NOTES.md "Train-step benchmark", sessions 7-8.
+# convolutions natively). Measured on CPU: BUILD_NOTES.md "The CPU train step".
 UNSTACKED_DEFAULT: dict[str, str] = {"cpu": "polyphase_matmul"}
 
 

@@ -6,8 +6,8 @@ of the paper is the output) and tanh for regression outputs. Its four stride-2 d
 TensorFlow's 'SAME' transposed-convolution alignment, which the port emulates with a (1, 0, 1, 0)
 zero pad, a padding-1 ConvTranspose2d and dropping the first row and column; in JAX that is one
 transposed convolution with explicit padding ((2, 1), (2, 1)) on the dilated input (derivation in
-BUILD_NOTES.md), with the spatially flipped PyTorch kernel. It is written as `nn.Conv` with
-`input_dilation=2`: the very `lax.conv_general_dilated` call `nn.ConvTranspose` makes (same
+BUILD_NOTES.md, "Networks"), with the spatially flipped PyTorch kernel. It is written as `nn.Conv`
+with `input_dilation=2`: the very `lax.conv_general_dilated` call `nn.ConvTranspose` makes (same
 `kernel` parameter), but through `nn.Conv`'s pluggable convolution (`conv_impl`).
 """
 
@@ -56,8 +56,8 @@ class PixelDecoder(nn.Module):
   width_multiplier: float = 1.0
   apply_tanh: bool = True
   # Narrowest hidden layer: at small width multipliers the last layers would keep 1 channel,
-  # a bottleneck that cannot even reproduce a target's mean image (BUILD_NOTES.md, "Task
-  # networks at CPU size").
+  # a bottleneck that cannot even reproduce a target's mean image (BUILD_NOTES.md, "The
+  # taxonomy pipeline and its gates").
   min_channels: int = 1
   dtype: Any = jnp.float32
   conv_impl: str = conv_lib.AUTO
@@ -90,7 +90,8 @@ class PixelShuffleHead(nn.Module):
   The CPU-size transfer readouts' output: per output pixel a linear function of the readout's
   features at its cell, so a readout measures what the representation holds rather than what a
   15-layer decoder trained on a few hundred views can make of it, and converges in hundreds of
-  steps (BUILD_NOTES.md, "Readouts"). Not in the paper, whose readouts end in the full decoder.
+  steps (BUILD_NOTES.md, "The taxonomy pipeline and its gates"). Not in the paper, whose readouts
+  end in the full decoder.
   """
 
   out_channels: int

@@ -5,7 +5,7 @@ routes each output's gradient to the first maximum of its window in row-major or
 select-and-scatter and PyTorch do). The gradient is a sum of strided pads, elementwise work that
 XLA fuses; autodiff of `reduce_window` gave XLA:CPU a select-and-scatter that built four int32
 index arrays of the input's size, ~5% of the paper-size training step at 256x256
-(BUILD_NOTES.md "Train-step benchmark", session 8).
+(BUILD_NOTES.md, "The CPU train step").
 """
 
 from __future__ import annotations

@@ -398,7 +398,7 @@ class BipSolver:
     try:
       # warm_start=False: with cvxpy 1.9.3 + HiGHS 1.16, re-solving after a budget change with
       # the previous answer passed as a start returned non-optimal answers ("optimal" status),
-      # caught by the brute-force tests (BUILD_NOTES.md). A cold start costs a few ms.
+      # caught by the brute-force tests (BUILD_NOTES.md, "The BIP"). A cold start costs a few ms.
       self.cvx.solve(solver=self.solver_info.cvxpy_name, warm_start=False, **opts)
     except cp.error.SolverError as e:
       raise RuntimeError(f"{self.solver_info.cvxpy_name} failed on the taxonomy BIP: {e}") from e

@@ -66,7 +66,7 @@ def init_variables(model: nn.Module, sample_inputs: jax.Array, seed: int,
 
   `prng_impl` picks the key type for initialisation only (None: jax's default, threefry).
   'rbg' compiles the init of a ResNet with ~100 initialisers about 6x faster on CPU (measured
-  95 s vs 16 s wall on the loaded 2-core build machine, BUILD_NOTES.md "Task bank").
+  95 s vs 16 s wall on the loaded 2-core build machine, BUILD_NOTES.md "Tried and dropped").
   """
   # One jitted init: eager init would compile every initializer op separately.
   init = jax.jit(lambda rngs, x: model.init(rngs, x, train=False))
@@ -151,7 +151,7 @@ class LoopConfig:
 
 # Batches read ahead by background threads. grain's default (16 threads, 500 elements) counts
 # our elements as whole batches: 500 batches of stacked readout inputs were ~22 GB, and the
-# threads building them took the cores from the training step (BUILD_NOTES.md, "Readouts").
+# threads building them took the cores from the training step (BUILD_NOTES.md, "Speed and memory").
 PREFETCH_BATCHES = 4
 
 

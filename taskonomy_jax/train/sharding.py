@@ -23,7 +23,8 @@ def maybe_initialize_distributed(enabled: bool) -> None:
   """`jax.distributed.initialize()` for multi-host runs (TPU VM pods, multi-node GPU).
 
   On TPU VMs and SLURM/Open MPI clusters jax discovers the coordinator itself; elsewhere set
-  JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (see BUILD_NOTES.md).
+  JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (see BUILD_NOTES.md, "Running at
+  paper scale: TPU VMs and GPUs").
   """
   if enabled and not jax.distributed.is_initialized():
     kwargs = {}

@@ -1,4 +1,4 @@
-"""Session 8 device check (H200): `pooling.max_pool` against flax's max pool on GPU (values,
+"""Device check (H200): `pooling.max_pool` against flax's max pool on GPU (values,
 gradients, ties, bfloat16) and the paper-size train step with either pool, interleaved.
 
 Run from the repository root with the pinned wheels on PYTHONPATH (see `gpu8.log` beside this):
@@ -32,7 +32,7 @@ def check_pool() -> None:
 
 
 def flax_pool(x: jax.Array, window: int, stride: int) -> jax.Array:
-  """`resnet.max_pool_ceil` as it was before session 8 (flax's max pool)."""
+  """`resnet.max_pool_ceil` as it was before `pooling.max_pool` (flax's max pool)."""
   pads = []
   for size in x.shape[1:3]:
     out = -(-(size - window) // stride) + 1
