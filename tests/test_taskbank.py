@@ -453,7 +453,8 @@ def test_vector_targets_are_standardised_on_training_statistics_and_mapped_back(
         np.float32(stats["std"]), rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(scaled[i]["inputs"], held[i]["inputs"])
   with pytest.raises(ValueError, match="not standardised"):
-    data.dataset(tasks.get("normal"), {**config.data, "target_stats": stats}, "eval", 32)
+    data.dataset(tasks.get("segment_semantic"), {**config.data, "target_stats": stats}, "eval",
+                 32)
 
   # The bank measures them before training, keeps them beside the network, maps outputs back.
   cfg = type(config)(config.to_dict())
@@ -507,3 +508,47 @@ def test_serve_and_visualize_run_a_trained_bank(tiny_bank, tmp_path):
   from PIL import Image
   with Image.open(video) as gif:
     assert gif.n_frames == 2
+
+
+def test_pixel_targets_are_standardised_per_channel_over_valid_pixels(tiny_bank, tmp_path):
+  """`standardize_targets='regressions'`: a pixel target's mean and std per channel over its
+  valid pixels; the network learns them with a linear output (no tanh: standardised log depth
+  reaches -6 and +3) and the bank maps its outputs back."""
+  import jax
+
+  from taskonomy_jax.taskbank import bank, data, train
+
+  config, _, _ = tiny_bank
+  regressions = [s.name for s in tasks.trainable() if data.has_standardized_targets(
+      s, "regressions")]
+  assert {"depth_zbuffer", "edge_occlusion", "normal", "room_layout"} <= set(regressions)
+  assert "segment_semantic" not in regressions and "jigsaw" not in regressions
+  assert not data.has_standardized_targets(tasks.get("room_layout"), "none")
+  assert data.standardize_choice(True) == "vectors" and data.standardize_choice(False) == "none"
+  with pytest.raises(ValueError, match="standardize_targets must be one of"):
+    data.standardize_choice("all")
+  spec = tasks.get("depth_zbuffer")
+  raw = data.dataset(spec, config.data, "train", 32)
+  y = np.stack([raw[i]["targets"] for i in range(len(raw))]).astype(np.float64)
+  valid = np.stack([raw[i]["mask"] for i in range(len(raw))]) > 0
+  stats = data.target_statistics(spec, config.data, 32, max_examples=len(raw))
+  np.testing.assert_allclose(stats["mean"], [y[valid].mean()], rtol=1e-6)
+  np.testing.assert_allclose(stats["std"], [y[valid].std()], rtol=1e-6)
+  assert y[valid].std() < 0.2  # log depth spreads little: why it is standardised
+
+  cfg = type(config)(config.to_dict())
+  cfg.tasks = ("depth_zbuffer",)
+  cfg.train.num_steps = 2
+  cfg.data.standardize_targets = "regressions"
+  workdir = str(tmp_path / "bank")
+  train.train_task_bank(cfg, workdir)
+  saved = train.target_stats(workdir, "depth_zbuffer")
+  np.testing.assert_allclose(saved["std"], stats["std"], rtol=1e-6)
+  tb = bank.TaskBank.load(workdir)
+  model, variables = tb.network("depth_zbuffer")
+  assert model.linear_output
+  x = np.asarray(raw[0]["inputs"])[None]
+  net = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x))
+  np.testing.assert_allclose(tb.batch_apply("depth_zbuffer")(x),
+                             net * np.float32(saved["std"]) + np.float32(saved["mean"]),
+                             rtol=1e-5, atol=1e-6)

@@ -182,8 +182,9 @@ def test_run_unit_is_atomic_and_skips_finished_units(tmp_path):
 
 
 def test_residual_target_losses_equal_the_full_predictions_losses():
-  """A residual readout learns target - mean; its held-out loss is that of prediction + mean
-  against the target (L1 and L2, masked), so tournaments compare full predictions."""
+  """A residual readout learns (target - mean) / scale; its held-out loss times
+  `loss_factor` is that of prediction * scale + mean against the target (L1 and L2, masked),
+  so tournaments compare full predictions."""
   rng = np.random.default_rng(0)
   for task in ("depth_zbuffer", "room_layout"):
     spec = tasks.get(task)
@@ -193,11 +194,17 @@ def test_residual_target_losses_equal_the_full_predictions_losses():
         if spec.pixel_output else None
     mean = readout.masked_mean(targets, masks)
     pred = rng.normal(size=(6, *shape)).astype(np.float32)
-    residual = readout.ResidualTarget(targets, mean)
     batch = {"targets": targets} if masks is None else {"targets": targets, "mask": masks}
-    full = readout.per_example_losses(spec, pred + mean, batch)
-    res = readout.per_example_losses(spec, pred, {**batch, "targets": residual[0:6]})
-    np.testing.assert_allclose(res, full, rtol=1e-5, atol=1e-6)
+    scale = readout.residual_scale(targets, mean, masks)
+    valid = np.broadcast_to(masks > 0, targets.shape) if masks is not None else \
+        np.ones(targets.shape, bool)
+    assert scale == pytest.approx(float(np.std((targets - mean)[valid])), rel=1e-6)
+    for s in (1.0, scale):
+      residual = readout.ResidualTarget(targets, mean, s)
+      full = readout.per_example_losses(spec, pred * s + mean, batch)
+      res = readout.per_example_losses(spec, pred, {**batch, "targets": residual[0:6]})
+      np.testing.assert_allclose(res * readout.loss_factor(spec, s), full, rtol=1e-5,
+                                 atol=1e-6)
 
 
 def test_masked_mean_counts_only_valid_entries():

@@ -237,7 +237,7 @@ def test_demo_shows_every_task(driver, paper_results_dir, tmp_path, shots):
 def test_demo_on_a_served_trained_bank(driver, shots):
   """`taskonomy serve --bank DIR` as a user starts it (a subprocess on a free loopback port),
   on a trained bank: pick a rendered example, see every network of the bank. The bank is
-  `$TASKONOMY_DEMO_BANK` (e.g. `taskonomy taskbank export --run out/taxonomy --out BANK`);
+  `$TASKONOMY_DEMO_BANK` (e.g. a `taskonomy taxonomy` run's `03_taskbank/bank`);
   skipped without it. Its screenshot is the README's `demo_page_trained.png`."""
   import json
   import socket

@@ -10,7 +10,7 @@ Paper size (256x256, ResNet-50, 15-layer decoder, Adam 1e-4, batch 32, dataset `
 real `taskonomy`): the same command with `:paper` on a TPU VM / GPU host.
 
 `:cpu_full` is the CPU bank measured against trivial baselines on held-out views
-(BUILD_NOTES.md, "Task bank", the session-5 table): the 64x64 `r64_large` world (300 training
+(BUILD_NOTES.md, "Task bank" and "Current measured numbers"): the 64x64 `r64_large` world (300 training
 buildings; rendered on first use, ~4 min), 1000 steps with two learning-rate drops, fresh
 partner views / noise / tile permutations every draw, standardised targets for the vector
 regressions, and per task (`per_task`) a 4x-compute network trained 3000 steps for the 3D pixel
@@ -42,7 +42,7 @@ def _task_network():
 SIZES = ("paper", "cpu", "cpu_full", "tiny")
 
 # `cpu_full`'s 3D pixel tasks and semantic segmentation: 4x the encoder/decoder compute and 3x
-# the steps (BUILD_NOTES.md, "Third session" / "Fifth session": at the base size their networks
+# the steps (BUILD_NOTES.md, "Task bank": at the base size their networks
 # barely leave the mean image / the background class).
 _BIGGER_3D = {
     "model": {"width": 16, "blocks": (2, 2, 2, 2), "decoder_width_multiplier": 0.5},
@@ -54,11 +54,11 @@ _TASKS_3D = ("depth_zbuffer", "depth_euclidean", "normal", "curvature")
 # random material colours (they overfit the 60 training buildings without it).
 _POSE = {"data": {"augment": ("color",)}}
 # `cpu_full`'s scene classes: mirrored and colour-jittered views and a 4x-compute encoder (the
-# closest of the settings tried; BUILD_NOTES.md, "Fourth session").
+# closest of the settings tried; BUILD_NOTES.md, "Task bank").
 _SCENE = {"model": {"width": 16, "blocks": (2, 2, 2, 2)},
           "data": {"augment": ("hflip", "color")}}
 # `cpu_full`'s jigsaw: a fresh permutation every draw (`draws_per_anchor`) and 3x the steps; at
-# 1000 steps its loss stays at chance, ln(100) (BUILD_NOTES.md, "Fifth session").
+# 1000 steps its loss stays at chance, ln(100) (BUILD_NOTES.md, "Tried and dropped").
 _JIGSAW = {"train": {"num_steps": 3000, "checkpoint_every": 500},
            "optimizer": {"decay_steps": (2000, 2600)}}
 

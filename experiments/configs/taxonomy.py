@@ -4,7 +4,7 @@ render -> build dataset -> task bank -> representations -> transfers (orders 1-4
 affinities -> BIP -> figures -> task bank export. Sizes:
 
   default: 7 targets, orders 1-3, 48/10/10 buildings, a 16x16x8 representation; ~11 min on
-    2 CPU cores (BUILD_NOTES.md, "The default run"; `make taxonomy`'s budget is 15 min with the
+    2 CPU cores (BUILD_NOTES.md, "The taxonomy pipeline and its gates"; `make taxonomy`'s budget is 15 min with the
     venv install). Its gates are printed last and saved as report.json.
     taskonomy taxonomy --config experiments/configs/taxonomy.py --workdir out/taxonomy
   full:    17 targets, the paper's beam 5 and orders 1-4: not timed; an hour or more here.
@@ -53,7 +53,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.data.resolution = 32 if tiny else (256 if paper else 64)
   # Buildings per split. The task bank learns from `train`; `validation` is the transfer
   # budget; `test` holds the tournaments and the gates' intervals. 48 training buildings: at 8
-  # the task networks overfit (BUILD_NOTES.md, "Splits"); 10 test buildings (~230 views, 80
+  # the task networks overfit (BUILD_NOTES.md, "The taxonomy pipeline and its gates"); 10 test buildings (~230 views, 80
   # camera points) separate good sources from random projection beyond their intervals.
   c.data.num_train = 2 if tiny else (60 if paper else 48)
   c.data.num_validation = 1 if tiny else 10
@@ -86,13 +86,17 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.taskbank.seed = 0
   c.taskbank.decay_at = (0.6, 0.85)  # x0.1 at these fractions of the steps
   # The task-bank trainer's recipe (taskonomy_jax/taskbank/train.py, as `taskonomy taskbank
-  # train`): every L1/L2 target standardised (per channel for pixel targets): log depth
-  # spreads 0.04 where edges and shading spread 0.3-0.4, and unstandardised the depth networks
-  # stayed at the mean image (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
-  c.taskbank.standardize_targets = "regressions"
+  # train`): vector regressions learn standardised targets, and so do the two depths (per
+  # channel over valid pixels, linear output): log depth spreads 0.04 where edges and shading
+  # spread 0.3-0.4, and unstandardised the depth networks stayed at the mean image. The
+  # [-1, 1] targets keep their units and tanh: standardised, 3D keypoints fell from 0.97x to
+  # 1.02x the median image (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
+  c.taskbank.standardize_targets = "vectors"
+  depth = {"data": {"standardize_targets": "regressions"}}
+  c.taskbank.per_task = ml_collections.ConfigDict(
+      {"depth_zbuffer": depth, "depth_euclidean": depth})  # {task: settings over these}
   c.taskbank.augment = ()
   c.taskbank.bn_recompute_batches = 0
-  c.taskbank.per_task = ml_collections.ConfigDict()  # {task: settings over these}
   # An already trained bank to read instead of training one (`taskonomy taxonomy --bank DIR`).
   c.taskbank.bank = ""
 
@@ -100,6 +104,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.readout.readout_channels = 8
   # Residual over the target's mean image, linear output (readout.Readout.residual).
   c.readout.residual = not paper
+  # ... divided by its standard deviation (log depth's residual spreads ~0.04, edges' ~0.4);
+  # losses are mapped back to the target's units.
+  c.readout.standardize_residual = not paper
   # CPU size: a 1x1 conv + depth to space instead of the 15-layer decoder (measures what the
   # representation holds; converges in hundreds of steps). Paper: the decoder.
   c.readout.pixel_head = "decoder" if paper else "shuffle"

@@ -21,7 +21,7 @@ __all__ = ["DTYPES", "Encoder", "FCHead", "PixelDecoder", "TaskNetwork", "build"
 
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16}
 _FIELDS = ("width", "blocks", "rep_channels", "output_stride", "decoder_width_multiplier",
-           "decoder_min_channels", "fc_hidden", "dropout", "conv_impl")
+           "decoder_min_channels", "fc_hidden", "dropout", "conv_impl", "linear_output")
 
 
 def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -> TaskNetwork:
@@ -33,8 +33,9 @@ def build(task: str | tasks.TaskSpec, config: Mapping[str, Any] | None = None) -
       `output_stride` (16: the paper's 16x16 grid at 256x256; 4 gives it at 64x64),
       `decoder_width_multiplier`, `fc_hidden`, `dropout`, `dtype` ('float32' | 'bfloat16',
       the compute dtype; parameters stay float32), `conv_impl` (models/conv.py: 'auto', 'xla',
-      'patches', 'mixed', 'polyphase', 'polyphase_matmul'; 'auto' picks per backend). Missing
-      keys take the paper's values ('auto' for conv_impl).
+      'patches', 'mixed', 'polyphase', 'polyphase_matmul'; 'auto' picks per backend),
+      `linear_output` (no tanh on a regression output: the network learns standardised,
+      unbounded targets). Missing keys take the paper's values ('auto' for conv_impl).
 
   Raises:
     UnknownTaskError: unknown task name. ValueError: unknown config key or dtype.

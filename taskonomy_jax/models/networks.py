@@ -48,6 +48,8 @@ class TaskNetwork(nn.Module):
   dropout: float = 0.5
   dtype: Any = jnp.float32
   conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py; 'auto': per backend
+  # Trained on standardised targets (taskbank/data.py): unbounded, so no tanh on the output.
+  linear_output: bool = False
 
   def setup(self):
     self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),
@@ -91,8 +93,10 @@ def _pixel_decoder(net: TaskNetwork) -> nn.Module:
   if 2 ** int(math.log2(stride)) != stride or steps < 0:
     raise ValueError(f"{net.spec.name}'s output stride {stride} must be a power of 2 no larger "
                      f"than the representation's stride {net.output_stride}")
-  # A residual readout predicts the target minus its mean image: unbounded, so no tanh.
-  squash = net.spec.loss not in LOGIT_LOSSES and not getattr(net, "residual", False)
+  # A residual readout predicts the target minus its mean image, and a network trained on
+  # standardised targets predicts those: unbounded, so no tanh.
+  squash = net.spec.loss not in LOGIT_LOSSES and not getattr(net, "residual", False) \
+      and not getattr(net, "linear_output", False)
   if getattr(net, "pixel_head", "decoder") == "shuffle":
     return PixelShuffleHead(net.spec.channels, upsample_steps=steps, apply_tanh=squash,
                             dtype=net.dtype, name="decoder")

@@ -71,9 +71,11 @@ class TaskBank:
       raise FileNotFoundError(f"no finished task in {workdir}")
     if config.get("compilation_cache"):  # the forward passes compiled by `evaluate` are reused
       train_lib.enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
-    nets = {n: (models.build(n, train_lib.task_settings(config, n)["model"]),
-                checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
     stats = {n: s for n in wanted if (s := train_lib.target_stats(workdir, n)) is not None}
+    # A network trained on standardised targets was built with a linear output (train/task.py).
+    nets = {n: (models.build(n, {**train_lib.task_settings(config, n)["model"],
+                                 "linear_output": n in stats}),
+                checkpoint.load_variables(os.path.join(workdir, n))) for n in wanted}
     return cls(config, nets, stats)
 
   @property

@@ -230,7 +230,7 @@ def has_standardized_targets(spec: tasks.TaskSpec, which: Any = "vectors") -> bo
   (BUILD_NOTES.md, "Task bank"). The original standardised them with its dataset's mean/std;
   the bank uses its training split's. Pixel regressions ('regressions'): log depth spreads
   0.04 where edges and shading spread 0.3-0.4, so at one learning rate a small depth network
-  jitters around the mean image (BUILD_NOTES.md, "Task networks").
+  jitters around the mean image (BUILD_NOTES.md, "Task bank").
   """
   which = standardize_choice(which)
   if which == "none" or spec.loss not in ("l1", "l2"):

@@ -69,7 +69,9 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
                             sharding.make_mesh(config.train.get("num_devices")))
   loop_cfg = loop.LoopConfig.from_config(config.train)
   tx = make_optimizer(config.optimizer)
-  model = models.build(spec, config.model)
+  # Standardised targets (taskbank/data.py) are unbounded: no tanh on the network's output.
+  model = models.build(spec, {**config.model,
+                              "linear_output": bool(config.data.get("target_stats"))})
   data = make_data(spec, config.data, "train", config.resolution)
   eval_data = make_data(spec, config.data, "eval", config.resolution) \
       if config.data.get("num_eval", 0) else None

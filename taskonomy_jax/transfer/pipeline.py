@@ -134,8 +134,9 @@ def _transfer_train_cfg(run: Run) -> dict[str, Any]:
 
 def readout_config(run: Run) -> dict[str, Any]:
   """The readouts' module settings: the run's `readout` block and its representation's stride."""
-  return {**run.config.readout.to_dict(),
-          "output_stride": int(run.config.model.get("output_stride", 16))}
+  module = {k: v for k, v in run.config.readout.to_dict().items()
+            if k != "standardize_residual"}  # the targets' transform (`residual`), not a layer
+  return {**module, "output_stride": int(run.config.model.get("output_stride", 16))}
 
 
 def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -148,9 +149,10 @@ def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray
   return {s: training.channel_stats(run.rep(s, "validation")) for s in sources}
 
 
-def target_mean(run: Run, target: str) -> np.ndarray | None:
-  """A residual readout's offset: `target`'s mean over the transfer-training split's valid
-  entries; None when the readouts predict the target itself."""
+def residual(run: Run, target: str) -> tuple[np.ndarray, float] | None:
+  """A residual readout's output transform, (mean, scale): it learns (target - mean) / scale,
+  `mean` the target's mean image and `scale` the residual's standard deviation, both over the
+  transfer-training split's valid entries; None when the readouts predict the target itself."""
   from taskonomy_jax.transfer import readout as readout_lib
 
   spec = tasks.get(target)
@@ -158,7 +160,10 @@ def target_mean(run: Run, target: str) -> np.ndarray | None:
     return None
   val = run.views("validation")
   mask = val.mask(target) if spec.pixel_output else None
-  return readout_lib.masked_mean(val.target(target), mask)
+  mean = readout_lib.masked_mean(val.target(target), mask)
+  scale = readout_lib.residual_scale(val.target(target), mean, mask) \
+      if run.config.readout.get("standardize_residual", False) else 1.0
+  return mean, scale
 
 
 def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
@@ -181,8 +186,8 @@ def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
   per_task = tb.get("per_task") or {}
   return ml_collections.ConfigDict({
       "tasks": tuple(run.targets if scratch else run.bank),
-      "per_task": {} if scratch else (per_task.to_dict() if hasattr(per_task, "to_dict")
-                                      else dict(per_task)),
+      # The same per-task recipe: a baseline trained otherwise would misstate Gain.
+      "per_task": per_task.to_dict() if hasattr(per_task, "to_dict") else dict(per_task),
       "resolution": int(c.data.resolution),
       "model": c.model.to_dict(),
       "optimizer": {**c.optimizer.to_dict(), "learning_rate": lr,
@@ -306,13 +311,21 @@ Member = tuple[str, tuple[str, ...]]  # (target, sources)
 def _residual_targets(run: Run, views: views_lib.Views, target: str):
   from taskonomy_jax.transfer import readout as readout_lib
 
-  mean = target_mean(run, target)
+  transform = residual(run, target)
   t = views.target(target)
-  return t if mean is None else readout_lib.ResidualTarget(t, mean)
+  return t if transform is None else readout_lib.ResidualTarget(t, *transform)
+
+
+def _loss_factor(run: Run, target: str) -> float:
+  """Readout losses (on residual targets) times this are in the target's own units."""
+  from taskonomy_jax.transfer import readout as readout_lib
+
+  transform = residual(run, target)
+  return 1.0 if transform is None else readout_lib.loss_factor(tasks.get(target), transform[1])
 
 
 # Readouts count as converged when their loss on the transfer-training views fell by less than
-# this fraction over the second half of their steps (BUILD_NOTES.md, "Readouts").
+# this fraction over the second half of their steps (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
 PLATEAU_TOLERANCE = 0.05
 PROBE_VIEWS = 64
 
@@ -364,7 +377,9 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   mid = np.asarray(json.loads(mid_path.read_text()), np.float64)
   state = train(cfg["num_steps"])
   end = np.asarray(training.stacked_losses(readout, spec, state, probe).mean(1), np.float64)
-  np.save(tmp / "losses.npy", training.stacked_losses(readout, spec, state, source(test, "test")))
+  factors = np.asarray([_loss_factor(run, t) for t, _ in members], np.float32)[:, None]
+  np.save(tmp / "losses.npy",
+          training.stacked_losses(readout, spec, state, source(test, "test")) * factors)
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
   drop = (mid - end) / np.maximum(np.abs(mid), 1e-12)
   (tmp / "plateau.json").write_text(json.dumps({

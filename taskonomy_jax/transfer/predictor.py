@@ -173,12 +173,14 @@ def _find_readout(run: pipeline.Run, transfer: Transfer) -> tuple[str, str, int]
   raise ValueError(f"no trained readout for {transfer}; this run trained: {', '.join(have)}")
 
 
-def _plus(head: Callable[[np.ndarray], np.ndarray], offset: np.ndarray | None
-          ) -> Callable[[np.ndarray], np.ndarray]:
-  """A residual readout's prediction: its output plus the target's mean (None: unchanged)."""
-  if offset is None:
+def _plus(head: Callable[[np.ndarray], np.ndarray],
+          transform: tuple[np.ndarray, float] | None) -> Callable[[np.ndarray], np.ndarray]:
+  """A residual readout's prediction: its output times the scale plus the target's mean
+  (`pipeline.residual`; None: unchanged)."""
+  if transform is None:
     return head
-  return lambda x: head(x) + offset
+  mean, scale = transform
+  return lambda x: head(x) * np.float32(scale) + mean
 
 
 class TransferPredictor:
@@ -247,7 +249,7 @@ class TransferPredictor:
     channels = run.config.transfer.max_order * run.config.model.rep_channels
     h = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
     # The readouts were trained on standardised sources, to predict a residual over the target's
-    # mean: the same transforms, from the same cached arrays (pipeline.source_stats/target_mean).
+    # mean: the same transforms, from the same cached arrays (pipeline.source_stats/residual).
     stats = pipeline.source_stats(run, needed)
     stacked_cache: dict[tuple[str, str], dict[str, Any]] = {}
     for t in chosen:
@@ -259,7 +261,7 @@ class TransferPredictor:
       variables = _copy(stacked_cache[stage, unit], k)
       module = readout_lib.build(tasks.get(t.target), pipeline.readout_config(run))
       _check_fits(module, np.zeros((1, h, h, channels), np.float32), variables, f"readout {t}")
-      heads[t.target] = _plus(network(module, variables), pipeline.target_mean(run, t.target))
+      heads[t.target] = _plus(network(module, variables), pipeline.residual(run, t.target))
     # Sources in the order of the trained readout's input (members.json's order: sorted).
     chosen = [t if t.own_network else Transfer(t.target, tuple(sorted(t.sources)))
               for t in chosen]

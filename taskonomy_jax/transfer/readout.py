@@ -126,20 +126,45 @@ def channel_axis(mask: np.ndarray, ndim: int) -> np.ndarray:
 
 
 class ResidualTarget(Sequence):
-  """Read-only view of targets (N, ...) minus their mean image: what a residual readout learns.
+  """Read-only view of targets (N, ...) as (target - mean) / scale: what a residual readout
+  learns (`scale` a scalar, default 1).
 
-  For the L1/L2 losses, loss(prediction, target - mean) == loss(prediction + mean, target)
-  element by element, so held-out losses are those of the readout's full prediction.
+  For the L1/L2 losses, loss(prediction, (target - mean) / scale) * scale**p ==
+  loss(prediction * scale + mean, target) element by element (p = 1 for L1, 2 for L2;
+  `loss_factor`), so held-out losses are those of the readout's full prediction.
   """
 
-  def __init__(self, targets: np.ndarray, mean: np.ndarray):
+  def __init__(self, targets: np.ndarray, mean: np.ndarray, scale: float = 1.0):
     self.targets, self.mean = targets, np.asarray(mean, np.float32)
+    self.scale = np.float32(scale)
 
   def __len__(self) -> int:
     return len(self.targets)
 
   def __getitem__(self, i):
-    return (np.asarray(self.targets[i], np.float32) - self.mean).astype(np.float32)
+    return ((np.asarray(self.targets[i], np.float32) - self.mean) / self.scale).astype(np.float32)
+
+
+def residual_scale(targets: np.ndarray, mean: np.ndarray, masks: np.ndarray | None = None
+                   ) -> float:
+  """The standard deviation of targets (N, ...) about their mean image over the valid entries
+  (`masks` as `masked_mean` takes them): a residual readout's scale. Without it, log depth's
+  residual (spread ~0.04) is learned at a step size made for spreads ~0.4 and the readouts
+  ended worse than predicting the mean (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
+  """
+  r = np.asarray(targets, np.float64) - np.asarray(mean, np.float64)
+  if masks is not None:
+    m = np.broadcast_to(channel_axis(np.asarray(masks) > 0, r.ndim), r.shape)
+    r = r[m]
+  std = float(np.std(r)) if np.size(r) else 0.0
+  return std if std > 1e-6 else 1.0
+
+
+def loss_factor(spec: tasks.TaskSpec, scale: float) -> float:
+  """What a loss on targets divided by `scale` is multiplied by to be in the targets' units."""
+  if spec.loss not in ("l1", "l2"):
+    raise ValueError(f"{spec.name}'s loss {spec.loss!r} is not L1 or L2")
+  return float(scale) ** (2 if spec.loss == "l2" else 1)
 
 
 def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> dict[str, Any]:
@@ -149,7 +174,7 @@ def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> 
   same key, the same initialisers), which is what makes the batched run equal the one-by-one
   run. `lax.map`, not `vmap`: one copy's init compiled once and looped, bitwise the same values,
   but 2.3x faster to compile at K=4 on CPU (a vmapped init traces the forward pass batched;
-  BUILD_NOTES.md "Benchmark: transfers/hour").
+  BUILD_NOTES.md "Stacked readouts: transfers/hour").
 
   Args:
     sample: one batch of one copy's inputs, e.g. (B, h, w, C_in) (values unused).
