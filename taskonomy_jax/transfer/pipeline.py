@@ -28,7 +28,7 @@ import ml_collections
 import numpy as np
 from tqdm import tqdm
 
-from taskonomy_jax import files, tasks, workdir_lock, xla_flags
+from taskonomy_jax import files, malloc, tasks, workdir_lock, xla_flags
 from taskonomy_jax.transfer import stages
 from taskonomy_jax.transfer import views as views_lib
 
@@ -150,20 +150,26 @@ def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray
 
 
 def residual(run: Run, target: str) -> tuple[np.ndarray, float] | None:
-  """A residual readout's output transform, (mean, scale): it learns (target - mean) / scale,
-  `mean` the target's mean image and `scale` the residual's standard deviation, both over the
-  transfer-training split's valid entries; None when the readouts predict the target itself."""
+  """A residual readout's output transform, (offset, scale): it learns (target - offset) /
+  scale, over the transfer-training split's valid entries: `offset` the best constant image for
+  the target's loss (per-pixel median for L1, mean for L2), `scale` the residual's standard
+  deviation (1 without `readout.standardize_residual`); None when the readouts predict the
+  target itself. From the median, an L1 readout into a sparse target (occlusion edges, 3D
+  keypoints: background nearly everywhere) starts at the baseline it must beat; from the mean,
+  1.8x that loss, 400 steps did not bring any readout back to it."""
   from taskonomy_jax.transfer import readout as readout_lib
+  from taskonomy_jax.transfer import training
 
   spec = tasks.get(target)
   if not (run.config.readout.get("residual", False) and readout_lib.is_regression(spec)):
     return None
   val = run.views("validation")
   mask = val.mask(target) if spec.pixel_output else None
-  mean = readout_lib.masked_mean(val.target(target), mask)
-  scale = readout_lib.residual_scale(val.target(target), mean, mask) \
+  offset = training.trivial_images(val.target(target), mask)[
+      "median" if spec.loss == "l1" else "mean"]
+  scale = readout_lib.residual_scale(val.target(target), offset, mask) \
       if run.config.readout.get("standardize_residual", False) else 1.0
-  return mean, scale
+  return offset, scale
 
 
 def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
@@ -308,20 +314,12 @@ def stage_scratch(run: Run) -> None:
 Member = tuple[str, tuple[str, ...]]  # (target, sources)
 
 
-def _residual_targets(run: Run, views: views_lib.Views, target: str):
+def _residual_targets(views: views_lib.Views, target: str,
+                      transform: tuple[np.ndarray, float] | None):
   from taskonomy_jax.transfer import readout as readout_lib
 
-  transform = residual(run, target)
   t = views.target(target)
   return t if transform is None else readout_lib.ResidualTarget(t, *transform)
-
-
-def _loss_factor(run: Run, target: str) -> float:
-  """Readout losses (on residual targets) times this are in the target's own units."""
-  from taskonomy_jax.transfer import readout as readout_lib
-
-  transform = residual(run, target)
-  return 1.0 if transform is None else readout_lib.loss_factor(tasks.get(target), transform[1])
 
 
 # Readouts count as converged when their loss on the transfer-training views fell by less than
@@ -350,11 +348,12 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   needed = sorted({s for c in cands for s in c})
   stats = source_stats(run, needed)
   val, test = run.views("validation"), run.views("test")
+  transforms = {t: residual(run, t) for t in {t for t, _ in members}}
 
   def source(views: views_lib.Views, split: str, limit: int | None = None):
     return training.StackedSource(
         training.StackedInputs({s: run.rep(s, split) for s in needed}, cands, channels, stats),
-        [_residual_targets(run, views, t) for t, _ in members],
+        [_residual_targets(views, t, transforms[t]) for t, _ in members],
         [views.mask(t) for t, _ in members], limit=limit)
 
   train_source = source(val, "validation", run.config.transfer.budget or None)
@@ -377,7 +376,10 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   mid = np.asarray(json.loads(mid_path.read_text()), np.float64)
   state = train(cfg["num_steps"])
   end = np.asarray(training.stacked_losses(readout, spec, state, probe).mean(1), np.float64)
-  factors = np.asarray([_loss_factor(run, t) for t, _ in members], np.float32)[:, None]
+  # Losses on residual targets, times these, are in the targets' own units.
+  factors = np.asarray([1.0 if transforms[t] is None else
+                        readout_lib.loss_factor(tasks.get(t), transforms[t][1])
+                        for t, _ in members], np.float32)[:, None]
   np.save(tmp / "losses.npy",
           training.stacked_losses(readout, spec, state, source(test, "test")) * factors)
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
@@ -537,6 +539,7 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   task bank's steps ~4x slower (BUILD_NOTES.md, "Speed and memory"). Must run before JAX's
   first computation."""
   xla_flags.add(*xla_flags.cpu_training_flags())
+  malloc.return_large_blocks()  # peak RSS: the stacked readouts' input batches (malloc.py)
   import jax
   jax.config.update("jax_compilation_cache_dir", str(cache_dir))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
