@@ -1,17 +1,19 @@
 """The whole Taskonomy pipeline on the synthetic world (`make taxonomy`, `taskonomy taxonomy`).
 
 render -> build dataset -> task bank -> representations -> transfers (orders 1-4) -> AHP
-affinities -> BIP -> figures -> task bank export. Sizes:
+affinities -> BIP -> figures and gates. Sizes:
 
-  default: 7 targets, orders 1-3, 48/10/10 buildings, a 16x16x8 representation; ~11 min on
-    2 CPU cores (BUILD_NOTES.md, "The taxonomy pipeline and its gates"; `make taxonomy`'s budget is 15 min with the
-    venv install). Its gates are printed last and saved as report.json.
+  default: 7 targets, orders 1-3, 48/10/10 buildings, a 16x16x8 representation; 12 min 47 s
+    and 3.71 GB peak for `make taxonomy` on 2 quiet CPU cores, the venv install included
+    (BUILD_NOTES.md, "The taxonomy pipeline and its gates"). Its gates are printed last and
+    saved as report.json.
     taskonomy taxonomy --config experiments/configs/taxonomy.py --workdir out/taxonomy
   full:    17 targets, the paper's beam 5 and orders 1-4: not timed; an hour or more here.
-  tiny:    the same stages at toy size, well under 2 min (the end-to-end test).
+  tiny:    the same stages at toy size, about a minute (the end-to-end tests).
     taskonomy taxonomy --config experiments/configs/taxonomy.py:tiny --workdir /tmp/tax
   paper:   the paper's sizes (256x256 ResNet-50 task bank, 1-4 order transfers on 16k images)
     need accelerators; the stages and code are the same (not run here).
+  Any of them on an already trained task bank: add `--bank DIR`.
 
 Splits: the task bank trains on `train`; transfers and the from-scratch baselines train on
 `validation` (the small labelled transfer budget); every tournament is on `test`.
@@ -19,11 +21,10 @@ Splits: the task bank trains on `train`; transfers and the from-scratch baseline
 
 import ml_collections
 
-# The targets of the default synthetic run: the seven 1-channel L1 pixel tasks, which stack into
-# one compiled model per stage: 2D edges and keypoints, and the paper's 3D cluster (occlusion
+# The targets of the default synthetic run: the seven 1-channel L1 pixel tasks, whose readouts
+# stack into one compiled model per stage: 2D edges and keypoints, and the paper's 3D cluster (occlusion
 # edges, 3D keypoints, reshading, both depths). Sized for `make taxonomy`'s 15 minutes on 2
-# cores (BUILD_NOTES.md: the 12-target version took 6 min for the task bank and 3.5 min for the
-# from-scratch baselines alone, and its 84-readout first-order stack did not finish in 10 min).
+# cores: the 49 first-order readouts stack into one compiled step.
 # MORE_TARGETS adds autoencoding and normals, curvature, and the two 9-d layout vectors (3 more
 # groups); ALL_TARGETS every other single-view task the world renders labels for.
 TARGETS = (

@@ -84,11 +84,10 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
   for name, x in top_x.items():
     colour = _BOTH if name in targets else _SUPERVISED
     extra = "\n(own network)" if name in targets else ""
+    if freq is not None:  # inside the node: side by side, separate labels overlapped
+      extra += f"\nchosen in {in_set.get(name, 0.0):.0%}"
     ax.text(x, 0.9, node_title(name) + extra, ha="center", va="center", fontsize=8, zorder=5,
             bbox=dict(boxstyle="round,pad=0.4", fc=colour, ec="0.3"))
-    if freq is not None:
-      ax.text(x, 0.98, f"in {in_set.get(name, 0.0):.0%} of resampled sets", ha="center",
-              va="bottom", fontsize=6.5, color="0.25", zorder=5)
   for name, x in bottom_x.items():
     ax.text(x, target_y[name], node_title(name), ha="center", va="center", fontsize=8, zorder=5,
             bbox=dict(boxstyle="round,pad=0.4", fc=_TARGET, ec="0.3"))
