@@ -32,7 +32,7 @@ def _caller(frames: list[inspect.FrameInfo]) -> set[tuple[str, str]]:
   out = set()
   for f in frames:
     path = pathlib.Path(f.filename).resolve()
-    if root in path.parents:
+    if (root / "taskonomy_jax") in path.parents:  # the library's own frames
       out.add((path.relative_to(root).as_posix(), f.function))
   return out
 
