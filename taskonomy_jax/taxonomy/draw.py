@@ -59,7 +59,7 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
   width = max(len(supervised), len(served_by_transfer), 3)
   own = ax is None
   if own:
-    fig, ax = plt.subplots(figsize=(1.25 * width + 1.5, 5.2))
+    fig, ax = plt.subplots(figsize=(1.6 * width + 1.5, 5.2))  # room for "Euclidean distance"
   top_x = dict(zip(supervised, _spread(len(supervised)), strict=True))
   bottom_x = dict(zip([s.target for s in served_by_transfer],
                       _spread(len(served_by_transfer)), strict=True))
