@@ -18,15 +18,15 @@ if _DEVICE_COUNT.search(os.environ.get("XLA_FLAGS", "")):
 
 
 def paper_results_path() -> pathlib.Path:
-  """`$TASKONOMY_PAPER_RESULTS`, else `../shared/paper_results` beside the checkout."""
-  env = os.environ.get("TASKONOMY_PAPER_RESULTS")
-  return pathlib.Path(env) if env else REPO_ROOT.parent / "shared" / "paper_results"
+  """`$TASKONOMY_PAPER_RESULTS`, else the copy shipped with the package."""
+  from taskonomy_jax.taxonomy import published
+  return published.default_root()
 
 
 @pytest.fixture(scope="session")
 def paper_results_dir() -> pathlib.Path:
   path = paper_results_path()
   if not (path / "all_affinities.json").is_file():
-    pytest.fail(f"The paper's published results are not at {path}: put ../shared beside the "
-                "checkout or set TASKONOMY_PAPER_RESULTS.")
+    pytest.fail(f"The paper's published results are not at {path}: the package's copy is "
+                "missing, or TASKONOMY_PAPER_RESULTS points elsewhere.")
   return path

@@ -296,3 +296,37 @@ def test_cli_reports_a_nested_pickle_with_exit_code_2(tmp_path, capsys):
   err = capsys.readouterr().err
   assert "all_affinities.pkl" in err and "nested more than 32 levels" in err
   assert "Traceback" not in err
+
+
+def test_the_package_ships_the_published_results_with_their_notice():
+  """The packaged copy equals `../shared/paper_results/` where that exists, keeps the original
+  repository's MIT notice and the citation, and is what set names resolve to by default."""
+  import pathlib
+
+  shipped = published.PACKAGED
+  assert (shipped / "LICENSE").read_text().startswith("MIT License")
+  assert "Stanford Vision and Learning Group" in (shipped / "LICENSE").read_text()
+  assert "Taskonomy: Disentangling Task Transfer Learning" in (shipped / "README.md").read_text()
+  shared = pathlib.Path(__file__).resolve().parents[2] / "shared" / "paper_results"
+  if shared.is_dir():
+    names = sorted(p.name for p in shared.glob("*.json"))
+    assert names == sorted(p.name for p in shipped.glob("*.json"))
+    for name in names:
+      assert (shipped / name).read_bytes() == (shared / name).read_bytes(), name
+  if published.ENV_VAR not in os.environ:
+    assert published.default_root() == shipped
+
+
+def test_solve_answers_from_any_directory_without_the_environment(tmp_path):
+  """`taskonomy solve` in a folder far from the checkout, with no $TASKONOMY_PAPER_RESULTS."""
+  import pathlib
+  import subprocess
+  import sys
+
+  env = {k: v for k, v in os.environ.items() if k != published.ENV_VAR}
+  env["PYTHONPATH"] = str(pathlib.Path(__file__).resolve().parents[1])
+  out = subprocess.run([sys.executable, "-m", "taskonomy_jax.cli", "solve", "--targets",
+                        "normal,reshading", "--budget", "1"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr
+  assert "supervised" in out.stdout.lower(), out.stdout

@@ -201,7 +201,7 @@ def solve_taxonomy(targets: Sequence[str], budget: float, sources: Sequence[str]
     importance: weight per target (default 1 each).
     solver: mixed-integer backend by name (`bip.SOLVERS`).
     root: where published set names resolve (default `$TASKONOMY_PAPER_RESULTS`, then
-      `../shared/paper_results`).
+      the copy shipped with the package).
 
   Raises:
     tasks.UnknownTaskError, bip.BadProblemError, affinities.AffinityDataError (its subclass
@@ -305,7 +305,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                       "or the original results/ pickles), or an affinity-table JSON file")
   p.add_argument("--results-dir", default=None,
                  help=f"where set names resolve (default ${published.ENV_VAR}, then "
-                      "../shared/paper_results)")
+                      "the copy shipped with the package)")
   p.add_argument("--costs", type=_weights("cost"), default=None,
                  help="per-task labelling costs: NAME=COST,... or a .json file (default 1)")
   p.add_argument("--importance", type=_weights("importance"), default=None,

@@ -1,7 +1,7 @@
 """The paper's published transfer results, loaded from a path into an `AffinityTable`.
 
 Two layouts are read:
-- the JSON layout of `../shared/paper_results/` (`all_affinities{,_1k,_16k}.json`,
+- the JSON layout of the shipped `paper_results/` (this package's copy of `../shared/paper_results`; `all_affinities{,_1k,_16k}.json`,
   `wins_vs_task*.json`, `wins_vs_pixels*.json`, flat `{"SRC__...__TARGET": float}` objects);
 - the original repository's `results/` folder (`affinities/all_affinities*.pkl`,
   `winrates/wins_vs_*.pkl`), Python pickles read by `RestrictedUnpickler`, which never imports
@@ -9,7 +9,7 @@ Two layouts are read:
 
 The published set names `default`, `1k`, `16k` (how many images the transfer functions were
 trained on; `default` is the paper's main set) resolve against a folder given by the caller, else
-`$TASKONOMY_PAPER_RESULTS`, else `../shared/paper_results` beside the checkout.
+`$TASKONOMY_PAPER_RESULTS`, else the copy shipped in `taskonomy_jax/taxonomy/paper_results/`.
 
 Keys map to node names through `affinities.resolve_node` (registry names; `class_selected` stays
 its own node). `self` is the target's own network; `pixels` (a network trained from scratch on
@@ -279,12 +279,15 @@ def restricted_loads(data: bytes, where: str = "pickle") -> object:
 # --- the two layouts -------------------------------------------------------------------------
 
 
+# The paper's published results, shipped with the package (their README and the original
+# repository's MIT notice beside them).
+PACKAGED = pathlib.Path(__file__).resolve().parent / "paper_results"
+
+
 def default_root() -> pathlib.Path:
-  """`$TASKONOMY_PAPER_RESULTS`, else `../shared/paper_results` beside this checkout."""
+  """`$TASKONOMY_PAPER_RESULTS`, else the copy shipped with the package."""
   env = os.environ.get(ENV_VAR)
-  if env:
-    return pathlib.Path(env)
-  return pathlib.Path(__file__).resolve().parents[3] / "shared" / "paper_results"
+  return pathlib.Path(env) if env else PACKAGED
 
 
 def _read_flat(root: pathlib.Path, kind: str, suffix: str) -> tuple[dict, pathlib.Path] | None:

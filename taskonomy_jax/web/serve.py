@@ -141,7 +141,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   p.add_argument("--port", type=int, default=8000, help="port (default 8000)")
   p.add_argument("--results-dir", default=None,
                  help="where the published sets (default, 1k, 16k) are read from (default "
-                      "$TASKONOMY_PAPER_RESULTS, then ../shared/paper_results)")
+                      "$TASKONOMY_PAPER_RESULTS, then the copy shipped with the package)")
   p.add_argument("--taskbank", choices=sorted(TASKBANKS), default="none",
                  help="; ".join(f"{k}: {v}" for k, v in TASKBANKS.items()))
   p.add_argument("--bank", default=None, metavar="DIR",
