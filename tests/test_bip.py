@@ -83,6 +83,52 @@ def test_random_instances_match_brute_force():
   assert solved > 500 and infeasible > 20  # both outcomes are exercised
 
 
+def _plain_optimum(problem, budget):
+  """The paper's formulation (x binary, aggregated rows) solved afresh at `budget`, without
+  any of `BipSolver.solve`'s shortcuts; None if infeasible."""
+  plain = bip.BipSolver(problem, formulation="naive")
+  plain.set_budget(budget)
+  plain.cvx.solve(solver="HIGHS", **bip._HIGHS_EXACT)
+  if plain.cvx.status == "infeasible":
+    return None
+  return float(plain.cvx.value) * plain._weight_scale
+
+
+def test_sweep_and_shortcuts_match_the_plain_formulation():
+  """Only s binary with the transfers read from s, the unconstrained optimum answered without
+  a solve, and the sweep's reuse of a larger budget's optimum (and of an infeasible budget):
+  at every budget, the same optimum as the plain formulation on the unpruned problem."""
+  rng = np.random.default_rng(5)
+  reused = solved = infeasible = 0
+  for case in range(60):
+    order = 1 + case % 4
+    table, nodes, targets = _random_table(rng, order)
+    costs = _random_costs(rng, nodes)
+    try:
+      problem = bip.build_problem(table, targets, nodes, order, costs)
+    except bip.BadProblemError:
+      continue
+    unpruned = bip.build_problem(table, targets, nodes, order, costs, prune=False)
+    total = float(problem.costs.sum())
+    budgets = [0.0, 1.0, 2.0, 3.0, total / 2, total, total + 1, float(rng.uniform(0, total))]
+    model = bip.BipSolver(problem, formulation=bip.FORMULATIONS[case % 2])
+    for budget, sol in zip(budgets, model.sweep(budgets), strict=True):
+      expected = _plain_optimum(unpruned, budget)
+      if expected is None:
+        assert sol is None
+        with pytest.raises(bip.InfeasibleBudgetError, match="too small"):
+          model.solve(budget)  # answered from the sweep's infeasible budget
+        infeasible += 1
+        continue
+      assert sol is not None and bip.solution_is_feasible(problem, sol), (budget, sol)
+      assert sol.objective == pytest.approx(expected, abs=1e-7), (case, budget, sol, expected)
+      fresh = bip.BipSolver(problem).solve(budget)
+      assert fresh.objective == pytest.approx(expected, abs=1e-7)
+      reused += sol.nodes == 0
+      solved += 1
+  assert solved > 200 and reused > 100 and infeasible > 10
+
+
 def test_any_scale_of_costs_budget_and_importance_gives_the_same_optimum():
   """HiGHS refuses matrix entries of 1e15 or more: costs of that size used to end in 'Cannot
   unpack invalid solution'. Costs enter as shares of the budget and weights are scaled to at

@@ -18,8 +18,19 @@ source j can share one row, `sum_i x_i <= s_j`, which is tighter still and has f
 
 Before the solve, transfers that cannot be optimal are dropped: a transfer is dominated when
 another transfer to the same target needs a subset of its sources and has at least its affinity
-(swapping one for the other never costs budget and never lowers the objective). The budget is a `cvxpy.Parameter`, so a sweep over budgets
-compiles the problem once.
+(swapping one for the other never costs budget and never lowers the objective). The budget is a
+`cvxpy.Parameter`, so a sweep over budgets compiles the problem once.
+
+In the `strong` and `tight` formulations only s is declared binary: once s is integral, each
+target's rows leave the simplex over the transfers whose sources are all supervised (or only its
+own network, if it is supervised itself), whose vertices are integral, so the program's optimum
+is the integer optimum; the transfers are read back from s (`BipSolver._solution`), never from a
+fractional x. Branch-and-bound then branches on the N supervision choices only. (The `naive` row
+lets a fractional x_i through with some of its sources supervised, so there x stays binary.)
+Budgets at or above the cost of the unconstrained optimum (every target on its best transfer)
+are answered without a solve, and so is a budget b between the cost c of an optimum found at a
+larger budget and that budget (the optimum never rises as the budget falls, and that answer fits
+in b); `BipSolver.sweep` solves from the largest budget down so that each solve answers a range.
 """
 
 from __future__ import annotations
@@ -57,9 +68,15 @@ class _SolverInfo:
 # answer is the true optimum, not one within 0.01% of it. HiGHS also gets tighter feasibility
 # tolerances: with its defaults (1e-6/1e-7) it returned transfers 3e-7 below the optimum on the
 # published affinities, whose values go down to 1e-4 (found by the brute-force tests).
+# The last three only steer the search, never the answer: on the random 26-task order-4
+# instances of `benchmarks/bip_solve.py` (root gap a few percent, 1-200 nodes) HiGHS spent about
+# half its time in the RINS/RENS sub-MIPs and in strong branching. Without them, `sweep` over
+# seeds 0-4 took 30.3 s in all against 37.0 s with them (seed 0: 3.8 vs 6.6 s, seed 4: 4.5 vs
+# 4.2 s).
 _HIGHS_EXACT = {"mip_rel_gap": 0.0, "mip_abs_gap": 0.0, "mip_feasibility_tolerance": 1e-9,
                 "primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9,
-                "presolve": "off", "output_flag": False}
+                "presolve": "off", "output_flag": False, "mip_heuristic_run_rins": False,
+                "mip_heuristic_run_rens": False, "mip_pscost_minreliable": 0}
 SOLVERS: dict[str, _SolverInfo] = {
     "highs": _SolverInfo("HIGHS", _HIGHS_EXACT, "highspy"),
     "scipy": _SolverInfo("SCIPY", {"scipy_options": {"mip_rel_gap": 0.0}}, "scipy"),
@@ -303,6 +320,7 @@ class Solution:
   objective: float
   cost: float
   solve_seconds: float = 0.0
+  nodes: int | None = None  # branch-and-bound nodes (HiGHS only; 0 when no solve was needed)
 
 
 def objective_of(problem: Problem, chosen: Mapping[str, Transfer]) -> float:
@@ -322,18 +340,24 @@ class BipSolver:
       transfers into t that need j <= s_j`), `tight` (one `x_i <= s_j` per transfer and source)
       or `naive` (the paper's aggregated `order * x_i <= sum_j s_j`). All three have the same
       integer solutions; their LP relaxations are successively weaker.
+    relax: drop integrality altogether (the LP relaxation, to measure its bound with
+      `lp_bound`; `solve` then returns None).
   """
 
   def __init__(self, problem: Problem, solver: str = DEFAULT_SOLVER,
-               formulation: str = "strong"):
+               formulation: str = "strong", relax: bool = False):
     if formulation not in FORMULATIONS:
       raise BadProblemError(
           f"formulation must be one of {', '.join(FORMULATIONS)}, got {formulation!r}")
     self.problem = problem
     self.solver_info = check_solver(solver)
+    self.formulation = formulation
+    self.relax = relax
     num_c, num_n = len(problem.candidates), len(problem.nodes)
-    self.x = cp.Variable(num_c, boolean=True)
-    self.s = cp.Variable(num_n, boolean=True)
+    # x binary only where the rows do not make it integral by themselves (module docstring).
+    x_binary = formulation == "naive" and not relax
+    self.x = cp.Variable(num_c, boolean=x_binary, nonneg=not x_binary)
+    self.s = cp.Variable(num_n, boolean=not relax, nonneg=relax)
     # The budget row is `cost_share @ s <= 1`, refilled by `set_budget`: each node's cost as a
     # share of the budget, nodes dearer than the whole budget switched off by `affordable`.
     # Written as `costs @ s <= budget`, a cost of 1e15 or more (HiGHS's largest matrix entry)
@@ -377,7 +401,40 @@ class BipSolver:
       index = {n: k for k, n in enumerate(problem.nodes)}
       node_idx = [index[problem.candidates[i].target] for i in self_idx]
       cons.append(self.x[self_idx] >= self.s[node_idx])
+    if relax:
+      cons += [self.x <= 1, self.s <= 1]
     self.cvx = cp.Problem(cp.Maximize(weight @ self.x), cons)
+    self._weight_scale = max(1.0, float(
+        (problem.importance[problem.cand_target] * problem.affinity).max(initial=0.0)))
+    self._required = [problem.required(i) for i in range(num_c)]
+    self._free_best = self._unconstrained_best()
+    # Optima found so far (budget, solution), and the largest budget found infeasible.
+    self._solved: list[tuple[float, Solution]] = []
+    self._infeasible_at = -math.inf
+
+  def _unconstrained_best(self) -> tuple[np.ndarray, float] | None:
+    """(supervised mask, its cost) of an optimum whatever the budget, or None if not found.
+
+    Each target takes its best transfer (own network first among equals). That value bounds
+    the objective at every budget; it is reached when no target the choice supervises would
+    have to leave its best transfer for its own network (`x_self = s_t`), and then every budget
+    that pays for those sources has this optimum.
+    """
+    p = self.problem
+    index = {n: k for k, n in enumerate(p.nodes)}
+    on = np.zeros(len(p.nodes), dtype=bool)
+    best = []
+    for k in range(len(p.targets)):
+      mine = np.flatnonzero(p.cand_target == k)
+      i = int(min(mine, key=lambda i: (-p.affinity[i], not p.candidates[i].is_self,
+                                       p.candidates[i].order, i)))
+      best.append(i)
+      on[list(self._required[i])] = True
+    for k, t in enumerate(p.targets):
+      has_self = any(p.candidates[i].is_self for i in np.flatnonzero(p.cand_target == k))
+      if has_self and t in index and on[index[t]] and not p.candidates[best[k]].is_self:
+        return None
+    return on, float(p.costs[on].sum())
 
   def set_budget(self, budget: float) -> float:
     """Fills the budget row's parameters for `budget` (checked; returned as a float)."""
@@ -389,10 +446,15 @@ class BipSolver:
     self.cost_share.value = np.where(affordable, costs / budget if budget > 0 else 0.0, 0.0)
     return budget
 
-  def solve(self, budget: float) -> Solution:
-    """Solves for `budget`; raises `InfeasibleBudgetError` if nothing within it serves all."""
+  def solve(self, budget: float) -> Solution | None:
+    """Solves for `budget` (None for a relaxed model); raises `InfeasibleBudgetError` if
+    nothing within it serves all."""
     budget = self.set_budget(budget)
     start = time.perf_counter()
+    if not self.relax:
+      known = self._known(budget, start)
+      if known is not None:
+        return known
     opts = {k: (dict(v) if isinstance(v, dict) else v)
             for k, v in self.solver_info.exact_options.items()}
     try:
@@ -404,22 +466,78 @@ class BipSolver:
       raise RuntimeError(f"{self.solver_info.cvxpy_name} failed on the taxonomy BIP: {e}") from e
     elapsed = time.perf_counter() - start
     if self.cvx.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+      self._infeasible_at = max(self._infeasible_at, budget)
       need = min_budget(self.problem)
       raise InfeasibleBudgetError(
           f"budget {budget:g} is too small: serving every target needs a budget of at least "
           f"{need:g} (targets: {', '.join(self.problem.targets)})")
     if self.cvx.status not in (cp.OPTIMAL, cp.OPTIMAL_INACCURATE):
       raise RuntimeError(f"{self.solver_info.cvxpy_name} ended with status {self.cvx.status}")
-    return self._solution(budget, self.x.value > 0.5, self.s.value > 0.5, elapsed)
+    if self.relax:
+      return None
+    nodes = getattr(self.cvx.solver_stats.extra_stats, "mip_node_count", None)
+    sol = self._solution(budget, self.s.value > 0.5, elapsed, nodes)
+    self._solved.append((budget, sol))
+    return sol
 
-  def _solution(self, budget: float, x: np.ndarray, s: np.ndarray, elapsed: float) -> Solution:
+  def _known(self, budget: float, start: float) -> Solution | None:
+    """The answer at `budget` if earlier work already proves it (module docstring), else None;
+    raises `InfeasibleBudgetError` at or below a budget already found infeasible."""
+    if budget <= self._infeasible_at:
+      raise InfeasibleBudgetError(
+          f"budget {budget:g} is too small: serving every target needs a budget of at least "
+          f"{min_budget(self.problem):g} (targets: {', '.join(self.problem.targets)})")
+    if self._free_best is not None and self._free_best[1] <= budget:
+      return self._solution(budget, self._free_best[0], time.perf_counter() - start, 0)
+    for b0, sol in self._solved:
+      if b0 >= budget and sol.cost <= budget:
+        return dataclasses.replace(sol, budget=budget, nodes=0,
+                                   solve_seconds=time.perf_counter() - start)
+    return None
+
+  def sweep(self, budgets: Sequence[float]) -> list[Solution | None]:
+    """Solves at every budget (None where infeasible), in the order given.
+
+    Works from the largest budget down: an optimum of cost c found at budget b is the answer
+    at every budget in [c, b], and a budget found infeasible makes every smaller one so.
+    """
+    out: list[Solution | None] = [None] * len(budgets)
+    for k in sorted(range(len(budgets)), key=lambda k: -check_budget(budgets[k])):
+      try:
+        out[k] = self.solve(budgets[k])
+      except InfeasibleBudgetError:
+        break
+    return out
+
+  def lp_bound(self, budget: float) -> float:
+    """The optimum of the LP relaxation at `budget` in objective units (importance *
+    affinity), for a model built with relax=True."""
+    if not self.relax:
+      raise BadProblemError("lp_bound needs a model built with relax=True")
+    self.solve(budget)
+    return float(self.cvx.value) * self._weight_scale
+
+  def _solution(self, budget: float, s: np.ndarray, elapsed: float,
+                nodes: int | None = None) -> Solution:
+    """The answer for the supervised mask `s`: each target on its best transfer whose sources
+    are all supervised, or on its own network if it is supervised itself (the program's rules).
+    Given s, that is the maximum of the program over x, so the answer is read from s alone."""
     p = self.problem
-    chosen = {p.targets[p.cand_target[i]]: p.candidates[i] for i in np.flatnonzero(x)}
+    index = {n: k for k, n in enumerate(p.nodes)}
+    chosen = {}
+    for k, t in enumerate(p.targets):
+      mine = [i for i in np.flatnonzero(p.cand_target == k) if all(s[j] for j in self._required[i])]
+      selfs = [i for i in mine if p.candidates[i].is_self]
+      if selfs and t in index and s[index[t]]:
+        mine = selfs
+      if not mine:
+        raise RuntimeError(f"the solver's answer leaves target {t!r} unserved")
+      chosen[t] = p.candidates[max(mine, key=lambda i: (p.affinity[i], -p.candidates[i].order))]
     # Report only the tasks something uses (a solver may switch on a useless free node).
     used = {n for tr in chosen.values() for n in tr.required_sources()}
     supervised = tuple(n for n, on in zip(p.nodes, s, strict=True) if on and n in used)
     cost = float(sum(c for n, c in zip(p.nodes, p.costs, strict=True) if n in supervised))
-    return Solution(budget, supervised, chosen, objective_of(p, chosen), cost, elapsed)
+    return Solution(budget, supervised, chosen, objective_of(p, chosen), cost, elapsed, nodes)
 
 
 def solve(problem: Problem, budget: float, solver: str = DEFAULT_SOLVER) -> Solution:
