@@ -70,17 +70,9 @@ def random_problem(num_tasks: int = 40, beam: int = 5, seed: int = 0, order: int
   select it (every task a target and a source, unit costs and importance)."""
   names = [f"task{k:02d}" for k in range(num_tasks)]
   aff = random_affinities(names, beam, seed)
-  cands, affs, tidx = [], [], []
-  pruned = 0
-  for k, t in enumerate(names):
-    mine = sorted((tr, a) for tr, a in aff.items() if tr.target == t and tr.order <= order)
-    keep = (bip.prune_dominated([m[0] for m in mine], [m[1] for m in mine]) if prune
-            else range(len(mine)))
-    pruned += len(mine) - len(keep)
-    for i in keep:
-      cands.append(mine[i][0])
-      affs.append(mine[i][1])
-      tidx.append(k)
+  cands, affs, tidx, pruned = bip.candidate_lists(
+      [sorted((tr, a) for tr, a in aff.items() if tr.target == t and tr.order <= order)
+       for t in names], prune)
   return bip.Problem(targets=tuple(names), nodes=tuple(names), costs=np.ones(num_tasks),
                      importance=np.ones(num_tasks), candidates=tuple(cands),
                      affinity=np.array(affs), cand_target=np.array(tidx), max_order=order,

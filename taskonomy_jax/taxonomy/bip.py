@@ -234,6 +234,28 @@ def prune_dominated(cands: Sequence[Transfer], aff: Sequence[float]) -> list[int
   return sorted(kept)
 
 
+def candidate_lists(per_target: Sequence[Sequence[tuple[Transfer, float]]], prune: bool = True
+                    ) -> tuple[list[Transfer], list[float], list[int], int]:
+  """The candidates of a problem from each target's (transfer, affinity) pairs, in order.
+
+  Returns (transfers, affinities, target index of each, how many were pruned as dominated
+  (`prune_dominated`; none when not `prune`)).
+  """
+  cands: list[Transfer] = []
+  affs: list[float] = []
+  tidx: list[int] = []
+  pruned = 0
+  for k, mine in enumerate(per_target):
+    keep = (prune_dominated([m[0] for m in mine], [m[1] for m in mine]) if prune
+            else range(len(mine)))
+    pruned += len(mine) - len(keep)
+    for i in keep:
+      cands.append(mine[i][0])
+      affs.append(mine[i][1])
+      tidx.append(k)
+  return cands, affs, tidx, pruned
+
+
 def build_problem(table: AffinityTable, targets: Iterable[str], sources: Iterable[str] | None = None,
                   order: int = 1, costs: Mapping[str, float] | None = None,
                   importance: Mapping[str, float] | None = None, prune: bool = True) -> Problem:
@@ -261,11 +283,8 @@ def build_problem(table: AffinityTable, targets: Iterable[str], sources: Iterabl
   for tr, a in table.affinity.items():
     if tr.target in by_target:
       by_target[tr.target].append((tr, a))
-  cands: list[Transfer] = []
-  affs: list[float] = []
-  tidx: list[int] = []
-  pruned = 0
-  for k, t in enumerate(target_list):
+  per_target: list[list[tuple[Transfer, float]]] = []
+  for t in target_list:
     available = by_target[t]
     if not available:
       raise BadProblemError(
@@ -288,13 +307,8 @@ def build_problem(table: AffinityTable, targets: Iterable[str], sources: Iterabl
           f"target {t!r} cannot be served: no transfer of order <= {order} from the allowed "
           f"sources reaches it (allow {t!r} itself as a source, or more sources, or a higher "
           "order)")
-    keep = (prune_dominated([m[0] for m in mine], [m[1] for m in mine]) if prune
-            else range(len(mine)))
-    pruned += len(mine) - len(keep)
-    for i in keep:
-      cands.append(mine[i][0])
-      affs.append(mine[i][1])
-      tidx.append(k)
+    per_target.append(mine)
+  cands, affs, tidx, pruned = candidate_lists(per_target, prune)
   used = {s for tr in cands for s in tr.required_sources()}
   nodes = tuple(n for n in source_list if n in used)
   cost_all = _check_weights(costs, source_list, "cost", "sources")

@@ -202,15 +202,6 @@ def constant(image: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
   return lambda x: np.broadcast_to(image, (len(x), *image.shape))
 
 
-def network_model(spec: tasks.TaskSpec, model_cfg: Mapping) -> models.TaskNetwork:
-  return models.build(spec, dict(model_cfg))
-
-
-def random_variables(model: models.TaskNetwork, sample: np.ndarray, seed: int) -> dict[str, Any]:
-  """Random projection (paper Sec. 4): an untrained encoder, stacked as K = 1."""
-  return readout_lib.init_stacked(model, jnp.asarray(sample[:1]), [seed])
-
-
 # --- transfer readouts -----------------------------------------------------------------------
 
 def channel_stats(rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
