@@ -175,8 +175,8 @@ def _find_readout(run: pipeline.Run, transfer: Transfer) -> tuple[str, str, int]
 
 def _plus(head: Callable[[np.ndarray], np.ndarray],
           transform: tuple[np.ndarray, float] | None) -> Callable[[np.ndarray], np.ndarray]:
-  """A residual readout's prediction: its output times the scale plus the target's mean
-  (`pipeline.residual`; None: unchanged)."""
+  """A residual readout's prediction: its output times the scale plus the offset image
+  (`pipeline.residual`: the target's median or mean; None: unchanged)."""
   if transform is None:
     return head
   mean, scale = transform
@@ -249,7 +249,8 @@ class TransferPredictor:
     channels = run.config.transfer.max_order * run.config.model.rep_channels
     h = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
     # The readouts were trained on standardised sources, to predict a residual over the target's
-    # mean: the same transforms, from the same cached arrays (pipeline.source_stats/residual).
+    # offset image: the same transforms, from the same cached arrays (pipeline.source_stats,
+    # pipeline.residual).
     stats = pipeline.source_stats(run, needed)
     stacked_cache: dict[tuple[str, str], dict[str, Any]] = {}
     for t in chosen:
