@@ -37,6 +37,14 @@ ALL_TARGETS = (*MORE_TARGETS, "segment_unsup2d", "segment_unsup25d", "segment_se
                "class_object", "class_scene")
 
 
+def _follows(section: ml_collections.ConfigDict, field: str) -> ml_collections.FieldReference:
+  """A field that takes `section.field`'s value, also after an override of that field, until it
+  is set itself. A plain `get_ref` would be two-way: overriding the derived field would change
+  its source too (ml_collections sets a shared reference in place); the derived reference
+  (`+ 0`) is one-way."""
+  return section.get_ref(field) + 0
+
+
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """`arg`: 'default' (make taxonomy), 'full' (every single-view target), 'tiny' (tests) or
   'paper'."""
@@ -111,9 +119,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # CPU size: a 1x1 conv + depth to space instead of the 15-layer decoder (measures what the
   # representation holds; converges in hundreds of steps). Paper: the decoder.
   c.readout.pixel_head = "decoder" if paper else "shuffle"
-  c.readout.decoder_width_multiplier = c.model.decoder_width_multiplier
-  c.readout.fc_hidden = c.model.fc_hidden
-  c.readout.dropout = c.model.dropout
+  # Derived fields follow their source under `--set` until set themselves (_follows).
+  c.readout.decoder_width_multiplier = _follows(c.model, "decoder_width_multiplier")
+  c.readout.fc_hidden = _follows(c.model, "fc_hidden")
+  c.readout.dropout = _follows(c.model, "dropout")
 
   c.transfer = ml_collections.ConfigDict()
   c.transfer.num_steps = 6 if tiny else (30_000 if paper else 400)
@@ -127,7 +136,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.transfer.beam = 2 if tiny else (3 if arg == "default" else 5)
   c.transfer.max_order = 2 if tiny else (3 if arg == "default" else 4)
   # The paper anneals the transfers' learning rate earlier than the task networks'.
-  c.transfer.learning_rate = c.optimizer.learning_rate
+  c.transfer.learning_rate = _follows(c.optimizer, "learning_rate")
   c.transfer.decay_at = (0.5, 0.8)
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
@@ -136,5 +145,5 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.taxonomy = ml_collections.ConfigDict()
   c.taxonomy.graph_budgets = (1, 2) if tiny else (2, 4, 8)
   c.taxonomy.budget = 1 if tiny else 4  # the taxonomy.json / taxonomy.png budget
-  c.taxonomy.order = c.transfer.max_order
+  c.taxonomy.order = _follows(c.transfer, "max_order")
   return c
