@@ -19,6 +19,7 @@ from taskonomy_jax.data import cli as data_cli
 from taskonomy_jax.taskbank import cli as taskbank_cli
 from taskonomy_jax.taskbank import video as taskbank_video
 from taskonomy_jax.taxonomy import api as taxonomy_api
+from taskonomy_jax.taxonomy import estimate_cli as taxonomy_estimate
 from taskonomy_jax.taxonomy import figures as taxonomy_figures
 from taskonomy_jax.train import task as train_task
 from taskonomy_jax.transfer import pipeline as transfer_pipeline
@@ -55,6 +56,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     world_preview.add_subcommand,
     taxonomy_api.add_subcommand,
     taxonomy_figures.add_subcommand,
+    taxonomy_estimate.add_subcommand,
     data_cli.add_subcommand,
     train_task.add_subcommand,
     convert_visualpriors.add_subcommand,

@@ -122,11 +122,11 @@ def _rsa(ranks: jax.Array, idx: jax.Array) -> jax.Array:
   return _correlations(mid, w)
 
 
-def _prepare(measure: Measure, reps: jax.Array) -> jax.Array:
-  """reps (T, N, D) -> the (T, N, N) matrices a draw of images is scored from."""
+def _prepare(measure: Measure, reps: tuple[jax.Array, ...]) -> jax.Array:
+  """T arrays (N, D_t) -> the (T, N, N) matrices a draw of images is scored from."""
   if measure == "cka":
-    return jax.vmap(gram)(reps)
-  return _global_ranks(jax.vmap(rdm)(reps))
+    return jnp.stack([gram(x) for x in reps])
+  return _global_ranks(jnp.stack([rdm(x) for x in reps]))
 
 
 def _score(measure: Measure, prepared: jax.Array, idx: jax.Array) -> jax.Array:
@@ -134,13 +134,13 @@ def _score(measure: Measure, prepared: jax.Array, idx: jax.Array) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _all_pairs(measure: Measure, reps: jax.Array) -> jax.Array:
-  return _score(measure, _prepare(measure, reps), jnp.arange(reps.shape[1]))
+def _all_pairs(measure: Measure, reps: tuple[jax.Array, ...]) -> jax.Array:
+  return _score(measure, _prepare(measure, reps), jnp.arange(reps[0].shape[0]))
 
 
 def all_pairs(reps: np.ndarray | Sequence[np.ndarray], measure: Measure) -> np.ndarray:
-  """Every pair of networks: reps (T, N, D) (or T arrays (N, ...)) -> (T, T) symmetric scores,
-  1 on the diagonal. Jit-compiled once per (measure, shape)."""
+  """Every pair of networks: reps (T, N, D), or T arrays (N, ...) of any widths -> (T, T)
+  symmetric scores, 1 on the diagonal. Jit-compiled once per (measure, shapes)."""
   check_measure(measure)
   return np.asarray(_all_pairs(measure, _stack(reps)), np.float64)
 
@@ -161,20 +161,18 @@ def _pair(x: np.ndarray, y: np.ndarray) -> list[np.ndarray]:
   x, y = flatten(x), flatten(y)
   if len(x) != len(y):
     raise ValueError(f"x and y must represent the same images: {len(x)} vs {len(y)} rows")
-  # Different widths: zero-pad to one (T, N, D) stack; zero features change neither measure.
-  d = max(x.shape[1], y.shape[1])
-  return [np.pad(a, ((0, 0), (0, d - a.shape[1]))) for a in (x, y)]
+  return [x, y]
 
 
-def _stack(reps: np.ndarray | Sequence[np.ndarray]) -> jax.Array:
+def _stack(reps: np.ndarray | Sequence[np.ndarray]) -> tuple[jax.Array, ...]:
+  """T representations of the same N images, each flattened: a tuple of (N, D_t) arrays."""
   arrays = [flatten(r) for r in reps]
-  shapes = {a.shape for a in arrays}
-  if len(shapes) != 1:
-    raise ValueError(f"every network must represent the same images with as many features: "
-                     f"got shapes {sorted(shapes)}")
+  rows = {len(a) for a in arrays}
+  if len(rows) != 1:
+    raise ValueError(f"every network must represent the same images: got {sorted(rows)} rows")
   if arrays[0].shape[0] < 4:
     raise ValueError(f"need at least 4 images, got {arrays[0].shape[0]}")
-  return jnp.asarray(np.stack(arrays))
+  return tuple(jnp.asarray(a) for a in arrays)
 
 
 def check_measure(measure: str) -> Measure:
@@ -184,7 +182,7 @@ def check_measure(measure: str) -> Measure:
 
 
 @functools.partial(jax.jit, static_argnums=0)
-def _resampled(measure: Measure, reps: jax.Array, draws: jax.Array) -> jax.Array:
+def _resampled(measure: Measure, reps: tuple[jax.Array, ...], draws: jax.Array) -> jax.Array:
   prepared = _prepare(measure, reps)
   return jax.lax.map(functools.partial(_score, measure, prepared), draws)
 
@@ -197,11 +195,11 @@ def resample_images(n: int, num_resamples: int, seed: int = 0) -> np.ndarray:
 def bootstrap(reps: np.ndarray | Sequence[np.ndarray], measure: Measure,
               num_resamples: int = 200, seed: int = 0) -> np.ndarray:
   """The (T, T) scores on `num_resamples` draws of the N images with replacement:
-  reps (T, N, D) -> (num_resamples, T, T). The per-network matrices (Gram, RDM ranks) are
+  reps (T, N, D) (or T arrays (N, ...)) -> (num_resamples, T, T). The per-network matrices (Gram, RDM ranks) are
   computed once; each draw gathers their rows and columns (RSA: see `_rsa`)."""
   check_measure(measure)
   x = _stack(reps)
-  draws = jnp.asarray(resample_images(x.shape[1], num_resamples, seed))
+  draws = jnp.asarray(resample_images(len(x[0]), num_resamples, seed))
   return np.asarray(_resampled(measure, x, draws), np.float64)
 
 

@@ -29,7 +29,7 @@ import numpy as np
 from tqdm import tqdm
 
 from taskonomy_jax import files, malloc, tasks, workdir_lock, xla_flags
-from taskonomy_jax.transfer import stages
+from taskonomy_jax.transfer import estimates, stages
 from taskonomy_jax.transfer import views as views_lib
 
 STAGES = ("dataset", "views", "taskbank", "scratch", "transfers1", "transfers_high",
@@ -503,6 +503,9 @@ def stage_taxonomy(run: Run) -> None:
 
   def fn(_, tmp):
     report = gates_report(run)
+    # Beside the gates (untouched): RSA and CKA from the cached representations, no training.
+    report["estimators"] = estimates.estimator_report(
+        run, AffinityTable.load(affinities_path(run)), tmp)
     stages.write_json_atomic(tmp / REPORT, report)
     # The report's resampled choices, drawn and written with the taxonomies (not recomputed).
     selection = api.Selection.from_report(report)
@@ -583,6 +586,7 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
           "similarity tree": out / "figures" / "similarity_tree.png",
           "affinities": affinities_path(run),
+          "estimator affinities (RSA, CKA)": out / estimates.FOLDER,
           "task bank (serve --bank)": run.bank_dir}
 
 

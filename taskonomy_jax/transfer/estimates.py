@@ -1,0 +1,169 @@
+"""The representation-similarity estimators beside the transfer-based affinities of a run.
+
+`taxonomy/estimators.py` scores every pair of the bank's networks by RSA and linear CKA on the
+held-out views' cached representations (no training). Here a run's taxonomy stage turns those
+scores into what report.json's `estimators` section holds, per measure: the scores with
+bootstrap intervals over images, each target's source ranking and its Spearman correlation with
+the transfer-based first-order affinities (and with the paper's published ones), the taxonomy
+the BIP chooses from the estimator's affinity table at each budget with Quality and Gain of its
+supervised set measured on the transfer results, beside the transfer-based taxonomy's, and the
+seconds each took against the transfer stages'. The estimator tables are written beside the
+outputs (`estimators/<measure>_affinities.json`), readable by `taskonomy solve --data`.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from taskonomy_jax.taxonomy import api, compare, estimators
+from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.transfer import gates
+
+# The stages whose seconds an estimator replaces (the task bank and its representations serve
+# both; the from-scratch baselines only measure Gain).
+TRANSFER_STAGES = ("transfers1", "transfers_high")
+FOLDER = "estimators"
+DEFAULTS = {"split": "test", "resamples": 200, "seed": 0}
+
+
+def transfer_seconds(*logs: Iterable[Mapping[str, Any]]) -> float | None:
+  """Seconds the transfer stages took, from pipeline logs (`Run.log`, timings.json entries),
+  later logs first: per unit the first entry that ran; None when no unit ran in any log (a
+  resumed run whose earlier timings are gone)."""
+  seen: dict[tuple[str, str], float] = {}
+  for log in logs:
+    for e in log:
+      key = (e["stage"], e["unit"])
+      if e["stage"] in TRANSFER_STAGES and e.get("ran") and key not in seen:
+        seen[key] = float(e["seconds"])
+  return round(sum(seen.values()), 2) if seen else None
+
+
+def _agreement(samples: np.ndarray, names: Sequence[str], targets: Sequence[str],
+               ours: Mapping[tuple[str, str], float], level: float = 0.95) -> dict[str, Any]:
+  """Bootstrap intervals of the Spearman correlations with `ours` ((source, target) -> value):
+  over all first-order pairs, and the mean over targets. samples (B, T, T)."""
+  idx = {n: i for i, n in enumerate(names)}
+  pairs = [p for p in sorted(ours) if p[0] in idx and p[1] in idx]
+  ref = np.array([ours[p] for p in pairs])
+  si, ti = [idx[s] for s, _ in pairs], [idx[t] for _, t in pairs]
+  alls, means = [], []
+  for s in samples:
+    est = s[si, ti]
+    alls.append(stats.spearmanr(est, ref).statistic)
+    per = [stats.spearmanr(est[m], ref[m]).statistic
+           for t in targets if (m := np.array([p[1] == t for p in pairs])).sum() > 2]
+    means.append(np.nanmean(per))
+  lo, hi = estimators.intervals(np.array([alls, means]).T, level)
+  return {"spearman_all": [float(lo[0]), float(hi[0])],
+          "spearman_per_target_mean": [float(lo[1]), float(hi[1])], "level": level}
+
+
+def _agreement_summary(ours: AffinityTable, other: AffinityTable) -> dict[str, Any]:
+  """`compare.compare`'s Spearman part (pairs, all pairs, per target and its mean)."""
+  c = compare.compare(ours, other)
+  return {k: c.get(k) for k in ("pairs", "spearman_all", "spearman_per_target",
+                                "spearman_per_target_mean")}
+
+
+def _taxonomy(table: AffinityTable, transfer: AffinityTable, targets: Sequence[str],
+              budget: float, order: int) -> dict[str, Any]:
+  """The BIP on `table` at `budget`: its supervised set, how it serves each target, and Quality
+  and Gain on the transfer results of (a) the transfers it chose (where the transfer table
+  measured them) and (b) the best measured transfers its supervised set allows."""
+  start = time.perf_counter()
+  tax = api.solve_taxonomy(targets, budget, order=order, data=table)
+  seconds = time.perf_counter() - start
+  chosen = {s.target: s.transfer for s in tax.served}
+  return {"supervised": list(tax.supervised), "solve_seconds": round(seconds, 3),
+          "as_chosen": estimators.measured_quality(transfer, chosen),
+          "best_from_set": estimators.measured_quality(
+              transfer, estimators.served_from(transfer, targets, tax.supervised, order))}
+
+
+def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
+                      targets: Sequence[str], budgets: Sequence[float], budget: float,
+                      order: int, transfer_secs: float | None, paper: AffinityTable | None,
+                      out: pathlib.Path | None = None, resamples: int = 200, seed: int = 0
+                      ) -> dict[str, Any]:
+  """report.json's `estimators` section (JSON-able) for representations `reps` ({network:
+  (N, ...)} of the same N views, every target's own network among them) and the run's transfer
+  table; writes each measure's affinity table to `out/<measure>_affinities.json` when `out`.
+
+  Per measure: `scores` ({source: {network: score}}) and their bootstrap `intervals` (lo, hi),
+  `rankings` (per target, sources best first), `vs_transfer` and `vs_paper` (Spearman over the
+  first-order pairs, per target and overall; `vs_transfer_interval` over the image resamples),
+  `taxonomies` (per budget, the estimator's and, under `transfer_taxonomies`, the transfer
+  table's: supervised set, Quality and Gain), `quality_ratio` (estimator / transfer mean
+  Quality of the best transfers each supervised set allows, at `budget`), `seconds` and
+  `speedup` (transfer stages' seconds / the estimator's, scores and BIP, bootstrap apart).
+  """
+  names = list(reps)
+  stacked = [estimators.flatten(reps[n]) for n in names]
+  budgets = sorted({*map(float, budgets), float(budget)})
+  transfer_tax = {f"{b:g}": _taxonomy(transfer, transfer, targets, b, order) for b in budgets}
+  section: dict[str, Any] = {
+      "images": len(stacked[0]), "networks": names, "resamples": resamples, "seed": seed,
+      "budget": float(budget), "order": order, "transfer_stage_seconds": transfer_secs,
+      "transfer_taxonomies": transfer_tax}
+  ours = compare.first_order(transfer)
+  for measure in estimators.MEASURES:
+    start = time.perf_counter()
+    scores = estimators.all_pairs(stacked, measure)
+    table = estimators.affinity_table(scores, names, targets, source=f"{measure} estimator")
+    score_secs = time.perf_counter() - start
+    start = time.perf_counter()
+    samples = estimators.bootstrap(stacked, measure, resamples, seed)
+    lo, hi = estimators.intervals(samples)
+    boot_secs = time.perf_counter() - start
+    taxes = {f"{b:g}": _taxonomy(table, transfer, targets, b, order) for b in budgets}
+    solve_secs = taxes[f"{float(budget):g}"]["solve_seconds"]
+    if out is not None:
+      table.save(out / f"{measure}_affinities.json")
+    q_est = taxes[f"{float(budget):g}"]["best_from_set"]["mean_quality"]
+    q_tr = transfer_tax[f"{float(budget):g}"]["best_from_set"]["mean_quality"]
+    estimate_secs = score_secs + solve_secs
+    section[measure] = {
+        "scores": _matrix(scores, names), "intervals": {"lo": _matrix(lo, names),
+                                                        "hi": _matrix(hi, names)},
+        "rankings": estimators.rankings(scores, names, targets),
+        "table": None if out is None else f"{FOLDER}/{measure}_affinities.json",
+        "vs_transfer": _agreement_summary(table, transfer),
+        "vs_transfer_interval": _agreement(samples, names, targets, ours),
+        "vs_paper": None if paper is None else _agreement_summary(table, paper),
+        "taxonomies": taxes,
+        "quality_ratio": None if not (q_est and q_tr) else q_est / q_tr,
+        "seconds": {"scores_and_table": round(score_secs, 3), "bootstrap": round(boot_secs, 3),
+                    "solve": solve_secs},
+        "speedup": None if not transfer_secs else transfer_secs / estimate_secs}
+  return section
+
+
+def _matrix(m: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
+  return {a: {b: round(float(m[i, j]), 6) for j, b in enumerate(names)}
+          for i, a in enumerate(names)}
+
+
+def estimator_report(run: Any, transfer: AffinityTable, out: pathlib.Path) -> dict[str, Any]:
+  """`estimator_section` for a pipeline run (`transfer.pipeline.Run`): its bank's cached
+  representations of the held-out split (`estimators.split`, default test), its taxonomy
+  budgets and order, the paper's table when found; tables written under `out/estimators/`."""
+  cfg = {**DEFAULTS, **dict(run.config.get("estimators") or {})}
+  tc = run.config.taxonomy
+  reps = {n: run.rep(n, cfg["split"]) for n in run.bank}
+  timings = run.workdir / "timings.json"
+  earlier = json.loads(timings.read_text()) if timings.is_file() else []
+  folder = out / FOLDER
+  folder.mkdir(parents=True, exist_ok=True)
+  section = estimator_section(
+      reps, transfer, run.targets, tuple(tc.graph_budgets), float(tc.budget), int(tc.order),
+      transfer_seconds(run.log, earlier), gates.load_paper(), folder,
+      int(cfg["resamples"]), int(cfg["seed"]))
+  return {"split": cfg["split"], **section}
