@@ -74,6 +74,9 @@ def main() -> None:
             f"{vp['pairs']} pairs), per-target mean {vp['spearman_per_target_mean']:.2f}")
     for b, tx in s["taxonomies"].items():
       tr = rep["transfer_taxonomies"][b]
+      if tx["supervised"] is None or tr["supervised"] is None:
+        print(f"  budget {b}: infeasible")
+        continue
       ranks = [set_rank(table, run.targets, rep["networks"], rep["order"], x["supervised"])
                for x in (tx, tr)]
       print(f"  budget {b}: {'+'.join(tx['supervised'])} Q {tx['best_from_set']['mean_quality']:.3f}"

@@ -64,6 +64,21 @@ def test_rsa_is_invariant_to_per_image_affine_maps_feature_permutations_and_mono
   assert stats.spearmanr(d[iu], np.exp(3 * d[iu])).statistic == pytest.approx(1.0)
 
 
+def test_rsa_ties_take_midranks_and_a_constant_representation_scores_zero():
+  """Repeated images give exactly tied dissimilarities: Spearman's midranks, as scipy's."""
+  x = np.repeat(RNG.normal(size=(8, 12)), 5, axis=0)  # 40 images, 8 distinct
+  y = RNG.normal(size=(40, 6))
+  iu = np.triu_indices(40, 1)
+  dx, dy = (np.asarray(estimators.rdm(np.asarray(v, np.float32)))[iu] for v in (x, y))
+  assert len(np.unique(dx)) < len(dx) / 10
+  assert estimators.rsa(x, y) == pytest.approx(stats.spearmanr(dx, dy).statistic, abs=1e-5)
+  assert estimators.rsa(np.ones((40, 6)), y) == 0.0
+  assert estimators.linear_cka(np.ones((40, 6)), y) == 0.0
+  table = estimators.affinity_table(np.array([[1.0, np.nan], [np.nan, 1.0]]),
+                                    ["normal", "random"], ["normal"])
+  assert table.affinity[make_transfer(["random"], "normal")] == 0.0
+
+
 def test_all_pairs_and_bootstrap_match_direct_computations():
   reps = [X, X @ _orthogonal(12) * 2, RNG.normal(size=(120, 12))]
   for measure, fn in (("rsa", estimators.rsa), ("cka", estimators.linear_cka)):
@@ -159,7 +174,7 @@ def test_estimator_report_of_a_run(tmp_path):
        {"stage": "taskbank", "unit": "bank", "ran": True, "seconds": 99.0}]))
   run = types.SimpleNamespace(
       config=ml_collections.ConfigDict({
-          "taxonomy": {"budget": 1, "graph_budgets": [1], "order": 2},
+          "taxonomy": {"budget": 1, "graph_budgets": [0], "order": 2},
           "estimators": {"resamples": 5}}),
       bank=NAMES, targets=TARGETS, workdir=tmp_path, rep=lambda n, split: reps[n],
       log=[{"stage": "transfers_high", "unit": "00", "ran": True, "seconds": 5.0},
@@ -168,7 +183,8 @@ def test_estimator_report_of_a_run(tmp_path):
   rep = estimates.estimator_report(run, transfer, out)
   assert rep["split"] == "test" and rep["resamples"] == 5 and rep["images"] == 40
   assert rep["transfer_stage_seconds"] == 15.0
-  assert set(rep["transfer_taxonomies"]) == {"1"}
+  assert set(rep["transfer_taxonomies"]) == {"0", "1"}
+  assert rep["transfer_taxonomies"]["0"]["infeasible"]  # said, not raised
   for measure in estimators.MEASURES:
     m = rep[measure]
     assert set(m["rankings"]) == set(TARGETS)

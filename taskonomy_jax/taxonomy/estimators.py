@@ -38,6 +38,7 @@ from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer, mak
 
 Measure = Literal["rsa", "cka"]
 MEASURES: tuple[Measure, ...] = ("rsa", "cka")
+RDM_STEPS = 2.0**20  # dissimilarities in [0, 2] are kept to ~1e-6
 
 
 def flatten(reps: np.ndarray) -> np.ndarray:
@@ -62,24 +63,29 @@ def center(k: jax.Array) -> jax.Array:
 
 def rdm(x: jax.Array) -> jax.Array:
   """Representational dissimilarity matrix: x (N, D) -> (N, N), 1 - Pearson correlation of
-  each pair of images' representations (over the D features), 0 on the diagonal."""
+  each pair of images' representations (over the D features), 0 on the diagonal. Rounded to
+  multiples of 2^-20, so that equal dissimilarities (repeated images) tie exactly however the
+  compiled program ordered its sums, and take Spearman's midranks."""
   z = x - x.mean(1, keepdims=True)
   z = z / jnp.maximum(jnp.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-  return 1.0 - z @ z.T
+  return jnp.round((1.0 - z @ z.T) * RDM_STEPS) / RDM_STEPS
 
 
 # --- comparing the matrices ------------------------------------------------------------------
 
 def _global_ranks(rdms: jax.Array) -> jax.Array:
   """Each network's ranks of its distinct-image dissimilarities: (T, N, N) RDMs -> (T, N, N)
-  int32, symmetric, 0 .. N(N-1)/2 - 1 off the diagonal (one sort per network, ties by
-  position)."""
+  int32, symmetric, in 0 .. N(N-1)/2 - 1 off the diagonal (one sort per network). Tied values
+  share the lowest rank of their run, so `_rsa`'s counting gives them their midrank."""
   t, n = rdms.shape[:2]
   iu = np.triu_indices(n, 1)
-  order = jnp.argsort(rdms[:, iu[0], iu[1]], axis=-1)
-  rows = jnp.arange(t)[:, None]
-  ranks = jnp.zeros(order.shape, jnp.int32).at[rows, order].set(
-      jnp.arange(order.shape[-1], dtype=jnp.int32))
+  upper = rdms[:, iu[0], iu[1]]
+  order = jnp.argsort(upper, axis=-1)
+  ordered = jnp.take_along_axis(upper, order, -1)
+  pos = jnp.arange(order.shape[-1], dtype=jnp.int32)
+  new = jnp.concatenate([jnp.ones((t, 1), bool), ordered[:, 1:] != ordered[:, :-1]], axis=-1)
+  start = jax.lax.cummax(jnp.where(new, pos, 0), axis=1)
+  ranks = jnp.zeros(order.shape, jnp.int32).at[jnp.arange(t)[:, None], order].set(start)
   out = jnp.zeros((t, n, n), jnp.int32).at[:, iu[0], iu[1]].set(ranks)
   return out + jnp.swapaxes(out, 1, 2)
 
@@ -106,8 +112,8 @@ def _rsa(ranks: jax.Array, idx: jax.Array) -> jax.Array:
 
   The drawn pairs of distinct images are a multiset of the full sample's pairs, so their ranks
   among themselves follow from the full ranks by counting (no sort per draw): a pair's rank is
-  the number of drawn pairs below it, plus the midrank among its own copies (Spearman's tie
-  rule). Pairs of one image drawn twice have dissimilarity 0 in every network and are left out.
+  the number of drawn pairs below it, plus the midrank among those tied with it (its own copies
+  and equal dissimilarities: Spearman's tie rule). Pairs of one image drawn twice have dissimilarity 0 in every network and are left out.
   """
   t, n = ranks.shape[:2]
   iu = np.triu_indices(n, 1)
@@ -241,7 +247,8 @@ def affinity_table(scores: np.ndarray, names: Sequence[str], targets: Iterable[s
       raise ValueError(f"target {t!r} has no network among {', '.join(names)}")
     for s in names:
       key = Transfer((SELF,), t) if s == t else make_transfer([s], t)
-      affinity[key] = max(float(scores[idx[s], idx[t]]), 0.0)
+      score = float(scores[idx[s], idx[t]])
+      affinity[key] = score if score > 0 else 0.0  # NaN (no variation at all) counts as 0
   return AffinityTable(affinity, source=source)
 
 

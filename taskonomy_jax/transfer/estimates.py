@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from taskonomy_jax.taxonomy import api, compare, estimators
+from taskonomy_jax.taxonomy import api, bip, compare, estimators
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.transfer import gates
 
@@ -79,7 +79,11 @@ def _taxonomy(table: AffinityTable, transfer: AffinityTable, targets: Sequence[s
   and Gain on the transfer results of (a) the transfers it chose (where the transfer table
   measured them) and (b) the best measured transfers its supervised set allows."""
   start = time.perf_counter()
-  tax = api.solve_taxonomy(targets, budget, order=order, data=table)
+  try:
+    tax = api.solve_taxonomy(targets, budget, order=order, data=table)
+  except bip.InfeasibleBudgetError as e:  # a graph budget too small: said, not fatal
+    return {"supervised": None, "infeasible": str(e), "as_chosen": None, "best_from_set": None,
+            "solve_seconds": round(time.perf_counter() - start, 3)}
   seconds = time.perf_counter() - start
   chosen = {s.target: s.transfer for s in tax.served}
   return {"supervised": list(tax.supervised), "solve_seconds": round(seconds, 3),
@@ -127,8 +131,8 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
     solve_secs = taxes[f"{float(budget):g}"]["solve_seconds"]
     if out is not None:
       table.save(out / f"{measure}_affinities.json")
-    q_est = taxes[f"{float(budget):g}"]["best_from_set"]["mean_quality"]
-    q_tr = transfer_tax[f"{float(budget):g}"]["best_from_set"]["mean_quality"]
+    q_est, q_tr = ((x[f"{float(budget):g}"]["best_from_set"] or {}).get("mean_quality")
+                   for x in (taxes, transfer_tax))
     estimate_secs = score_secs + solve_secs
     section[measure] = {
         "scores": _matrix(scores, names), "intervals": {"lo": _matrix(lo, names),
