@@ -79,10 +79,11 @@ def main() -> None:
         continue
       ranks = [set_rank(table, run.targets, rep["networks"], rep["order"], x["supervised"])
                for x in (tx, tr)]
-      print(f"  budget {b}: {'+'.join(tx['supervised'])} Q {tx['best_from_set']['mean_quality']:.3f}"
-            f" G {tx['best_from_set']['mean_gain']:.3f} (set {ranks[0][0]} of {ranks[0][1]}) | "
-            f"transfer {'+'.join(tr['supervised'])} Q {tr['best_from_set']['mean_quality']:.3f} "
-            f"G {tr['best_from_set']['mean_gain']:.3f} (set {ranks[1][0]} of {ranks[1][1]})")
+      (qe, ge), (qt, gt) = ((x["best_from_set"]["mean_quality"], x["best_from_set"]["mean_gain"])
+                            for x in (tx, tr))
+      print(f"  budget {b}: {'+'.join(tx['supervised'])} Q {qe:.3f} G {ge:.3f} (set {ranks[0][0]} "
+            f"of {ranks[0][1]}) | transfer {'+'.join(tr['supervised'])} Q {qt:.3f} G {gt:.3f} "
+            f"(set {ranks[1][0]} of {ranks[1][1]})")
     print(f"  seconds {s['seconds']}, speed-up {s['speedup']:.0f}x, Quality ratio at budget "
           f"{rep['budget']:g}: {s['quality_ratio']:.2f}")
 

@@ -130,6 +130,8 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
   report = json.loads(out["gates (report.json)"].read_text())
   assert set(report["gates"]) >= {"networks", "transfers_vs_random", "readouts_converged"}
   assert isinstance(report["trusted"], bool)
+  est = report["estimators"]  # beside the gates: RSA and CKA on the cached representations
+  assert {"rsa", "cka"} <= set(est) and est["networks"] == run.bank
   table = AffinityTable.load(out["affinities"])
   targets = run.targets
   assert sorted(table.targets) == sorted(targets)

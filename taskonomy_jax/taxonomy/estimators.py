@@ -113,7 +113,8 @@ def _rsa(ranks: jax.Array, idx: jax.Array) -> jax.Array:
   The drawn pairs of distinct images are a multiset of the full sample's pairs, so their ranks
   among themselves follow from the full ranks by counting (no sort per draw): a pair's rank is
   the number of drawn pairs below it, plus the midrank among those tied with it (its own copies
-  and equal dissimilarities: Spearman's tie rule). Pairs of one image drawn twice have dissimilarity 0 in every network and are left out.
+  and equal dissimilarities: Spearman's tie rule). Pairs of one image drawn twice have
+  dissimilarity 0 in every network and are left out.
   """
   t, n = ranks.shape[:2]
   iu = np.triu_indices(n, 1)
@@ -146,7 +147,8 @@ def _all_pairs(measure: Measure, reps: tuple[jax.Array, ...]) -> jax.Array:
 
 def all_pairs(reps: np.ndarray | Sequence[np.ndarray], measure: Measure) -> np.ndarray:
   """Every pair of networks: reps (T, N, D), or T arrays (N, ...) of any widths -> (T, T)
-  symmetric scores, 1 on the diagonal. Jit-compiled once per (measure, shapes)."""
+  symmetric scores, 1 on the diagonal (0 for a representation that does not vary). Jit-compiled
+  once per (measure, shapes)."""
   check_measure(measure)
   return np.asarray(_all_pairs(measure, _stack(reps)), np.float64)
 
@@ -201,8 +203,9 @@ def resample_images(n: int, num_resamples: int, seed: int = 0) -> np.ndarray:
 def bootstrap(reps: np.ndarray | Sequence[np.ndarray], measure: Measure,
               num_resamples: int = 200, seed: int = 0) -> np.ndarray:
   """The (T, T) scores on `num_resamples` draws of the N images with replacement:
-  reps (T, N, D) (or T arrays (N, ...)) -> (num_resamples, T, T). The per-network matrices (Gram, RDM ranks) are
-  computed once; each draw gathers their rows and columns (RSA: see `_rsa`)."""
+  reps (T, N, D) (or T arrays (N, ...)) -> (num_resamples, T, T). The per-network matrices
+  (Gram, RDM ranks) are computed once; each draw gathers their rows and columns (RSA: `_rsa`).
+  """
   check_measure(measure)
   x = _stack(reps)
   draws = jnp.asarray(resample_images(len(x[0]), num_resamples, seed))

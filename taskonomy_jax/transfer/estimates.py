@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import pathlib
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -49,21 +50,30 @@ def transfer_seconds(*logs: Iterable[Mapping[str, Any]]) -> float | None:
 def _agreement(samples: np.ndarray, names: Sequence[str], targets: Sequence[str],
                ours: Mapping[tuple[str, str], float], level: float = 0.95) -> dict[str, Any]:
   """Bootstrap intervals of the Spearman correlations with `ours` ((source, target) -> value):
-  over all first-order pairs, and the mean over targets. samples (B, T, T)."""
+  over all first-order pairs, and the mean over the targets with over 2 sources (as
+  `compare.compare`). samples (B, T, T). An interval is None where no resample defines it (a
+  constant ranking, too few pairs)."""
   idx = {n: i for i, n in enumerate(names)}
   pairs = [p for p in sorted(ours) if p[0] in idx and p[1] in idx]
   ref = np.array([ours[p] for p in pairs])
   si, ti = [idx[s] for s, _ in pairs], [idx[t] for _, t in pairs]
+  masks = [m for t in targets if (m := np.array([p[1] == t for p in pairs], bool)).sum() > 2]
   alls, means = [], []
-  for s in samples:
-    est = s[si, ti]
-    alls.append(stats.spearmanr(est, ref).statistic)
-    per = [stats.spearmanr(est[m], ref[m]).statistic
-           for t in targets if (m := np.array([p[1] == t for p in pairs])).sum() > 2]
-    means.append(np.nanmean(per))
-  lo, hi = estimators.intervals(np.array([alls, means]).T, level)
-  return {"spearman_all": [float(lo[0]), float(hi[0])],
-          "spearman_per_target_mean": [float(lo[1]), float(hi[1])], "level": level}
+  with warnings.catch_warnings():  # constant inputs give NaN, counted as undefined below
+    warnings.simplefilter("ignore", stats.ConstantInputWarning)
+    for s in samples:
+      est = s[si, ti]
+      alls.append(stats.spearmanr(est, ref).statistic if len(pairs) > 2 else np.nan)
+      per = [stats.spearmanr(est[m], ref[m]).statistic for m in masks]
+      per = [r for r in per if np.isfinite(r)]
+      means.append(np.mean(per) if per else np.nan)
+
+  def interval(values):
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v)]
+    return None if not len(v) else [float(x) for x in estimators.intervals(v, level)]
+  return {"spearman_all": interval(alls), "spearman_per_target_mean": interval(means),
+          "level": level}
 
 
 def _agreement_summary(ours: AffinityTable, other: AffinityTable) -> dict[str, Any]:
