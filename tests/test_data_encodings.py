@@ -147,6 +147,29 @@ def test_targets_follow_the_original_definitions():
     targets.single_view_target("normal", {"normal": stored["normal"]})
 
 
+@pytest.mark.parametrize("side", [64, 256])
+def test_occlusion_edges_are_blurred_as_the_original_at_4_pixels_of_256(side):
+  """A one-pixel edge becomes the original's Gaussian band (sigma 4 * side / 256), the edge's
+  mass kept; a batch blurs each view on its own."""
+  full = enc.FULL_SCALE_CODE["edge_occlusion"]
+  raw = np.zeros((2, side, side), np.uint16)
+  raw[0, side // 2, :] = full  # a horizontal edge in view 0, none in view 1
+  depth = np.full((2, side, side), 1000, np.uint16)
+  t, m = targets.single_view_target("edge_occlusion",
+                                    {"edge_occlusion": raw, "depth_zbuffer": depth})
+  assert t.shape == (2, side, side, 1) and t.dtype == np.float32 and m.all()
+  sigma = 4 * side / 256
+  column = t[0, :, side // 3, 0] + 1  # height above the background (-1); the edge's is 2
+  rows = np.arange(side) - side // 2
+  expected = 2 * np.exp(-rows ** 2 / (2 * sigma ** 2)) / (np.sqrt(2 * np.pi) * sigma)
+  np.testing.assert_allclose(column, expected, atol=0.01)
+  assert column.sum() == pytest.approx(2.0, rel=1e-3)
+  np.testing.assert_array_equal(t[1], -1.0)  # nothing leaks across the batch
+  single, _ = targets.single_view_target("edge_occlusion",
+                                         {"edge_occlusion": raw[0], "depth_zbuffer": depth[0]})
+  np.testing.assert_array_equal(single, t[0])
+
+
 def test_16bit_responses_stay_below_the_int16_wrap_of_omnidata():
   # torchvision (under omnidata's loader) reads 16-bit PNGs as int16: codes >= 32768 turn
   # negative. Saturated inputs must stay at or below 32767.
