@@ -187,22 +187,3 @@ def save(variables: dict, workdir: str) -> str:
   mngr.wait_until_finished()
   mngr.close()
   return os.path.join(os.path.abspath(workdir), checkpoint.CHECKPOINT_DIR, "0")
-
-
-def add_subcommand(subparsers) -> None:
-  p = subparsers.add_parser(
-      "convert-visualpriors", help="convert PyTorch task-bank weights (visualpriors) to Flax",
-      description="Convert a visualpriors encoder (and decoder) .pth into a Flax checkpoint.")
-  p.add_argument("--task", required=True, help="task name, e.g. normal")
-  p.add_argument("--encoder", required=True, help="<task>_encoder-<hash>.pth")
-  p.add_argument("--decoder", help="<task>_decoder-<hash>.pth (absent for some tasks)")
-  p.add_argument("--out", required=True, help="output workdir (checkpoints/0 is written)")
-  p.set_defaults(run=_run)
-
-
-def _run(args) -> int:
-  spec = tasks.get(args.task)
-  variables = convert(spec, load_pth(args.encoder),
-                      load_pth(args.decoder) if args.decoder else None)
-  print(save(variables, args.out))
-  return 0
