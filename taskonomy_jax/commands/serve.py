@@ -13,7 +13,6 @@ Predictions are micro-batched (`--max-batch`, `--batch-wait-ms`) behind a bounde
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 
 from taskonomy_jax import tasks
@@ -91,9 +90,6 @@ def build_service(args: argparse.Namespace) -> Service:
     resolution = predictor.resolution  # the bank's networks were trained at this size
     note = f"Task bank: trained networks from {args.bank} ({', '.join(predictor.task_names)})."
   elif args.taskbank == "random":
-    if importlib.util.find_spec("taskonomy_jax.models") is None:
-      raise ValueError("--taskbank random needs taskonomy_jax.models, which this checkout "
-                       "does not have")
     print(f"building {len(tasks.trainable())} randomly initialised task networks ...",
           file=sys.stderr)
     # Not jitted by default: compiling 25 networks takes about as long per batch size as the
@@ -103,7 +99,7 @@ def build_service(args: argparse.Namespace) -> Service:
                                               jit=getattr(args, "jit", False))
     note = ("Task bank: randomly initialised networks (no trained weights): the pictures show "
             "what each task outputs and how it is drawn, not good predictions.")
-  if args.examples > 0 and importlib.util.find_spec("taskonomy_jax.world") is not None:
+  if args.examples > 0:
     examples = serve.world_examples(args.examples, resolution, args.seed)
   limits = Limits(max_body_bytes=args.max_body_mb * 2**20,
                   max_image_bytes=min(args.max_body_mb * 2**20, Limits.max_image_bytes),

@@ -16,7 +16,6 @@ The conversion itself needs only numpy; torch is needed only to read `.pth` file
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ import jax
 import numpy as np
 
 from taskonomy_jax import models, tasks
+from taskonomy_jax.train import checkpoint
 
 # visualpriors decoder module names, in order, -> our PixelDecoder layer index.
 _PIXEL_DECODER_NAMES = ("conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "deconv8",
@@ -179,11 +179,4 @@ def save(variables: dict, workdir: str) -> str:
   """Writes converted variables as a step-0 checkpoint in the training loop's layout, so
   `taskonomy_jax.train.load_variables(workdir)` and `restore_encoder` read it. Returns the path.
   """
-  from taskonomy_jax.train import checkpoint
-
-  mngr = checkpoint.manager(workdir, save_every=1, keep=1)
-  checkpoint.save(mngr, 0, {"params": variables["params"],
-                            "batch_stats": variables["batch_stats"]}, None, force=True)
-  mngr.wait_until_finished()
-  mngr.close()
-  return os.path.join(os.path.abspath(workdir), checkpoint.CHECKPOINT_DIR, "0")
+  return checkpoint.save_variables(workdir, variables)

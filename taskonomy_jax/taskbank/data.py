@@ -326,5 +326,7 @@ def _examples(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
 def register() -> None:
   """Makes `data.name: taskonomy_synthetic` (or `taskonomy`) a dataset the one trainer reads."""
   for name in ("taskonomy_synthetic", "taskonomy"):
-    train_task.DATASETS[name] = lambda spec, cfg, split, res, _n=name: dataset(
-        spec, {**dict(cfg), "name": _n}, split, res)
+    # A config without `builder_config` reads the builder's default one.
+    default = catalog.builder_class(name).DEFAULT_CONFIG_NAME
+    train_task.DATASETS[name] = lambda spec, cfg, split, res, _n=name, _d=default: dataset(
+        spec, {"builder_config": _d, **dict(cfg), "name": _n}, split, res)

@@ -147,10 +147,7 @@ def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None
   sample = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.float32)
   variables = loop.init_variables(model, sample, config.train.seed,
                                   prng_impl=config.get("init_prng_impl"))
-  mngr = checkpoint.manager(workdir, 1, 1)
-  checkpoint.save(mngr, 0, {"step": jnp.zeros((), jnp.int32), **variables}, None, force=True)
-  mngr.wait_until_finished()
-  mngr.close()
+  checkpoint.save_variables(workdir, variables)
 
 
 def enable_compilation_cache(path: str) -> None:

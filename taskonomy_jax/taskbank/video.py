@@ -15,7 +15,6 @@ import io
 import os
 import pathlib
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -139,11 +138,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
   if suffix not in VIDEO_SUFFIXES:
     raise ValueError(f"--out {path}: the video format is chosen by the suffix; accepted: "
                      f"{', '.join(VIDEO_SUFFIXES)}")
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{path.stem}-", dir=path.parent)
-  os.close(fd)
   count = 0
-  try:
+  with files.atomic_path(path) as tmp:
     if suffix == ".gif":
       pics = [Image.fromarray(f) for f in frames]
       count = len(pics)
@@ -151,7 +147,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
         raise ValueError("no frames to write")
       pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=int(1000 / fps), loop=0)
     else:
-      import imageio.v2 as imageio
+      import imageio.v2 as imageio  # the optional `video` extra
 
       # Even sizes for yuv420p; macro_block_size=2 pads at most one pixel instead of 16.
       with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264",
@@ -162,10 +158,6 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
           count += 1
       if not count:
         raise ValueError("no frames to write")
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return count
 
 
