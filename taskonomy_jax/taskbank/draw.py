@@ -12,8 +12,10 @@ tanh, so values are in [-1, 1]; classification heads (`softmax_xent`, `weighted_
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from collections.abc import Callable, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
 
@@ -81,8 +83,6 @@ def _stretch(x: np.ndarray) -> np.ndarray:
 
 def draw_depth(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.ndarray:
   """(H, W, 1) depth, stretched to its own range, through the viridis colour map (near: dark)."""
-  import matplotlib
-
   d = _stretch(_check_pixel(out, spec)[..., 0])
   return to_uint8(matplotlib.colormaps["viridis"](d)[..., :3])
 
@@ -165,8 +165,6 @@ def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = N
 def _read_names(filename: str) -> tuple[str, ...]:
   """A class-name list shipped in `taskonomy_jax/taskbank/class_names/` (one name a line,
   `#` comments naming the list's source)."""
-  import importlib.resources
-
   text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("class_names", filename)
   lines = text.read_text(encoding="utf-8").splitlines()
   return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
