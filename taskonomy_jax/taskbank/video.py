@@ -1,4 +1,5 @@
-"""`taskonomy visualize`: task outputs over a video or image sequence, side by side.
+"""Task outputs side by side: over a video or image sequence (`taskonomy visualize`), and as
+one image's contact sheet (`taskonomy taskbank predict`).
 
 Each output frame is `input | task 1 | task 2 | ...`, each panel drawn by `taskbank.draw` as the
 registry's `display` says and titled with the task's name, as in the Taskonomy website's transfer
