@@ -14,11 +14,11 @@ from taskonomy_jax.taxonomy import bip
 
 
 def task_names(text: str) -> list[str]:
+  """The argparse type of `--targets`/`--sources`: comma-separated names (resolved later)."""
   names = [n.strip() for n in text.split(",") if n.strip()]
   if not names:
     raise argparse.ArgumentTypeError("expected a comma-separated list of task names")
   return names
-
 
 
 def weights(what: str) -> Callable[[str], dict[str, float]]:

@@ -19,10 +19,10 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
   p.add_argument("--task", help="task name (overrides config.task)")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                  help="override a config field, e.g. --set train.num_steps=100")
-  p.set_defaults(run=run)
+  p.set_defaults(run=_run)
 
 
-def run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace) -> int:
   config = config_files.load_config(args.config)
   config_files.apply_overrides(config, ([f"task={args.task}"] if args.task else []) + args.set)
   tasks.get(config.task)  # unknown task: a clear error before anything heavy

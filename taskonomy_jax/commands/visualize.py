@@ -89,7 +89,7 @@ def _run_visualize(args: argparse.Namespace) -> int:
   else:
     frames = _take(video.read_frames(args.input), args.frames)
   n = video.visualize(frames, predictor, resolution, args.out, args.fps, args.panel,
-                total=args.frames, titles=titles)
+                      total=args.frames, titles=titles)
   print(f"wrote {args.out} ({n} frames, {len(names)} tasks)")
   return 0
 
