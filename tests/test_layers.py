@@ -1,7 +1,7 @@
 """Imports point one way: every module's imports, read with `ast`, against the layer order.
 
-Layers, lowest first (a module may import its own package and any lower layer, never a layer at
-or above its own from another package):
+Layers, lowest first (a module may import its own package and any lower layer; packages that
+share a layer do not import each other):
 
   0  tasks, files, malloc, xla_flags, workdir_lock, config_files   the registry and plumbing
      (and taskonomy_jax/__init__.py)
@@ -11,7 +11,6 @@ or above its own from another package):
   4  models                 `models.build` and its layers
   5  train                  the one loop, losses, metrics, checkpoints
   6  taskbank, taxonomy     the task bank; AHP, the BIP and figures on an `AffinityTable`
-                            (siblings: neither imports the other)
   7  transfer               readouts, the `make taxonomy` stages and gates, which train
                             the bank, fill the `AffinityTable` and call the solver
   8  web, convert           the web app; the visualpriors converter
