@@ -1,9 +1,8 @@
 """The project's TFDS builders by name, for the code that opens a dataset.
 
-Openers construct the builder class from this table instead of asking TFDS's global registry by
-name, so opening `taskonomy_synthetic` works in any process, whatever it happened to import.
-(Importing this module also defines the classes, which is how TFDS's own `tfds.builder(name)` /
-`tfds.data_source(name)` learn the names: a user script that calls those imports it first.)
+Importing this module defines both builder classes, which is what registers them with TFDS; the
+code that opens a dataset imports it (and a user script calling `tfds.data_source(name)` does
+too), so opening `taskonomy_synthetic` works in any process, whatever else it imported.
 """
 
 from __future__ import annotations
@@ -29,7 +28,8 @@ def builder_class(name: str) -> type[tfds.core.GeneratorBasedBuilder]:
 def builder(name: str, config: str | None = None,
             data_dir: str | None = None) -> tfds.core.DatasetBuilder:
   """The builder of `name` with builder config `config` (None: its default) under `data_dir`
-  (None: the TFDS default folder)."""
-  cls = builder_class(name)
-  kwargs = {"config": config} if config else {}
-  return cls(data_dir=data_dir, **kwargs)
+  (None: the TFDS default folder). Through `tfds.builder`, which also opens a prepared dataset
+  of a config the class does not list (the taxonomy pipeline renders its own sizes) from the
+  files in `data_dir`."""
+  builder_class(name)  # an unknown name: our error, naming the accepted ones
+  return tfds.builder(f"{name}/{config}" if config else name, data_dir=data_dir)

@@ -4,8 +4,8 @@
 `taskonomy_jax.train.task.DATASETS`: `(spec, data config, split, resolution) -> grain.MapDataset`
 of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` reads them. Whoever
 trains on them calls it (`taskonomy train`, the task-bank trainer); importing this module
-registers nothing. The TFDS builders are constructed from `data_builders.catalog`, not looked up
-in TFDS's registry by name.
+registers nothing. The TFDS builders are opened through `data_builders.catalog`, which defines
+them, so TFDS knows them whatever else the process imported.
 
 - One-view tasks decode their target and valid mask with `taskonomy_jax.data.targets`.
 - Tasks made from RGB (denoising, inpainting, colorization, jigsaw) build input and target with
