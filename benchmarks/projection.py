@@ -52,8 +52,8 @@ class PaperScale:
   @classmethod
   def from_config(cls, path: str | pathlib.Path = PAPER_CONFIG) -> PaperScale:
     """Steps and batch sizes from the project's paper-size taxonomy config."""
-    from taskonomy_jax.train import task
-    c = task.load_config(f"{path}:paper")
+    from taskonomy_jax import config_files
+    c = config_files.load_config(f"{path}:paper")
     return cls(taskbank_steps=c.taskbank.num_steps, taskbank_batch=c.taskbank.batch_size,
                transfer_steps=c.transfer.num_steps, transfer_batch=c.transfer.batch_size)
 

@@ -25,6 +25,7 @@ import numpy as np
 from tqdm import tqdm
 
 from taskonomy_jax import files
+from taskonomy_jax.commands import common
 from taskonomy_jax.taxonomy import api, bip, published
 from taskonomy_jax.taxonomy.affinities import Transfer
 
@@ -71,7 +72,7 @@ def main() -> None:
   budgets = [3, 4, 5]
   report = {"data": table.source, "named": {}, "random": {}}
   orders = [int(o) for o in args.orders.split(",")]
-  with api.stdout_to_stderr():
+  with common.stdout_to_stderr():
     for order in orders:
       for name, targets in NAMED.items():
         rows = evaluate(table, targets, order, budgets)

@@ -10,6 +10,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from taskonomy_jax import xla_flags
+from taskonomy_jax.taskbank import data as taskbank_data
 from taskonomy_jax.train import sharding, task
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "run config file[:arg]",
@@ -22,6 +23,7 @@ def main(argv):
   del argv
   config = _CONFIG.value
   xla_flags.configure_for_training()
+  taskbank_data.register()  # config.data.name may be a TFDS dataset (taskonomy_synthetic, ...)
   sharding.maybe_initialize_distributed(config.multihost)
   task.train_task(config, _WORKDIR.value)
 

@@ -1,28 +1,60 @@
-"""Writing files so that a reader never sees half of one: the project's one atomic write."""
+"""Writing files so that a reader never sees half of one: the project's one atomic write
+(`atomic_path`, and `write_atomic` / `write_json_atomic` on top of it), and reading JSON."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
+import shutil
 import tempfile
+from collections.abc import Iterator
 from typing import Any
 
 
-def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
-  """Writes `data` (text or bytes) to `path` through a temp file in the same folder and
-  `os.replace`; creates the folder; leaves no temp file behind on failure."""
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, directory: bool = False) -> Iterator[pathlib.Path]:
+  """A temporary path beside `path` (same folder, so the same file system) for the caller to
+  write a file to, or a folder into with `directory=True`; moved onto `path` with `os.replace`
+  when the block ends without error, removed when it raises. A reader sees the old `path` or
+  the whole new one, never half of it.
+
+      with files.atomic_path("out/video.mp4") as tmp:
+        writer.save(tmp)
+
+  The parent folder is created. The temporary name is `.<name>.tmp-*<suffix>`, the suffix of
+  `path` kept for writers that choose a format by it; a folder replaces an existing one.
+  """
   path = pathlib.Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  mode = "wb" if isinstance(data, bytes) else "w"
-  fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+  prefix = f".{path.name}.tmp-"
+  if directory:
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=prefix, dir=path.parent))
+  else:
+    fd, name = tempfile.mkstemp(prefix=prefix, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp = pathlib.Path(name)
   try:
-    with os.fdopen(fd, mode) as f:
-      f.write(data)
+    yield tmp
+    if directory and path.is_dir():
+      shutil.rmtree(path)
     os.replace(tmp, path)
-  except BaseException:
-    pathlib.Path(tmp).unlink(missing_ok=True)
-    raise
+  finally:
+    if tmp.is_dir():
+      shutil.rmtree(tmp, ignore_errors=True)
+    else:
+      tmp.unlink(missing_ok=True)
+
+
+def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
+  """Writes `data` (text or bytes) to `path` through `atomic_path`; creates the folder; leaves
+  no temp file behind on failure."""
+  with atomic_path(path) as tmp:
+    if isinstance(data, bytes):
+      tmp.write_bytes(data)
+    else:
+      tmp.write_text(data)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import os
 
+from jax._src import xla_bridge
+from jaxlib import version
+
 YNN_FUSION_FLAG = "--xla_cpu_experimental_ynn_fusion_type"
 # Which ops XLA:CPU hands to YNNPACK: matmuls and reductions, as by default, but not
 # convolutions, which then run on XLA's own (Eigen) convolution. By default jax 0.10 sends
@@ -26,8 +29,7 @@ MEASURED_JAXLIB = ("0.10.",)
 
 
 def _backend_started() -> bool:
-  from jax._src import xla_bridge  # no public API says whether XLA has read its flags
-
+  # No public API says whether XLA has read its flags (importing jax does not start it).
   return xla_bridge.backends_are_initialized()
 
 
@@ -52,8 +54,6 @@ def cpu_training_flags(jaxlib_version: str | None = None) -> tuple[str, ...]:
   """`CPU_TRAINING_FLAGS` for a jaxlib they were measured on (default: the installed one),
   else (): on another version the flag may not exist, which XLA treats as fatal."""
   if jaxlib_version is None:
-    from jaxlib import version
-
     jaxlib_version = version.__version__
   return CPU_TRAINING_FLAGS if jaxlib_version.startswith(MEASURED_JAXLIB) else ()
 

@@ -202,8 +202,8 @@ def test_projection_leaves_out_what_was_not_measured():
 
 
 def test_paper_scale_comes_from_the_paper_config():
-  from taskonomy_jax.train import task
-  c = task.load_config(f"{projection.PAPER_CONFIG}:paper")
+  from taskonomy_jax import config_files
+  c = config_files.load_config(f"{projection.PAPER_CONFIG}:paper")
   s = projection.PaperScale.from_config()
   assert (s.taskbank_steps, s.taskbank_batch) == (c.taskbank.num_steps, c.taskbank.batch_size)
   assert (s.transfer_steps, s.transfer_batch) == (c.transfer.num_steps, c.transfer.batch_size)

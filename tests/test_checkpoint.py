@@ -40,3 +40,13 @@ def test_load_variables_names_the_saved_steps(tmp_path):
   with pytest.raises(FileNotFoundError, match=r"no checkpoint of step 5 under .*; steps saved: 3"):
     checkpoint.load_variables(str(tmp_path), step=5)
   assert not (tmp_path / "checkpoints" / "5").exists()
+
+
+def test_save_variables_writes_what_load_variables_reads(tmp_path):
+  variables = {"params": {"encoder": {"w": np.full((2, 3), 2.0, np.float32)}},
+               "batch_stats": {"encoder": {"mean": np.ones(3, np.float32)}}}
+  path = checkpoint.save_variables(str(tmp_path), variables)
+  assert path == str(tmp_path / checkpoint.CHECKPOINT_DIR / "0")
+  loaded = checkpoint.load_variables(str(tmp_path))
+  np.testing.assert_array_equal(loaded["params"]["encoder"]["w"], variables["params"]["encoder"]["w"])
+  np.testing.assert_array_equal(loaded["batch_stats"]["encoder"]["mean"], np.ones(3))

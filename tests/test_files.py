@@ -33,3 +33,21 @@ def test_read_json_round_trip_and_missing_file(tmp_path):
   assert files.read_json(tmp_path / "d" / "r.json") == {"steps": 3, "loss": [0.5]}
   assert files.read_json(str(tmp_path / "d" / "none.json")) is None
   assert files.read_json(tmp_path / "d") is None  # a folder is not a record
+
+
+def test_atomic_path_moves_a_file_or_folder_in_whole_or_leaves_the_old(tmp_path):
+  with files.atomic_path(tmp_path / "v.gif") as tmp:
+    assert tmp.parent == tmp_path and tmp.suffix == ".gif"  # writers that go by the suffix
+    tmp.write_bytes(b"GIF")
+  assert (tmp_path / "v.gif").read_bytes() == b"GIF"
+  unit = tmp_path / "stage" / "unit"
+  for content in ("old", "new"):  # a folder replaces the one there
+    with files.atomic_path(unit, directory=True) as tmp:
+      (tmp / "a.txt").write_text(content)
+  assert [p.name for p in unit.iterdir()] == ["a.txt"] and (unit / "a.txt").read_text() == "new"
+  with pytest.raises(RuntimeError), files.atomic_path(unit, directory=True) as tmp:
+    (tmp / "b.txt").write_text("half")
+    raise RuntimeError("killed")
+  assert [p.name for p in unit.iterdir()] == ["a.txt"]
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["stage", "v.gif"]
+  assert [p.name for p in (tmp_path / "stage").iterdir()] == ["unit"]

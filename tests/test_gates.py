@@ -275,7 +275,7 @@ def test_the_taxonomy_json_and_graph_carry_the_selection_frequencies(tmp_path):
   assert "selection" not in tax.to_json() and tax.selection_caption() is None  # `solve`, the app
 
   tax = dataclasses.replace(tax, selection=selection)
-  api.write_outputs(tax, tmp_path)
+  draw.write_outputs(tax, tmp_path)
   doc = json.loads((tmp_path / "taxonomy.json").read_text())["selection"]
   assert doc["supervised_set"] == "normal" and doc["chosen"] == 1.0 and doc["resamples"] == 5
   assert doc["frequencies"] == {"normal": 1.0} and doc["source_frequencies"] == {"normal": 1.0}

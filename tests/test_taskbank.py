@@ -160,11 +160,11 @@ def test_soft_baseline_is_the_mean_distribution():
 def tiny_bank(tmp_path_factory):
   """A bank of a pixel task and random projection on `r32_mini` (every task's data and the full
   bank are exercised by the CPU run in BUILD_NOTES.md; each network costs a compilation)."""
+  from taskonomy_jax import config_files
   from taskonomy_jax.taskbank import train
-  from taskonomy_jax.train import task as train_task
 
   root = tmp_path_factory.mktemp("taskbank")
-  config = train_task.load_config(f"{CONFIG}:tiny")
+  config = config_files.load_config(f"{CONFIG}:tiny")
   config.data.data_dir = str(root / "tfds")
   config.tasks = ("autoencoding", "random")
   config.train.num_steps = 30  # enough for the loss to fall on one pixel task
@@ -287,10 +287,10 @@ def test_per_task_settings_build_each_network_as_trained(tiny_bank):
 
 
 def test_per_task_settings_merge_and_reject_unknown_names():
+  from taskonomy_jax import config_files
   from taskonomy_jax.taskbank import train
-  from taskonomy_jax.train import task as train_task
 
-  config = train_task.load_config(f"{CONFIG}:tiny")
+  config = config_files.load_config(f"{CONFIG}:tiny")
   config.per_task = {"depth_zbuffer": {"model": {"width": 16}, "train": {"num_steps": 7}}}
   depth = train.task_config(config, "depth_zbuffer")
   normal = train.task_config(config, "normal")
@@ -478,7 +478,7 @@ def test_serve_and_visualize_run_a_trained_bank(tiny_bank, tmp_path):
   import argparse
 
   from taskonomy_jax import cli
-  from taskonomy_jax.web import serve
+  from taskonomy_jax.commands import serve
 
   _, workdir, _ = tiny_bank
   args = argparse.Namespace(bank=workdir, taskbank="none", resolution=64, examples=0, seed=0,

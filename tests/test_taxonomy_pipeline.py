@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from experiments.configs import taxonomy as taxonomy_config
+from taskonomy_jax import config_files
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.train import checkpoint
 from taskonomy_jax.transfer import pipeline, stages
@@ -168,16 +169,14 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
 def test_derived_config_fields_follow_their_source_one_way():
   """`--set transfer.max_order=2` also moves the solver's order (it once stayed at 3); setting a
   derived field itself detaches it without touching its source."""
-  from taskonomy_jax.train import task as train_task
-
   config = taxonomy_config.get_config("default")
   assert (config.taxonomy.order, config.transfer.learning_rate) == (
       config.transfer.max_order, config.optimizer.learning_rate)
-  train_task.apply_overrides(config, ["transfer.max_order=2", "optimizer.learning_rate=0.01",
+  config_files.apply_overrides(config, ["transfer.max_order=2", "optimizer.learning_rate=0.01",
                                       "model.fc_hidden=7"])
   assert config.taxonomy.order == 2
   assert config.transfer.learning_rate == 0.01
   assert config.readout.fc_hidden == 7
-  train_task.apply_overrides(config, ["taxonomy.order=1"])
+  config_files.apply_overrides(config, ["taxonomy.order=1"])
   assert (config.taxonomy.order, config.transfer.max_order) == (1, 2)
   assert config.to_dict()["taxonomy"]["order"] == 1

@@ -17,8 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from taskonomy_jax import cli, tasks
-from taskonomy_jax.train import task as train_task
+from taskonomy_jax import cli, config_files, tasks
 from taskonomy_jax.transfer import predictor, readout, stages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -69,7 +68,7 @@ def test_visualize_transfer_options_need_a_run(tmp_path):
 def tiny_run(tmp_path_factory) -> tuple[pathlib.Path, object]:
   from taskonomy_jax.transfer import pipeline
 
-  config = train_task.load_config(TINY)
+  config = config_files.load_config(TINY)
   existing = os.environ.get("TASKONOMY_TINY_TAXONOMY_RUN")
   if existing:
     workdir = pathlib.Path(existing)
@@ -121,7 +120,7 @@ def test_transfer_readouts_reproduce_the_pipelines_held_out_losses(tiny_run):
   with pytest.raises(ValueError, match="one transfer per target"):
     predictor.TransferPredictor.load(workdir, ["edge_texture<-random",
                                                "edge_texture<-depth_zbuffer"], config)
-  wrong = train_task.load_config(TINY)  # a config other than the run's: refused, not misread
+  wrong = config_files.load_config(TINY)  # a config other than the run's: refused, not misread
   wrong.readout.readout_channels = 16
   with pytest.raises(ValueError, match=r"readout edge_texture<-depth_zbuffer: checkpoint "
                                        r"parameter .* has shape"):

@@ -58,7 +58,11 @@ def get_config(arg: str = "paper") -> ml_collections.ConfigDict:
   c.train.progress = True
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "toy"  # in-memory; the TFDS pipelines register 'taskonomy_synthetic'/'taskonomy'
+  c.data.name = "toy"  # in-memory; or the TFDS datasets 'taskonomy_synthetic' / 'taskonomy'
+  # The TFDS datasets' builder config (of the config's resolution) and folder (None: the TFDS
+  # default); the synthetic one is rendered when missing.
+  c.data.builder_config = "r64_tiny" if cpu else "r256"
+  c.data.data_dir = ml_collections.FieldReference(None, field_type=str)
   c.data.num_train = 256 if cpu else 4096
   c.data.num_eval = 32 if cpu else 256
 

@@ -16,7 +16,6 @@ The conversion itself needs only numpy; torch is needed only to read `.pth` file
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +24,7 @@ import jax
 import numpy as np
 
 from taskonomy_jax import models, tasks
+from taskonomy_jax.train import checkpoint
 
 # visualpriors decoder module names, in order, -> our PixelDecoder layer index.
 _PIXEL_DECODER_NAMES = ("conv2", "conv3", "conv4", "conv5", "conv6", "conv7", "deconv8",
@@ -179,30 +179,4 @@ def save(variables: dict, workdir: str) -> str:
   """Writes converted variables as a step-0 checkpoint in the training loop's layout, so
   `taskonomy_jax.train.load_variables(workdir)` and `restore_encoder` read it. Returns the path.
   """
-  from taskonomy_jax.train import checkpoint
-
-  mngr = checkpoint.manager(workdir, save_every=1, keep=1)
-  checkpoint.save(mngr, 0, {"params": variables["params"],
-                            "batch_stats": variables["batch_stats"]}, None, force=True)
-  mngr.wait_until_finished()
-  mngr.close()
-  return os.path.join(os.path.abspath(workdir), checkpoint.CHECKPOINT_DIR, "0")
-
-
-def add_subcommand(subparsers) -> None:
-  p = subparsers.add_parser(
-      "convert-visualpriors", help="convert PyTorch task-bank weights (visualpriors) to Flax",
-      description="Convert a visualpriors encoder (and decoder) .pth into a Flax checkpoint.")
-  p.add_argument("--task", required=True, help="task name, e.g. normal")
-  p.add_argument("--encoder", required=True, help="<task>_encoder-<hash>.pth")
-  p.add_argument("--decoder", help="<task>_decoder-<hash>.pth (absent for some tasks)")
-  p.add_argument("--out", required=True, help="output workdir (checkpoints/0 is written)")
-  p.set_defaults(run=_run)
-
-
-def _run(args) -> int:
-  spec = tasks.get(args.task)
-  variables = convert(spec, load_pth(args.encoder),
-                      load_pth(args.decoder) if args.decoder else None)
-  print(save(variables, args.out))
-  return 0
+  return checkpoint.save_variables(workdir, variables)

@@ -7,5 +7,7 @@
 - `pipeline`: grain pipelines over `tfds.data_source` (shards, shuffling, resumable state,
   multi-view samples).
 - `synthetic`: the world's views in stored form, and the exporter to the real layout.
-- `cli`: `taskonomy data build|export`.
+
+The TFDS builders are in `data_builders/` (by name: `data_builders/catalog.py`);
+`taskonomy data build|export` is taskonomy_jax/commands/data.py.
 """

@@ -2,6 +2,7 @@
 
 The JAX-native idiom (flax examples/gemma/input_pipeline_grain.py), which this module wraps:
 
+    import data_builders.catalog                             # defines the builders for tfds
     split = tfds.split_for_jax_process("train")              # this process's shard
     source = tfds.data_source("taskonomy_synthetic", split=split)
     ds = grain.MapDataset.source(source).shuffle(seed=0).repeat()
@@ -21,15 +22,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import grain
+import jax
 import numpy as np
 import tensorflow_datasets as tfds
+from jax.sharding import NamedSharding, PartitionSpec
 
-# Importing the builders registers them with TFDS, so `tfds.data_source("taskonomy...")` finds
-# them in a user's script that imports only this module.
-from data_builders.taskonomy import taskonomy_dataset_builder as _real  # noqa: F401
-from data_builders.taskonomy_synthetic import (  # noqa: F401
-    taskonomy_synthetic_dataset_builder as _synthetic,
-)
 from taskonomy_jax import tasks
 from taskonomy_jax.data import encodings as enc
 from taskonomy_jax.data import features as features_lib
@@ -51,9 +48,6 @@ def global_batch(local: Any, mesh: Any, axis: str = "data") -> Any:
   Each process passes its own `per_process_batch_size` slice; the global batch axis is the
   concatenation over processes (`jax.make_array_from_process_local_data`).
   """
-  import jax
-  from jax.sharding import NamedSharding, PartitionSpec
-
   def put(x: np.ndarray) -> jax.Array:
     spec = PartitionSpec(axis, *([None] * (np.ndim(x) - 1)))
     return jax.make_array_from_process_local_data(NamedSharding(mesh, spec), np.asarray(x))

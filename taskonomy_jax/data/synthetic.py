@@ -18,7 +18,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from taskonomy_jax import files
+from taskonomy_jax import files, world
 from taskonomy_jax.data import encodings as enc
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import layout as layout_lib
@@ -27,15 +27,13 @@ MANIFEST = "taskonomy_export.json"
 
 
 def world_config(resolution: int = 64, **overrides: Any):
-  """A `world.WorldConfig` (imported lazily: the world pulls in JAX and the renderer)."""
-  from taskonomy_jax import world
+  """A `world.WorldConfig` of this resolution."""
   return world.WorldConfig(resolution=resolution, **overrides)
 
 
 def stored_views(seeds: Sequence[int], cfg: Any, domains: Sequence[str] = features_lib.ALL_DOMAINS
                  ) -> Iterator[tuple[layout_lib.ViewKey, dict[str, Any]]]:
   """(view key, stored domains) of every view of the buildings with these seeds, in order."""
-  from taskonomy_jax import world
   names = features_lib.check_domains(domains)
   for seed in seeds:
     building = world.generate_building(int(seed), cfg)

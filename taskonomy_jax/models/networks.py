@@ -56,7 +56,7 @@ class TaskNetwork(nn.Module):
                            rep_channels=self.rep_channels, output_stride=self.output_stride,
                            dtype=self.dtype,
                            conv_impl=self.conv_impl)
-    self.decoder = _DECODERS[self.spec.decoder](self)
+    self.decoder = build_decoder(self)
 
   @property
   def num_views(self) -> int:
@@ -119,3 +119,9 @@ _DECODERS: dict[str, Callable[[TaskNetwork], nn.Module | None]] = {
     "siamese": _fc_head,
     "none": lambda net: None,
 }
+
+
+def build_decoder(net: Any) -> nn.Module | None:
+  """The decoder of `net.spec.decoder`'s kind, sized by `net`'s decoder settings (a
+  `TaskNetwork`, or a transfer readout with the same attributes); None for "none"."""
+  return _DECODERS[net.spec.decoder](net)

@@ -16,11 +16,13 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
-from taskonomy_jax import tasks
+from taskonomy_jax import models, tasks
 from taskonomy_jax.taskbank import selfsup
 from taskonomy_jax.taskbank import train as train_lib
+from taskonomy_jax.train import checkpoint
 
 
 def network_input(spec: tasks.TaskSpec, image: np.ndarray) -> np.ndarray:
@@ -52,9 +54,6 @@ class TaskBank:
     Raises:
       FileNotFoundError: not a bank workdir, or a requested task is not trained (yet).
     """
-    from taskonomy_jax import models
-    from taskonomy_jax.train import checkpoint
-
     path = os.path.join(workdir, train_lib.BANK_FILE)
     if not os.path.isfile(path):
       raise FileNotFoundError(f"{workdir} is not a task bank (no {train_lib.BANK_FILE}); train "
@@ -91,7 +90,6 @@ class TaskBank:
     """The network of `task` on a batch of inputs (as the training data gives them); outputs in
     the targets' own units (standardised targets mapped back)."""
     if task not in self._jitted:
-      import jax
       model, variables = self._nets[task]
       # Variables as an argument, not closed-over constants: a smaller program that compiles
       # faster and hits jax's compilation cache when the bank is loaded again.
@@ -122,37 +120,3 @@ class TaskBank:
     return {n: self.batch_apply(n)(np.concatenate([network_input(tasks.get(n), im)
                                                    for im in images]))
             for n in self._nets}
-
-
-def contact_sheet(image: np.ndarray, outputs: dict[str, np.ndarray], size: int,
-                  per_row: int = 7) -> np.ndarray:
-  """The input and every drawable output, `per_row` panels a row: (H, W, 3) uint8."""
-  from taskonomy_jax.taskbank import draw, video
-
-  drawable = {n: o for n, o in outputs.items() if tasks.get(n).display in draw.DRAWERS}
-  names = list(drawable)
-  frame = draw.to_uint8(draw.image_to_unit(image))
-  rows = [video.side_by_side(frame, {n: drawable[n] for n in names[i:i + per_row]}, image, size)
-          for i in range(0, len(names), per_row)]
-  width = max(r.shape[1] for r in rows)
-  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
-          for r in rows]
-  return np.concatenate(rows, axis=0)
-
-
-def predict_to_png(image_path: str, workdir: str, out: str, size: int = 128) -> np.ndarray:
-  """Runs every task of the bank on an image file and writes the contact sheet (atomically)."""
-  from PIL import Image
-
-  from taskonomy_jax.taskbank import predict
-
-  bank = TaskBank.load(workdir)
-  with open(image_path, "rb") as f:
-    img = predict.decode_image(f.read(), max_bytes=64 << 20, max_pixels=64 << 20)
-  image = predict.prepare_image(img, bank.resolution)
-  sheet = contact_sheet(image, bank(image), size)
-  os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-  tmp = f"{out}.tmp.{os.getpid()}.png"
-  Image.fromarray(sheet).save(tmp)
-  os.replace(tmp, out)
-  return sheet

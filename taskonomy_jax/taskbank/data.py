@@ -1,8 +1,11 @@
 """Training examples of every task from the TFDS Taskonomy datasets, for the one training loop.
 
-Registers `taskonomy_synthetic` (and `taskonomy`, the real dataset) in
+`register()` adds `taskonomy_synthetic` (and `taskonomy`, the real dataset) to
 `taskonomy_jax.train.task.DATASETS`: `(spec, data config, split, resolution) -> grain.MapDataset`
-of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` reads them.
+of per-example dicts `{"inputs", "targets"[, "mask"]}` as `losses.task_loss` reads them. Whoever
+trains on them calls it (`taskonomy train`, the task-bank trainer); importing this module
+registers nothing. The TFDS builders are opened through `data_builders.catalog`, which defines
+them, so TFDS knows them whatever else the process imported.
 
 - One-view tasks decode their target and valid mask with `taskonomy_jax.data.targets`.
 - Tasks made from RGB (denoising, inpainting, colorization, jigsaw) build input and target with
@@ -37,6 +40,7 @@ from typing import Any
 import grain
 import numpy as np
 
+from data_builders import catalog
 from taskonomy_jax import tasks
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import pipeline
@@ -59,9 +63,8 @@ AUGMENTATIONS = tuple(AUGMENTABLE)
 
 
 def builder(name: str, builder_config: str, data_dir: str | None):
-  """The TFDS builder object (registered by importing taskonomy_jax.data.pipeline)."""
-  import tensorflow_datasets as tfds
-  return tfds.builder(f"{name}/{builder_config}", data_dir=data_dir)
+  """The TFDS builder object of dataset `name` (`data_builders.catalog`)."""
+  return catalog.builder(name, builder_config, data_dir)
 
 
 def ensure_built(name: str, builder_config: str, data_dir: str | None, build: bool) -> None:
@@ -78,8 +81,7 @@ def ensure_built(name: str, builder_config: str, data_dir: str | None, build: bo
 
 @functools.cache
 def _source(name: str, builder_config: str, data_dir: str | None, split: str):
-  import tensorflow_datasets as tfds
-  return tfds.data_source(f"{name}/{builder_config}", split=split, data_dir=data_dir)
+  return builder(name, builder_config, data_dir).as_data_source(split=split)
 
 
 @functools.cache
@@ -322,9 +324,9 @@ def _examples(spec: tasks.TaskSpec, cfg: Mapping[str, Any], split: str,
 
 
 def register() -> None:
+  """Makes `data.name: taskonomy_synthetic` (or `taskonomy`) a dataset the one trainer reads."""
   for name in ("taskonomy_synthetic", "taskonomy"):
-    train_task.DATASETS[name] = lambda spec, cfg, split, res, _n=name: dataset(
-        spec, {**dict(cfg), "name": _n}, split, res)
-
-
-register()
+    # A config without `builder_config` reads the builder's default one.
+    default = catalog.builder_class(name).DEFAULT_CONFIG_NAME
+    train_task.DATASETS[name] = lambda spec, cfg, split, res, _n=name, _d=default: dataset(
+        spec, {"builder_config": _d, **dict(cfg), "name": _n}, split, res)

@@ -12,12 +12,16 @@ tanh, so values are in [-1, 1]; classification heads (`softmax_xent`, `weighted_
 from __future__ import annotations
 
 import functools
+import importlib.resources
 from collections.abc import Callable, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw
 
 from taskonomy_jax import tasks
+from taskonomy_jax.data import encodings
+from taskonomy_jax.taskbank import selfsup
 from taskonomy_jax.world import camera as cam
 from taskonomy_jax.world import layout
 
@@ -79,8 +83,6 @@ def _stretch(x: np.ndarray) -> np.ndarray:
 
 def draw_depth(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -> np.ndarray:
   """(H, W, 1) depth, stretched to its own range, through the viridis colour map (near: dark)."""
-  import matplotlib
-
   d = _stretch(_check_pixel(out, spec)[..., 0])
   return to_uint8(matplotlib.colormaps["viridis"](d)[..., :3])
 
@@ -129,8 +131,6 @@ def draw_color_bins(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) ->
   ab (`selfsup.ab_from_bin_logits`) upsampled to the input's size, with the input's own
   lightness L (the network sees only L, paper Sec. 4 / Zhang et al. 2016), converted Lab -> RGB.
   """
-  from taskonomy_jax.taskbank import selfsup
-
   ab = selfsup.ab_from_bin_logits(_check_pixel(out, spec))
   h, w = image.shape[:2]
   if h % ab.shape[0] or w % ab.shape[1]:
@@ -165,8 +165,6 @@ def text_panel(lines: Sequence[str], size: int, bars: Sequence[float] | None = N
 def _read_names(filename: str) -> tuple[str, ...]:
   """A class-name list shipped in `taskonomy_jax/taskbank/class_names/` (one name a line,
   `#` comments naming the list's source)."""
-  import importlib.resources
-
   text = importlib.resources.files("taskonomy_jax.taskbank").joinpath("class_names", filename)
   lines = text.read_text(encoding="utf-8").splitlines()
   return tuple(line.strip() for line in lines if line.strip() and not line.startswith("#"))
@@ -174,8 +172,6 @@ def _read_names(filename: str) -> tuple[str, ...]:
 
 @functools.cache
 def _class_name_table(task: str) -> dict[int, str]:
-  from taskonomy_jax.data import encodings
-
   if task == "class_object":  # output k = ImageNet-1k class k (world.categories)
     return dict(enumerate(_read_names("imagenet_classes.txt")))
   if task == "class_scene":  # output k = Places365 class PLACES_WORKSPACE_AND_HOME[k]
@@ -293,8 +289,6 @@ def reassemble_tiles(tiles: np.ndarray, permutation: np.ndarray, gap: int = 1) -
   holds original tile `permutation[k]` (`selfsup.jigsaw`), -> the 3x3 grid with input tile k
   put back at position `permutation[k]`, `gap` white pixels between tiles: (3t + 2 gap, ...).
   """
-  from taskonomy_jax.taskbank import selfsup
-
   g = selfsup.JIGSAW_GRID
   t = tiles.shape[1]
   side = g * t + (g - 1) * gap
@@ -310,8 +304,6 @@ def draw_permutation(out: np.ndarray, image: np.ndarray, spec: tasks.TaskSpec) -
   """Jigsaw logits over `selfsup.permutations()`: the image's tiles, in the order the network
   saw them, reassembled by the most probable permutation (the identity when it judges them in
   place), titled with that class and its probability."""
-  from taskonomy_jax.taskbank import selfsup
-
   p = softmax(_check_vector(out, spec))
   best = int(np.argmax(p))
   tiles = to_uint8(image_to_unit(selfsup.tiles(np.asarray(image, np.float32))))

@@ -21,6 +21,9 @@ import numpy as np
 import tqdm
 
 from taskonomy_jax import files, tasks
+from taskonomy_jax.taskbank import bank as bank_lib
+from taskonomy_jax.taskbank import data as data_lib
+from taskonomy_jax.taskbank import train as train_lib
 from taskonomy_jax.train import metrics
 
 HIGHER_IS_BETTER = frozenset({"accuracy", "miou", "pair_accuracy"})
@@ -155,10 +158,6 @@ def evaluate_bank(workdir: str, out: str | None = None,
   if split not in HELD_OUT_SPLITS:
     raise ValueError(f"split must be one of {HELD_OUT_SPLITS} (the training split is not held "
                      f"out), got {split!r}")
-  from taskonomy_jax.taskbank import bank as bank_lib
-  from taskonomy_jax.taskbank import data as data_lib
-  from taskonomy_jax.taskbank import train as train_lib
-
   tb = bank_lib.TaskBank.load(workdir)
   cfg = tb.config
   out = out or default_table_path(workdir, split)

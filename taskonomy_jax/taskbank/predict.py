@@ -13,10 +13,11 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 from PIL import Image
 
-from taskonomy_jax import tasks
+from taskonomy_jax import models, tasks
 
 Predictor = Callable[[np.ndarray], dict[str, np.ndarray]]
 
@@ -130,8 +131,6 @@ def he_init(shapes: Any, rng: np.random.Generator) -> Any:
   seconds for the whole task bank, where running 25 flax `init`s eagerly on a small CPU takes
   minutes; the networks are random either way.
   """
-  import jax
-
   def fill(path, leaf) -> np.ndarray:
     name = str(getattr(path[-1], "key", path[-1]))
     shape = leaf.shape
@@ -155,13 +154,6 @@ def random_init_predictor(task_names: Sequence[str] | None = None,
   runs on a laptop CPU. `jit=False` skips compilation (faster for a few images: compiling 25
   networks takes minutes on a small CPU).
   """
-  import jax
-
-  try:
-    from taskonomy_jax import models
-  except ImportError as e:
-    raise RuntimeError("the task networks (taskonomy_jax.models) are not installed in this "
-                       f"checkout ({e}); no task bank can be built") from None
 
   # Paper-size decoders (up to 1024 channels) take over a minute each to initialise on a small
   # CPU; 1/16 of the width takes seconds.

@@ -15,6 +15,7 @@ import math
 from collections.abc import Callable
 
 import numpy as np
+from skimage import color
 
 from taskonomy_jax import tasks
 
@@ -71,14 +72,12 @@ def color_bins() -> np.ndarray:
 
 def rgb_to_lab(rgb: np.ndarray) -> np.ndarray:
   """(..., 3) in [-1, 1] -> CIE Lab (..., 3) (L in [0, 100])."""
-  from skimage import color
   return color.rgb2lab(np.clip((rgb + 1.0) / 2.0, 0.0, 1.0)).astype(np.float32)
 
 
 def lab_to_rgb(lab: np.ndarray) -> np.ndarray:
   """CIE Lab (..., 3) -> (..., 3) in [-1, 1] (out-of-gamut colours clipped); inverse of
   `rgb_to_lab`."""
-  from skimage import color
   return (np.clip(color.lab2rgb(np.asarray(lab, np.float64)), 0.0, 1.0) * 2.0 - 1.0).astype(
       np.float32)
 

@@ -22,11 +22,15 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import ml_collections
 import tqdm
 
-from taskonomy_jax import files, tasks, workdir_lock
-from taskonomy_jax.train import checkpoint
+from taskonomy_jax import files, models, tasks, workdir_lock
+from taskonomy_jax.taskbank import data as data_lib
+from taskonomy_jax.train import checkpoint, loop
+from taskonomy_jax.train import task as train_task
 
 BANK_FILE = "bank.json"
 DONE_FILE = "done.json"
@@ -139,25 +143,16 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
 
 def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
   """Random projection: the encoder at its seeded initialisation, saved like a trained network."""
-  import jax.numpy as jnp
-
-  from taskonomy_jax import models
-  from taskonomy_jax.train import loop
-
   model = models.build("random", config.model)  # config: task_config(bank, "random")
   sample = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.float32)
   variables = loop.init_variables(model, sample, config.train.seed,
                                   prng_impl=config.get("init_prng_impl"))
-  mngr = checkpoint.manager(workdir, 1, 1)
-  checkpoint.save(mngr, 0, {"step": jnp.zeros((), jnp.int32), **variables}, None, force=True)
-  mngr.wait_until_finished()
-  mngr.close()
+  checkpoint.save_variables(workdir, variables)
 
 
 def enable_compilation_cache(path: str) -> None:
   """jax's persistent compilation cache: identical networks (tasks with the same output kind,
   and every resumed run) load compiled steps instead of compiling again."""
-  import jax
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
   jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
@@ -172,8 +167,6 @@ def _with_target_stats(config: ml_collections.ConfigDict,
                        workdir: str) -> ml_collections.ConfigDict:
   """The task's config with `data.target_stats` set where its targets are standardised: measured
   on the training split the first time, then read back, so a resumed run sees the same."""
-  from taskonomy_jax.taskbank import data as data_lib
-
   spec = tasks.get(config.task)
   if not data_lib.has_standardized_targets(spec, config.data.get("standardize_targets")):
     return config
@@ -193,9 +186,7 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
   Raises:
     ValueError: the workdir holds a bank with other settings; a bad config (see train_task).
   """
-  from taskonomy_jax.taskbank import data as _data  # noqa: F401  (registers the TFDS datasets)
-  from taskonomy_jax.train import task as train_task
-
+  data_lib.register()  # config.data.name: the TFDS datasets
   names = task_names(config)
   check_per_task(config)
   os.makedirs(workdir, exist_ok=True)

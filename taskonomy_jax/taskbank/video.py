@@ -1,4 +1,5 @@
-"""`taskonomy visualize`: task outputs over a video or image sequence, side by side.
+"""Task outputs side by side: over a video or image sequence (`taskonomy visualize`), and as
+one image's contact sheet (`taskonomy taskbank predict`).
 
 Each output frame is `input | task 1 | task 2 | ...`, each panel drawn by `taskbank.draw` as the
 registry's `display` says and titled with the task's name, as in the Taskonomy website's transfer
@@ -11,11 +12,10 @@ Pillow, no ffmpeg), to a temporary file beside the output, then moved in place.
 
 from __future__ import annotations
 
-import argparse
+import io
 import os
 import pathlib
 import sys
-import tempfile
 import textwrap
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 
@@ -23,8 +23,11 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
-from taskonomy_jax import tasks
+from taskonomy_jax import files, tasks, world
+from taskonomy_jax.taskbank import bank as bank_lib
 from taskonomy_jax.taskbank import draw, predict
+from taskonomy_jax.world import camera as cam
+from taskonomy_jax.world import render
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".gif")
@@ -61,8 +64,6 @@ def walk_cameras(building, frames: int, height: float = 1.4) -> Iterator[tuple[n
   The camera moves on an ellipse around the room's centre at eye height while its heading turns
   a full circle, looking at the walls (level, no roll; the world's conventions).
   """
-  from taskonomy_jax.world import camera as cam
-
   lo, hi = building.room_lo[0], building.room_hi[0]
   centre = 0.5 * (lo + hi)
   radius = 0.2 * (hi - lo)[:2]
@@ -78,10 +79,6 @@ def render_walk(seed: int, frames: int, resolution: int,
                 fov_rads: float = np.pi / 3) -> Iterator[np.ndarray]:
   """RGB frames (R, R, 3) uint8 of a camera walk through procedural building `seed`, shaded
   by the world's own `render.shade_rgb`."""
-  from taskonomy_jax import world
-  from taskonomy_jax.world import camera as cam
-  from taskonomy_jax.world import render
-
   cfg = world.WorldConfig(resolution=resolution)
   bld = world.generate_building(seed, cfg)
   d_cam = cam.pixel_rays_camera(fov_rads, resolution).reshape(-1, 3)
@@ -142,11 +139,8 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
   if suffix not in VIDEO_SUFFIXES:
     raise ValueError(f"--out {path}: the video format is chosen by the suffix; accepted: "
                      f"{', '.join(VIDEO_SUFFIXES)}")
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fd, tmp = tempfile.mkstemp(suffix=suffix, prefix=f".{path.stem}-", dir=path.parent)
-  os.close(fd)
   count = 0
-  try:
+  with files.atomic_path(path) as tmp:
     if suffix == ".gif":
       pics = [Image.fromarray(f) for f in frames]
       count = len(pics)
@@ -154,7 +148,7 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
         raise ValueError("no frames to write")
       pics[0].save(tmp, save_all=True, append_images=pics[1:], duration=int(1000 / fps), loop=0)
     else:
-      import imageio.v2 as imageio
+      import imageio.v2 as imageio  # the optional `video` extra
 
       # Even sizes for yuv420p; macro_block_size=2 pads at most one pixel instead of 16.
       with imageio.get_writer(tmp, format="FFMPEG", fps=fps, codec="libx264",
@@ -165,10 +159,6 @@ def write_video(frames: Iterable[np.ndarray], path: str | os.PathLike, fps: floa
           count += 1
       if not count:
         raise ValueError("no frames to write")
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
   return count
 
 
@@ -187,95 +177,28 @@ def visualize(frames: Iterable[np.ndarray], predictor: predict.Predictor, resolu
   return write_video(rendered(), out, fps)
 
 
-# --- command line ----------------------------------------------------------------------------
+def contact_sheet(image: np.ndarray, outputs: dict[str, np.ndarray], size: int,
+                  per_row: int = 7) -> np.ndarray:
+  """The input and every drawable output, `per_row` panels a row: (H, W, 3) uint8."""
+  drawable = {n: o for n, o in outputs.items() if tasks.get(n).display in draw.DRAWERS}
+  names = list(drawable)
+  frame = draw.to_uint8(draw.image_to_unit(image))
+  rows = [side_by_side(frame, {n: drawable[n] for n in names[i:i + per_row]}, image, size)
+          for i in range(0, len(names), per_row)]
+  width = max(r.shape[1] for r in rows)
+  rows = [np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255)
+          for r in rows]
+  return np.concatenate(rows, axis=0)
 
 
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-  p = sub.add_parser(
-      "visualize", help="task outputs over a video or image sequence, as a side-by-side video",
-      description="Run task networks on every frame of a video, a folder of images or a camera "
-                  "walk rendered through a procedural building, and write input | outputs side "
-                  "by side as .mp4 (ffmpeg) or .gif. Exit code 2 on bad input.")
-  src = p.add_mutually_exclusive_group(required=True)
-  src.add_argument("--input", help="a video file or a folder of images (sorted by name)")
-  src.add_argument("--walk", type=int, metavar="SEED",
-                   help="render a camera walk through procedural building SEED as the input")
-  p.add_argument("--frames", type=int, default=24,
-                 help="frames of the walk, or the most frames read from --input (default 24)")
-  p.add_argument("--tasks", default="normal,depth_zbuffer,reshading,edge_occlusion,"
-                 "segment_semantic", help="comma-separated tasks to show (default: five)")
-  p.add_argument("--taskbank", choices=["random"], default="random",
-                 help="random: randomly initialised networks (used when --bank is not given)")
-  p.add_argument("--bank", default=None, metavar="DIR",
-                 help="a trained task bank (`taskonomy taskbank train --workdir DIR`); its "
-                      "resolution replaces --resolution")
-  p.add_argument("--transfers", default=None, metavar="WORKDIR",
-                 help="a finished `taskonomy taxonomy` run: show its transfer readouts instead "
-                      "of task networks (--tasks is then unused); its resolution replaces "
-                      "--resolution")
-  p.add_argument("--transfer", action="append", default=[], metavar="TARGET<-SRC[+SRC]",
-                 help="with --transfers: a transfer to show instead of the taxonomy's chosen "
-                      "ones (repeatable; one per target), e.g. normal<-depth_zbuffer+reshading")
-  p.add_argument("--config", default=None, metavar="FILE[:ARG]",
-                 help="with --transfers: the run's config, when its workdir has no "
-                      "config.json (as given to `taskonomy taxonomy --config`)")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="with --transfers and --config: the run's --set overrides")
-  p.add_argument("--resolution", type=int, default=64, help="network input size (default 64)")
-  p.add_argument("--panel", type=int, default=128, help="panel size in the video (default 128)")
-  p.add_argument("--fps", type=float, default=8.0, help="frames per second (default 8)")
-  p.add_argument("--seed", type=int, default=0, help="seed of the random networks")
-  p.add_argument("--out", type=pathlib.Path, required=True, help="output .mp4 or .gif")
-  p.set_defaults(run=_run_visualize)
-
-
-def _run_visualize(args: argparse.Namespace) -> int:
-  names = [tasks.get(n.strip()).name for n in args.tasks.split(",") if n.strip()]
-  if not names:
-    raise ValueError("--tasks: give at least one task name")
-  for n in names:
-    if tasks.get(n).display == "none":
-      raise ValueError(f"--tasks: {n} has no output to show")
-  if args.out.suffix.lower() not in VIDEO_SUFFIXES:
-    raise ValueError(f"--out {args.out}: use a .mp4 or .gif name")
-  if args.frames < 1 or args.fps <= 0 or args.resolution < 16 or args.resolution % 16:
-    raise ValueError("--frames must be >= 1, --fps > 0, --resolution a multiple of 16")
-  if args.input is not None and not pathlib.Path(args.input).exists():
-    raise ValueError(f"--input {args.input} is neither a video file nor a folder of images")
-  resolution = args.resolution
-  titles = None
-  predictor: predict.Predictor
-  if args.transfers is None and (args.transfer or args.config or args.set):
-    raise ValueError("--transfer, --config and --set go with --transfers WORKDIR")
-  if args.transfers is not None:
-    if args.bank is not None:
-      raise ValueError("--transfers and --bank exclude each other: show a run's transfers or a "
-                       "task bank's networks")
-    from taskonomy_jax.transfer import predictor as transfer_predictor
-
-    config = transfer_predictor.load_run_config(args.transfers, args.config, args.set)
-    predictor = transfer_predictor.TransferPredictor.load(
-        args.transfers, args.transfer or None, config)
-    names, titles, resolution = predictor.task_names, predictor.titles, predictor.resolution
-  elif args.bank is not None:
-    from taskonomy_jax.taskbank import bank
-
-    predictor = bank.TaskBank.load(args.bank, names)
-    resolution = predictor.resolution
-  else:
-    predictor = predict.random_init_predictor(names, resolution=resolution, seed=args.seed)
-  if args.walk is not None:
-    frames: Iterable[np.ndarray] = render_walk(args.walk, args.frames, resolution)
-  else:
-    frames = _take(read_frames(args.input), args.frames)
-  n = visualize(frames, predictor, resolution, args.out, args.fps, args.panel,
-                total=args.frames, titles=titles)
-  print(f"wrote {args.out} ({n} frames, {len(names)} tasks)")
-  return 0
-
-
-def _take(frames: Iterator[np.ndarray], n: int) -> Iterator[np.ndarray]:
-  for k, f in enumerate(frames):
-    if k >= n:
-      return
-    yield f
+def predict_to_png(image_path: str, workdir: str, out: str, size: int = 128) -> np.ndarray:
+  """Runs every task of the bank on an image file and writes the contact sheet (atomically)."""
+  bank = bank_lib.TaskBank.load(workdir)
+  with open(image_path, "rb") as f:
+    img = predict.decode_image(f.read(), max_bytes=64 << 20, max_pixels=64 << 20)
+  image = predict.prepare_image(img, bank.resolution)
+  sheet = contact_sheet(image, bank(image), size)
+  buf = io.BytesIO()
+  Image.fromarray(sheet).save(buf, format="PNG")
+  files.write_atomic(out, buf.getvalue())
+  return sheet

@@ -7,16 +7,10 @@ them) or from a table this project computed (`--data PATH.json`, see `AffinityTa
 
 from __future__ import annotations
 
-import argparse
-import contextlib
 import dataclasses
-import json
 import os
-import pathlib
-import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from taskonomy_jax import files
 from taskonomy_jax.taxonomy import bip, published
 from taskonomy_jax.taxonomy.affinities import (
     AffinityTable,
@@ -217,127 +211,3 @@ def solve_taxonomy(targets: Sequence[str], budget: float, sources: Sequence[str]
   return taxonomy_from_solution(
       table, problem, sol, solver,
       bip.resolve_names(sources, "sources") if sources is not None else table.nodes)
-
-
-# --- command line ----------------------------------------------------------------------------
-
-
-def _names(text: str) -> list[str]:
-  names = [n.strip() for n in text.split(",") if n.strip()]
-  if not names:
-    raise argparse.ArgumentTypeError("expected a comma-separated list of task names")
-  return names
-
-
-def _weights(what: str) -> Callable[[str], dict[str, float]]:
-  """The argparse type of `--costs`/`--importance` (`what`: cost or importance):
-  `NAME=VALUE,NAME=VALUE` or a JSON file holding an object of that shape."""
-
-  def parse(text: str) -> dict[str, float]:
-    if text.endswith(".json") and pathlib.Path(text).is_file():
-      try:
-        data = files.loads_json(pathlib.Path(text).read_bytes(), text)
-      except files.JsonInputError as e:
-        raise argparse.ArgumentTypeError(f"{e}; expected an object NAME -> number") from None
-      if not isinstance(data, dict):
-        raise argparse.ArgumentTypeError(f"{text} must hold a JSON object NAME -> number")
-      try:  # values here, so the message names the file; names resolve in the solver
-        return {name: bip.check_weight(what, name, value) for name, value in data.items()}
-      except bip.BadProblemError as e:
-        raise argparse.ArgumentTypeError(f"{text}: {e}") from None
-    out = {}
-    for item in text.split(","):
-      name, sep, value = item.partition("=")
-      try:
-        out[name.strip()] = float(value)
-      except ValueError:
-        sep = ""
-      if not sep:
-        raise argparse.ArgumentTypeError(
-            f"expected NAME=NUMBER pairs separated by commas (or a .json file), got {item!r}")
-    return out
-
-  return parse
-
-
-@contextlib.contextmanager
-def stdout_to_stderr() -> Iterator[None]:
-  """Sends anything the native solvers print (HiGHS prints a banner) to stderr, so stdout
-  carries only the JSON answer."""
-  sys.stdout.flush()
-  saved = os.dup(1)
-  try:
-    os.dup2(2, 1)
-    yield
-  finally:
-    sys.stdout.flush()
-    os.dup2(saved, 1)
-    os.close(saved)
-
-
-def write_outputs(tax: Taxonomy, out: pathlib.Path) -> list[pathlib.Path]:
-  """Writes `taxonomy.json` and `taxonomy.png` into `out` (each atomically)."""
-  from taskonomy_jax.taxonomy import draw  # matplotlib only when drawing
-
-  out.mkdir(parents=True, exist_ok=True)
-  json_path, png_path = out / "taxonomy.json", out / "taxonomy.png"
-  files.write_atomic(json_path, json.dumps(tax.to_json(), indent=1))
-  draw.draw_taxonomy(tax, png_path)
-  return [json_path, png_path]
-
-
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-  p = sub.add_parser(
-      "solve", help="the Transfer Learning API: which tasks to supervise, how to serve targets",
-      description="Solve the Taskonomy BIP (Section 3.4 of the paper) on published or computed "
-                  "affinities: choose the tasks to supervise within a budget and the transfer "
-                  "serving each target. Exit code 2 on bad input.")
-  p.add_argument("--targets", type=_names, required=True,
-                 help="comma-separated target tasks (registry names or original code names)")
-  p.add_argument("--sources", type=_names, default=None,
-                 help="comma-separated tasks that may be supervised (default: all in the data)")
-  p.add_argument("--budget", type=float, required=True,
-                 help="supervision budget: total cost of the supervised tasks (cost 1 each "
-                      "unless --costs)")
-  p.add_argument("--order", type=int, default=1, help="maximum transfer order, 1-4 (default 1)")
-  p.add_argument("--data", default="default",
-                 help="published set (default, 1k, 16k), a folder of published results (JSON "
-                      "or the original results/ pickles), or an affinity-table JSON file")
-  p.add_argument("--results-dir", default=None,
-                 help=f"where set names resolve (default ${published.ENV_VAR}, then "
-                      "the copy shipped with the package)")
-  p.add_argument("--costs", type=_weights("cost"), default=None,
-                 help="per-task labelling costs: NAME=COST,... or a .json file (default 1)")
-  p.add_argument("--importance", type=_weights("importance"), default=None,
-                 help="per-target importance: NAME=WEIGHT,... or a .json file (default 1)")
-  p.add_argument("--solver", default=bip.DEFAULT_SOLVER,
-                 help=f"mixed-integer solver: {', '.join(bip.SOLVERS)} (default "
-                      f"{bip.DEFAULT_SOLVER})")
-  p.add_argument("--out", type=pathlib.Path, default=None,
-                 help="folder for taxonomy.json and taxonomy.png (default: JSON to stdout)")
-  p.set_defaults(run=_run_solve)
-
-
-def _run_solve(args: argparse.Namespace) -> int:
-  with stdout_to_stderr():
-    tax = solve_taxonomy(args.targets, args.budget, args.sources, args.order, args.data,
-                         args.costs, args.importance, args.solver, args.results_dir)
-    for note in tax.notes:
-      print(f"note: {note}", file=sys.stderr)
-  if args.out is None:
-    print(json.dumps(tax.to_json(), indent=1))
-    return 0
-  paths = write_outputs(tax, args.out)
-  sup = ", ".join(tax.supervised) or "nothing"
-  print(f"supervise {sup} (cost {tax.cost:g} of {tax.budget:g}); mean Quality "
-        f"{_fmt(tax.mean_quality)}, mean Gain {_fmt(tax.mean_gain)}")
-  for s in tax.served:
-    how = "own network" if s.transfer.is_self else " + ".join(s.transfer.sources)
-    print(f"  {s.target:18} <- {how:40} affinity {s.affinity:.4f}  Q {_fmt(s.quality)}  "
-          f"G {_fmt(s.gain)}")
-  print("wrote " + ", ".join(str(p) for p in paths))
-  return 0
-
-
-def _fmt(x: float | None) -> str:
-  return "n/a" if x is None else f"{x:.3f}"

@@ -6,25 +6,25 @@ All functions write a PNG atomically and use matplotlib's Agg backend (no displa
 from __future__ import annotations
 
 import io
+import json
 import pathlib
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from scipy.cluster import hierarchy
 
-from taskonomy_jax import files
+from taskonomy_jax import files, tasks
+from taskonomy_jax.taxonomy import api, similarity
 from taskonomy_jax.taxonomy.affinities import (
-    AffinityTable,
-    node_spec,
-    node_title,
+  AffinityTable,
+  node_spec,
+  node_title,
 )
-
-if TYPE_CHECKING:
-  from taskonomy_jax.taxonomy.api import Taxonomy
+from taskonomy_jax.taxonomy.api import Taxonomy
 
 _SUPERVISED, _TARGET, _BOTH = "#f4a259", "#8cb8e0", "#9bc995"
 
@@ -50,8 +50,6 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
   says how often this supervised set was chosen and each supervised task how often it was in
   the chosen set.
   """
-  from taskonomy_jax.taxonomy import api
-
   freq = tax.selection.at(tax.budget) if tax.selection is not None else None
   in_set = api.source_frequencies(freq) if freq is not None else {}
   supervised = list(tax.supervised)
@@ -107,8 +105,6 @@ def draw_taxonomy(tax: Taxonomy, path: str | pathlib.Path, ax: plt.Axes | None =
 
 def node_order(nodes: Sequence[str]) -> list[str]:
   """Nodes in registry order (self-supervised, 2D, 3D, geometry, semantic), variants last."""
-  from taskonomy_jax import tasks
-
   rank = {n: i for i, n in enumerate(tasks.names())}
   return sorted(nodes, key=lambda n: (rank[node_spec(n).name], n))
 
@@ -223,10 +219,6 @@ def similarity_dendrogram(table: AffinityTable, path: str | pathlib.Path,
   (`similarity.transfer_out_features`), leaves coloured by the task's family; the 3D tasks'
   cohesion is printed in the title. Uses every node with a first-order affinity to every
   target. Returns the leaves in drawing order."""
-  from scipy.cluster import hierarchy
-
-  from taskonomy_jax.taxonomy import similarity
-
   targets = node_order(table.targets)
   sources = similarity.complete_sources(table, node_order(table.nodes), targets)
   z = similarity.similarity_tree(similarity.transfer_out_features(table, sources, targets))
@@ -243,3 +235,12 @@ def similarity_dendrogram(table: AffinityTable, path: str | pathlib.Path,
                fontsize=9)
   _save(fig, path)
   return [sources[i] for i in tree["leaves"]]
+
+
+def write_outputs(tax: Taxonomy, out: pathlib.Path) -> list[pathlib.Path]:
+  """Writes `taxonomy.json` and `taxonomy.png` into `out` (each atomically)."""
+  out.mkdir(parents=True, exist_ok=True)
+  json_path, png_path = out / "taxonomy.json", out / "taxonomy.png"
+  files.write_atomic(json_path, json.dumps(tax.to_json(), indent=1))
+  draw_taxonomy(tax, png_path)
+  return [json_path, png_path]

@@ -14,6 +14,7 @@ from typing import Any
 
 import grain
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 CHECKPOINT_DIR = "checkpoints"
@@ -34,6 +35,23 @@ def save(mngr: ocp.CheckpointManager, step: int, state: Any,
   if data_iter is not None:
     items["data"] = grain.checkpoint.CheckpointSave(data_iter)
   return mngr.save(step, args=ocp.args.Composite(**items), force=force)
+
+
+def save_variables(workdir: str, variables: Any, step: int = 0) -> str:
+  """Writes a network's `{'params', 'batch_stats'}` as checkpoint `step` of `workdir`, in the
+  training loop's layout (a state without optimizer), so `load_variables(workdir)` and
+  `restore_encoder` read it as they read a trained network. Returns the step's folder.
+
+  The one writer of variables that did not come out of the loop: random projection's untrained
+  encoder, converted visualpriors weights.
+  """
+  mngr = manager(workdir, save_every=1, keep=1)
+  state = {"step": np.asarray(step, np.int32), "params": variables["params"],
+           "batch_stats": variables.get("batch_stats", {})}
+  save(mngr, step, state, None, force=True)
+  mngr.wait_until_finished()
+  mngr.close()
+  return os.path.join(os.path.abspath(workdir), CHECKPOINT_DIR, str(step))
 
 
 def restore(mngr: ocp.CheckpointManager, abstract_state: Any,

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
+from tensorboardX import SummaryWriter
 
 from taskonomy_jax.data import pipeline as data_pipeline
 from taskonomy_jax.train import checkpoint, sharding
@@ -182,7 +183,6 @@ class MetricsLog:
     self.active = jax.process_index() == 0
     if not self.active:
       return
-    from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
 

@@ -15,7 +15,6 @@ killed run loses at most the unit in progress (whose training resumes from its c
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import pathlib
@@ -24,12 +23,18 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 from tqdm import tqdm
 
 from taskonomy_jax import files, malloc, tasks, workdir_lock, xla_flags
-from taskonomy_jax.transfer import estimates, stages
+from taskonomy_jax.taskbank import bank as bank_lib
+from taskonomy_jax.taskbank import train as bank_train
+from taskonomy_jax.taxonomy import api, draw, figures
+from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.transfer import affinity, estimates, gates, stages, training
+from taskonomy_jax.transfer import readout as readout_lib
 from taskonomy_jax.transfer import views as views_lib
 
 STAGES = ("dataset", "views", "taskbank", "scratch", "transfers1", "transfers_high",
@@ -75,7 +80,6 @@ class Run:
 
   def groups(self, names: Sequence[str]) -> dict[str, list[str]]:
     """Stackable groups (one compiled readout model each), keyed by unit name."""
-    from taskonomy_jax.transfer import training
     return {f"{i:02d}_{g[0]}": g for i, g in enumerate(training.group_tasks(names))}
 
   def unit_of(self, stage: str, task: str) -> pathlib.Path:
@@ -142,8 +146,6 @@ def readout_config(run: Run) -> dict[str, Any]:
 def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
   """Per-channel statistics of each source's representation on the transfer-training split
   (`training.channel_stats`), when `transfer.standardize_inputs`."""
-  from taskonomy_jax.transfer import training
-
   if not run.config.transfer.get("standardize_inputs", False):
     return {}
   return {s: training.channel_stats(run.rep(s, "validation")) for s in sources}
@@ -157,9 +159,6 @@ def residual(run: Run, target: str) -> tuple[np.ndarray, float] | None:
   target itself. From the median, an L1 readout into a sparse target (occlusion edges, 3D
   keypoints: background nearly everywhere) starts at the baseline it must beat; from the mean,
   1.8x that loss, 400 steps did not bring any readout back to it."""
-  from taskonomy_jax.transfer import readout as readout_lib
-  from taskonomy_jax.transfer import training
-
   spec = tasks.get(target)
   if not (run.config.readout.get("residual", False) and readout_lib.is_regression(spec)):
     return None
@@ -220,8 +219,6 @@ def check_bank(run: Run) -> None:
     FileNotFoundError: no bank there, or tasks of the run missing from it.
     ValueError: the bank's resolution differs from the run's.
   """
-  from taskonomy_jax.taskbank import train as bank_train
-
   config = files.read_json(str(run.bank_dir / bank_train.BANK_FILE))
   if config is None:
     raise FileNotFoundError(f"--bank {run.bank_dir} is not a task bank (no "
@@ -251,9 +248,6 @@ def _bank_outputs(run: Run, stage: str, bank_dir: pathlib.Path, names: Sequence[
   """One unit per task of `bank_dir`: its network's per-example losses on the test views, and
   for the task bank also its representation of the transfer splits and the trivial baselines'
   losses (report.json's first gate)."""
-  from taskonomy_jax.taskbank import bank as bank_lib
-  from taskonomy_jax.transfer import training
-
   val, test = run.views("validation"), run.views("test")
 
   def fn(name, tmp):
@@ -281,8 +275,6 @@ def _bank_outputs(run: Run, stage: str, bank_dir: pathlib.Path, names: Sequence[
 def _train_bank(run: Run, stage: str, bank_dir: pathlib.Path) -> None:
   """The one task-bank trainer on `bank_config(run, stage)` (it resumes by itself: finished
   tasks are skipped, an interrupted one restarts from its checkpoint)."""
-  from taskonomy_jax.taskbank import train as bank_train
-
   config = bank_config(run, stage)
   todo = [t for t in config.tasks if not bank_train.is_done(str(bank_dir), t)]
   start = time.time()
@@ -316,8 +308,6 @@ Member = tuple[str, tuple[str, ...]]  # (target, sources)
 
 def _residual_targets(views: views_lib.Views, target: str,
                       transform: tuple[np.ndarray, float] | None):
-  from taskonomy_jax.transfer import readout as readout_lib
-
   t = views.target(target)
   return t if transform is None else readout_lib.ResidualTarget(t, *transform)
 
@@ -339,9 +329,6 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   when redone, measure the end state twice (the loop restores its latest checkpoint, even for
   the half-way call) and call every readout converged.
   """
-  from taskonomy_jax.transfer import readout as readout_lib
-  from taskonomy_jax.transfer import training
-
   spec = tasks.get(members[0][0])
   channels = run.config.transfer.max_order * run.config.model.rep_channels
   cands = [srcs for _, srcs in members]
@@ -417,8 +404,6 @@ def target_losses(folder: pathlib.Path, target: str) -> tuple[list[tuple[str, ..
 
 def stage_transfers_high(run: Run) -> None:
   """Orders 2..max_order from each target's `beam` best first-order sources."""
-  from taskonomy_jax.transfer import training
-
   def fn(unit, tmp):
     members = []
     for target in run.groups(run.targets)[unit]:
@@ -433,8 +418,6 @@ def stage_transfers_high(run: Run) -> None:
 def target_losses_of_run(run: Run) -> dict[str, Any]:
   """Every target's held-out losses (`affinity.TargetLosses`): its first- and higher-order
   transfers, its own network and its from-scratch baseline, all on the test views."""
-  from taskonomy_jax.transfer import affinity
-
   per_target = {}
   for target in run.targets:
     cands, losses = target_losses(run.unit_of("transfers1", target), target)
@@ -450,8 +433,6 @@ def target_losses_of_run(run: Run) -> dict[str, Any]:
 
 
 def stage_affinities(run: Run) -> None:
-  from taskonomy_jax.transfer import affinity
-
   def fn(_, tmp):
     per_target = target_losses_of_run(run)
     table = affinity.affinity_table(per_target, source=str(run.workdir))
@@ -478,8 +459,6 @@ def gates_report(run: Run) -> dict[str, Any]:
   mean and median image, transfers vs random projection, readout convergence, the known
   answers, agreement with the paper's affinities (when its data is found), bootstrap intervals
   of every affinity and how often each budget's supervised set is chosen across resamples."""
-  from taskonomy_jax.transfer import gates
-
   per_target = target_losses_of_run(run)
   baselines = {t: tuple(np.load(run.unit_of("taskbank", t) / f"{t}.{name}_losses.npy")
                         for name in ("mean", "median")) for t in run.targets}
@@ -496,9 +475,6 @@ def affinities_path(run: Run) -> pathlib.Path:
 
 
 def stage_taxonomy(run: Run) -> None:
-  from taskonomy_jax.taxonomy import api, draw, figures
-  from taskonomy_jax.taxonomy.affinities import AffinityTable
-
   tc = run.config.taxonomy
 
   def fn(_, tmp):
@@ -511,7 +487,7 @@ def stage_taxonomy(run: Run) -> None:
     selection = api.Selection.from_report(report)
     tax = api.solve_taxonomy(run.targets, tc.budget, order=tc.order,
                              data=str(affinities_path(run)))
-    api.write_outputs(dataclasses.replace(tax, selection=selection), tmp)
+    draw.write_outputs(dataclasses.replace(tax, selection=selection), tmp)
     figures.make_figures(tmp / "figures", data=str(affinities_path(run)),
                          graph_budgets=tuple(tc.graph_budgets), selection=selection)
     draw.affinity_error_bars(AffinityTable.load(affinities_path(run)),
@@ -543,7 +519,6 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   first computation."""
   xla_flags.add(*xla_flags.cpu_training_flags())
   malloc.return_large_blocks()  # peak RSS: the stacked readouts' input batches (malloc.py)
-  import jax
   jax.config.update("jax_compilation_cache_dir", str(cache_dir))
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
@@ -588,42 +563,3 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "affinities": affinities_path(run),
           "estimator affinities (RSA, CKA)": out / estimates.FOLDER,
           "task bank (serve --bank)": run.bank_dir}
-
-
-# --- command line ----------------------------------------------------------------------------
-
-def add_subcommand(sub: argparse._SubParsersAction) -> None:
-  p = sub.add_parser(
-      "taxonomy", help="the whole pipeline on the synthetic world (resumable)",
-      description="Render, build, train the task bank and the transfers, compute affinities, "
-                  "solve the BIP and draw the figures. Rerunning skips finished stages.")
-  p.add_argument("--config", default="experiments/configs/taxonomy.py",
-                 help="config file[:arg] (default %(default)s; ':tiny' for a smoke run)")
-  p.add_argument("--workdir", default="out/taxonomy", help="outputs (default %(default)s)")
-  p.add_argument("--until", choices=STAGES, help="stop after this stage")
-  p.add_argument("--bank", metavar="DIR",
-                 help="an already trained task bank (`taskonomy taskbank train --workdir DIR`) "
-                      "to read instead of training the run's own; it must hold every target and "
-                      "random projection at the run's resolution")
-  p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                 help="override a config field, e.g. --set transfer.num_steps=50")
-  p.set_defaults(run=_run)
-
-
-def _run(args: argparse.Namespace) -> int:
-  from taskonomy_jax.train import task as train_task
-
-  config = train_task.load_config(args.config)
-  train_task.apply_overrides(config, args.set)
-  if args.bank:
-    config.taskbank.bank = str(pathlib.Path(args.bank).resolve())
-  start = time.time()
-  run = run_pipeline(config, args.workdir, args.until)
-  print(f"done in {time.time() - start:.0f} s; outputs:")
-  for name, path in outputs(run).items():
-    print(f"  {name:24} {path}{'' if path.exists() else '  (not made yet)'}")
-  report = report_path(run)
-  if report.is_file():  # the gates, last: whether this taxonomy carries signal
-    from taskonomy_jax.transfer import gates
-    print("\n".join(gates.summary_lines(json.loads(report.read_text()))))
-  return 0

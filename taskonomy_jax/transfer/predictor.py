@@ -17,17 +17,22 @@ A run's config is needed to rebuild the networks: the `config` argument (a Confi
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 
-from taskonomy_jax import tasks
+from taskonomy_jax import config_files, tasks
+from taskonomy_jax.taskbank import bank as bank_lib
+from taskonomy_jax.train import checkpoint
 from taskonomy_jax.transfer import pipeline, stages
+from taskonomy_jax.transfer import readout as readout_lib
 
 CONFIG_FILE = "config.json"
 TAXONOMY_FILE = "taxonomy.json"
@@ -56,9 +61,8 @@ def load_run_config(workdir: str | os.PathLike, config: ConfigLike = None,
   if isinstance(config, Mapping):
     return ml_collections.ConfigDict(dict(config))
   if config is not None:
-    from taskonomy_jax.train import task as train_task
-    c = train_task.load_config(str(config))
-    train_task.apply_overrides(c, list(overrides))
+    c = config_files.load_config(str(config))
+    config_files.apply_overrides(c, list(overrides))
     return c
   path = pathlib.Path(workdir) / CONFIG_FILE
   if not path.is_file():
@@ -85,15 +89,12 @@ def _members(unit: pathlib.Path) -> Any:
 
 def _copy(stacked: Mapping[str, Any], k: int) -> dict[str, Any]:
   """Copy k of stacked variables (every leaf (K, ...) -> (...))."""
-  import jax
   return jax.tree.map(lambda a: np.asarray(a[k]), dict(stacked))
 
 
 def _check_fits(module, sample: np.ndarray, variables: Mapping[str, Any], what: str) -> None:
   """Refuses variables whose shapes differ from what `module` builds (a config other than the
   run's): the error names the first mismatching parameter."""
-  import jax
-
   want = jax.eval_shape(lambda: module.init(jax.random.key(0), sample, train=False))
   want = {c: want.get(c, {}) for c in ("params", "batch_stats")}
   got = {c: variables.get(c, {}) for c in ("params", "batch_stats")}
@@ -111,8 +112,6 @@ def _check_fits(module, sample: np.ndarray, variables: Mapping[str, Any], what: 
 
 def bank_of(run: pipeline.Run, names: Sequence[str]) -> Any:
   """The run's task bank (`TaskBank`) with the networks `names`."""
-  from taskonomy_jax.taskbank import bank as bank_lib
-
   unknown = sorted({tasks.get(n).name for n in names} - set(run.bank))
   if unknown:
     raise ValueError(f"{unknown} not in this run's task bank; it has {run.bank}")
@@ -216,13 +215,6 @@ class TransferPredictor:
       FileNotFoundError: not a finished run (or no taxonomy and no `transfers`).
       ValueError: a transfer the run did not train, two transfers into one target.
     """
-    import functools
-
-    import jax
-
-    from taskonomy_jax.train import checkpoint
-    from taskonomy_jax.transfer import readout as readout_lib
-
     run = open_run(workdir, config)
     chosen = chosen_transfers(run) if transfers is None else [
         t if isinstance(t, Transfer) else Transfer.parse(t) for t in transfers]
@@ -271,8 +263,6 @@ class TransferPredictor:
   def readout_input(self, transfer: Transfer, reps: Mapping[str, np.ndarray]) -> np.ndarray:
     """The sources' representations (B, h, w, C) each, concatenated channel-wise and
     zero-padded to max_order * C channels, as `training.StackedInputs` builds them."""
-    from taskonomy_jax.transfer import readout as readout_lib
-
     def standardized(s):
       if s not in self._stats:
         return reps[s]

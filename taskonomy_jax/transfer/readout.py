@@ -42,7 +42,7 @@ class Readout(nn.Module):
   """(B, h, w, C_in) representation(s) -> the target's prediction (B, *spec.output_shape(16h)).
 
   Attributes mirror `TaskNetwork`'s decoder settings, so the decoder is built by the same
-  factory as the task networks' (`networks._DECODERS`): one definition of each decoder kind.
+  factory as the task networks' (`networks.build_decoder`): one definition of each decoder kind.
   """
 
   spec: tasks.TaskSpec
@@ -67,7 +67,7 @@ class Readout(nn.Module):
                   name=f"conv{i}", conv_general_dilated=conv_lib.get(self.conv_impl))(x)
       x = batch_norm(train, self.dtype, f"bn{i}")(x)
       x = nn.relu(x)
-    decoder = networks._DECODERS[self.spec.decoder](self)
+    decoder = networks.build_decoder(self)
     if decoder is None:
       raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
     if self.spec.decoder == "pixel":

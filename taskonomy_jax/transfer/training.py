@@ -15,6 +15,7 @@ from typing import Any
 import grain
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import optax
 
@@ -43,7 +44,6 @@ def loop_config(train_cfg: Mapping[str, Any], progress: bool = False,
 
 
 def optimizer(opt_cfg: Mapping[str, Any]) -> optax.GradientTransformation:
-  import ml_collections
   return train_task.make_optimizer(ml_collections.ConfigDict(dict(opt_cfg)))
 
 

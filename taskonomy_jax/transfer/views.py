@@ -12,18 +12,18 @@ import pathlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+import tensorflow_datasets as tfds
 
+from data_builders import catalog
+from data_builders.taskonomy_synthetic import taskonomy_synthetic_dataset_builder as synth
 from taskonomy_jax import tasks
+from taskonomy_jax.data import pipeline
 
 SPLITS = ("train", "validation", "test")
 
 
 def build_dataset(cfg: Mapping, data_dir: pathlib.Path) -> None:
   """Renders and writes the synthetic TFDS dataset described by `cfg` (resumable by TFDS)."""
-  import tensorflow_datasets as tfds
-
-  from data_builders.taskonomy_synthetic import taskonomy_synthetic_dataset_builder as synth
-
   config = synth.SyntheticConfig(
       name=cfg["name"], resolution=cfg["resolution"], num_train=cfg["num_train"],
       num_validation=cfg["num_validation"], num_test=cfg["num_test"],
@@ -35,12 +35,8 @@ def build_dataset(cfg: Mapping, data_dir: pathlib.Path) -> None:
 def decode_split(cfg: Mapping, data_dir: pathlib.Path, split: str, task_names: Sequence[str],
                  out: pathlib.Path, batch: int = 64) -> int:
   """Writes `rgb.npy` and `{task}.target.npy` / `{task}.mask.npy` for one split; returns N."""
-  import tensorflow_datasets as tfds
-
-  from taskonomy_jax.data import pipeline
-
-  source = tfds.data_source(f"taskonomy_synthetic/{cfg['name']}", split=split,
-                            data_dir=str(data_dir))
+  source = catalog.builder("taskonomy_synthetic", cfg["name"],
+                           str(data_dir)).as_data_source(split=split)
   decode = pipeline.SingleViewDecoder(task_names)
   parts: dict[str, list[np.ndarray]] = {}
   for start in range(0, len(source), batch):

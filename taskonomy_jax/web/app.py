@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from taskonomy_jax import tasks
@@ -166,6 +167,4 @@ async def _demo_image(request: Request, service: Service) -> Callable[[], Any]:
 
 
 async def _in_thread(fn, *args):
-  from starlette.concurrency import run_in_threadpool
-
   return await run_in_threadpool(fn, *args)

@@ -11,6 +11,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from taskonomy_jax.web import pages
+
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -87,6 +89,4 @@ def too_large_body(path: str, accept: str, limit: int) -> tuple[bytes, str]:
   msg = _message(limit)
   if path.startswith("/api/") or "text/html" not in accept:
     return json.dumps({"error": "body_too_large", "message": msg}).encode(), "application/json"
-  from taskonomy_jax.web import pages
-
   return pages.error_page("Request too large", msg).encode(), "text/html; charset=utf-8"

@@ -34,7 +34,7 @@ from PIL import Image
 from taskonomy_jax import files, tasks
 from taskonomy_jax.taskbank import draw as taskbank_draw
 from taskonomy_jax.taskbank import predict
-from taskonomy_jax.taxonomy import api, bip, published
+from taskonomy_jax.taxonomy import api, bip, draw, published
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.web.batching import Batcher, BatchSettings
 from taskonomy_jax.web.errors import WebError
@@ -328,8 +328,6 @@ def png_base64(pic: np.ndarray) -> str:
 
 def draw_graph(tax: api.Taxonomy) -> str:
   """The taxonomy drawn by `taxonomy.draw` (written in a temporary folder), as base64 PNG."""
-  from taskonomy_jax.taxonomy import draw
-
   with tempfile.TemporaryDirectory(prefix="taskonomy-web-") as tmp:
     path = f"{tmp}/taxonomy.png"
     draw.draw_taxonomy(tax, path)

@@ -1,17 +1,19 @@
-"""`taskonomy world preview`: a PNG contact sheet of every domain for a few views.
+"""A PNG contact sheet of every domain for a few views (`taskonomy world preview`).
 
     taskonomy world preview --seed 0 --views 4 --resolution 128 --out world_preview.png
 """
 
 from __future__ import annotations
 
-import argparse
 import io
 import itertools
 import os
 import pathlib
-from typing import TYPE_CHECKING
 
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 
 from taskonomy_jax import files
@@ -19,9 +21,8 @@ from taskonomy_jax.world import camera as cam
 from taskonomy_jax.world import categories as cats
 from taskonomy_jax.world import layout
 from taskonomy_jax.world.config import WorldConfig
-
-if TYPE_CHECKING:   # the renderer imports JAX: keep `taskonomy --help` fast
-  from taskonomy_jax.world.render import View
+from taskonomy_jax.world.render import View, render_views
+from taskonomy_jax.world.scene import generate_building
 
 _PIXEL_DOMAINS = ("rgb", "depth_zbuffer", "depth_euclidean", "mask_valid", "normal", "reshading",
                   "principal_curvature", "edge_occlusion", "edge_texture", "keypoints2d",
@@ -33,8 +34,6 @@ def _palette(n: int, seed: int = 7) -> np.ndarray:
 
 
 def _depth_image(d: np.ndarray, valid: np.ndarray) -> np.ndarray:
-  import matplotlib
-
   lo, hi = (d[valid].min(), d[valid].max()) if valid.any() else (0.0, 1.0)
   x = np.clip((d - lo) / max(hi - lo, 1e-6), 0, 1)
   img = matplotlib.colormaps["viridis"](x)[..., :3]
@@ -107,11 +106,6 @@ def _top(dist: np.ndarray, names: dict[int, str], k: int = 2) -> str:
 
 def write_contact_sheet(views: list[View], out: str | os.PathLike) -> pathlib.Path:
   """Draws every domain of `views` (rows) into one PNG, written atomically."""
-  import matplotlib
-
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
-
   obj_names = {i: c.name for c in cats.CATEGORIES for i in c.imagenet}
   scene_names = {r.places: r.name for r in cats.ROOM_TYPES}
   cols = [*_PIXEL_DOMAINS, "room_layout + vanishing_point", "class_object / class_scene"]
@@ -147,31 +141,8 @@ def write_contact_sheet(views: list[View], out: str | os.PathLike) -> pathlib.Pa
 def preview(seed: int, num_views: int, out: str | os.PathLike,
             resolution: int = 128) -> pathlib.Path:
   """Renders the first `num_views` views of building `seed` and writes the contact sheet."""
-  from taskonomy_jax.world.render import render_views
-  from taskonomy_jax.world.scene import generate_building
-
   if num_views < 1:
     raise ValueError(f"--views must be >= 1, got {num_views}")
   cfg = WorldConfig(resolution=resolution)
   views = list(itertools.islice(render_views(generate_building(seed, cfg), cfg), num_views))
   return write_contact_sheet(views, out)
-
-
-def _run(args: argparse.Namespace) -> int:
-  path = preview(args.seed, args.views, args.out, args.resolution)
-  print(f"wrote {path}")
-  return 0
-
-
-def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
-  """Registers `taskonomy world preview`."""
-  p = subparsers.add_parser("world", help="the procedural Taskonomy world",
-                            description="The procedural Taskonomy world.")
-  sub = p.add_subparsers(dest="world_command", metavar="WORLD_COMMAND", required=True)
-  pv = sub.add_parser("preview", help="write a PNG contact sheet of every domain",
-                      description="Render a few views of one building and draw every domain.")
-  pv.add_argument("--seed", type=int, default=0, help="building seed (default 0)")
-  pv.add_argument("--views", type=int, default=4, help="number of views (rows, default 4)")
-  pv.add_argument("--resolution", type=int, default=128, help="image side (default 128)")
-  pv.add_argument("--out", default="world_preview.png", help="output PNG path")
-  pv.set_defaults(run=_run)

@@ -9,23 +9,14 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 
+import tensorflow_datasets as tfds
+
+from data_builders import catalog
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import layout as layout_lib
-
-BUILDERS = {
-    "taskonomy": "data_builders.taskonomy.taskonomy_dataset_builder",
-    "taskonomy_synthetic": "data_builders.taskonomy_synthetic.taskonomy_synthetic_dataset_builder",
-}
-
-
-def builder_class(name: str) -> type:
-  """The TFDS builder class registered under `name`."""
-  if name not in BUILDERS:
-    raise ValueError(f"unknown dataset {name!r}; accepted: {', '.join(BUILDERS)}")
-  return importlib.import_module(BUILDERS[name]).Builder
+from taskonomy_jax.data import synthetic
 
 
 def add_subcommand(sub: argparse._SubParsersAction) -> None:
@@ -35,7 +26,7 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   dsub = p.add_subparsers(dest="data_command", metavar="ACTION", required=True)
 
   b = dsub.add_parser("build", help="prepare a TFDS dataset (array_record)")
-  b.add_argument("dataset", choices=sorted(BUILDERS))
+  b.add_argument("dataset", choices=sorted(catalog.BUILDERS))
   b.add_argument("--config", help="builder config name (default: the builder's default)")
   b.add_argument("--data-dir", help="TFDS data directory (default: ~/tensorflow_datasets)")
   b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout)")
@@ -67,9 +58,7 @@ def _domains(spec: str) -> tuple[str, ...]:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-  import tensorflow_datasets as tfds
-
-  cls = builder_class(args.dataset)
+  cls = catalog.builder_class(args.dataset)
   names = [c.name for c in cls.BUILDER_CONFIGS]
   if args.config and args.config not in names:
     raise ValueError(f"unknown config {args.config!r} of {args.dataset}; accepted: "
@@ -112,8 +101,6 @@ def _run_build(args: argparse.Namespace) -> int:
 
 
 def _run_export(args: argparse.Namespace) -> int:
-  from taskonomy_jax.data import synthetic
-
   if args.buildings < 1:
     raise ValueError(f"--buildings must be >= 1, got {args.buildings}")
   cfg = synthetic.world_config(args.resolution, points_per_building=args.points_per_building)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from taskonomy_jax import config_files, tasks
+from taskonomy_jax.taskbank import evaluate, train, video
+
 
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
   p = subparsers.add_parser("taskbank", help="train, evaluate and run the task bank",
@@ -38,12 +41,8 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-  from taskonomy_jax import tasks
-  from taskonomy_jax.taskbank import train
-  from taskonomy_jax.train import task as train_task
-
-  config = train_task.load_config(args.config)
-  train_task.apply_overrides(config, args.set)
+  config = config_files.load_config(args.config)
+  config_files.apply_overrides(config, args.set)
   if args.tasks:
     config.tasks = tuple(tasks.get(n.strip()).name for n in args.tasks.split(",") if n.strip())
   records = train.train_task_bank(config, args.workdir)
@@ -53,16 +52,12 @@ def _run_train(args: argparse.Namespace) -> int:
 
 
 def _run_evaluate(args: argparse.Namespace) -> int:
-  from taskonomy_jax.taskbank import evaluate
-
   table = evaluate.evaluate_bank(args.bank, out=args.out, split=args.split)
   print(evaluate.markdown_table(table))
   return 0
 
 
 def _run_predict(args: argparse.Namespace) -> int:
-  from taskonomy_jax.taskbank import bank
-
-  bank.predict_to_png(args.image, args.bank, args.out, size=args.size)
+  video.predict_to_png(args.image, args.bank, args.out, size=args.size)
   print(args.out)
   return 0
