@@ -9,13 +9,16 @@ mid-save leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import grain
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging as absl_logging
 
 CHECKPOINT_DIR = "checkpoints"
 
@@ -85,8 +88,9 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
   if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
     path = os.path.join(path, CHECKPOINT_DIR)
   if not os.path.isdir(os.path.join(path, "state")):
-    mngr = ocp.CheckpointManager(path, item_names=("state", "data"),
-                                 options=ocp.CheckpointManagerOptions(read_only=True))
+    with _orbax_warnings_off():
+      mngr = ocp.CheckpointManager(path, item_names=("state", "data"),
+                                   options=ocp.CheckpointManagerOptions(read_only=True))
     steps = list(mngr.all_steps())
     step = mngr.latest_step() if step is None else step
     if step is None:
@@ -96,8 +100,22 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
           f"no checkpoint of step {step} under {workdir_or_checkpoint}; steps saved: "
           f"{', '.join(map(str, sorted(steps)))}")
     path = os.path.join(path, str(step))
-  restored = _restore_on_this_host(os.path.join(path, "state"))
+  with _orbax_warnings_off():
+    restored = _restore_on_this_host(os.path.join(path, "state"))
   return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
+
+
+@contextlib.contextmanager
+def _orbax_warnings_off() -> Iterator[None]:
+  """Orbax warns on every read-only open (the options it adjusts, 'directory is read only') and
+  on every restore of one item of a composite checkpoint (its metadata lives a level up): four
+  lines per network each time a bank is read, none of them a problem. Errors still show."""
+  level = absl_logging.get_verbosity()
+  absl_logging.set_verbosity(absl_logging.ERROR)
+  try:
+    yield
+  finally:
+    absl_logging.set_verbosity(level)
 
 
 def _restore_on_this_host(path: str) -> Any:
