@@ -162,10 +162,10 @@ def test_networks_compute_the_same_function_with_either_conv(task):
   variables = nets["xla"].init(jax.random.key(0), x)
   assert jax.tree.structure(jax.eval_shape(nets["patches"].init, jax.random.key(0), x)) == \
       jax.tree.structure(variables)
-  # jitted: eager flax compiles every op separately, which is far slower on CPU
-  outs = {i: jax.jit(lambda v, x, n=n: n.apply(v, x, train=True, mutable=["batch_stats"],
-                                               rngs={"dropout": jax.random.key(1)}))(
-                                                   variables, x) for i, n in nets.items()}
+  # Eager, not jitted: jitted, each implementation's own fusions moved a few outputs by up to
+  # 1.4e-4, beyond the tolerance that compares the convolutions.
+  outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
+                     rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
   for impl in impls[1:]:
     np.testing.assert_allclose(outs[impl][0], outs["xla"][0], rtol=1e-4, atol=1e-4)
     for a, b in zip(jax.tree.leaves(outs[impl][1]), jax.tree.leaves(outs["xla"][1]),
