@@ -3,13 +3,14 @@ in whole networks and under vmap over kernels (where it avoids grouped convoluti
 
 import re
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from taskonomy_jax import models, tasks
-from taskonomy_jax.models import conv
+from taskonomy_jax.models import batchnorm, conv, kernels, pooling
 from taskonomy_jax.transfer import readout
 
 DN = ("NHWC", "HWIO", "NHWC")
@@ -159,8 +160,10 @@ def test_networks_compute_the_same_function_with_either_conv(task):
   impls = ("xla", "patches", "mixed", "polyphase", "polyphase_matmul")
   nets = {i: models.build(spec, {**tiny, "conv_impl": i}) for i in impls}
   variables = nets["xla"].init(jax.random.key(0), x)
-  assert jax.tree.structure(nets["patches"].init(jax.random.key(0), x)) == \
+  assert jax.tree.structure(jax.eval_shape(nets["patches"].init, jax.random.key(0), x)) == \
       jax.tree.structure(variables)
+  # Eager, not jitted: jitted, each implementation's own fusions moved a few outputs by up to
+  # 1.4e-4, beyond the tolerance that compares the convolutions.
   outs = {i: n.apply(variables, x, train=True, mutable=["batch_stats"],
                      rngs={"dropout": jax.random.key(1)}) for i, n in nets.items()}
   for impl in impls[1:]:
@@ -181,6 +184,47 @@ def test_auto_resolves_for_stacking_and_explicit_choices_stay():
   assert conv.stacked_impl("cpu") == "patches" and conv.stacked_impl("gpu") == "xla"
   explicit = readout.build(spec, {**small, "conv_impl": "xla"})
   assert conv.for_stacking(explicit) is explicit
+
+
+def test_hand_written_kernels_are_chosen_on_cpu_only():
+  """The custom BatchNorm and max-pool gradients were measured faster on XLA:CPU only; other
+  backends get flax's layers and XLA's convolution unless a config names another."""
+  cpu = kernels.select(backend="cpu")
+  assert cpu == kernels.Kernels(conv.CONV_IMPLS["polyphase_matmul"], batchnorm.BatchNorm,
+                                pooling.max_pool)
+  for backend in ("gpu", "tpu"):
+    assert kernels.select(backend=backend) == kernels.Kernels(
+        jax.lax.conv_general_dilated, nn.BatchNorm, kernels.reduce_window_max_pool)
+  assert kernels.select("patches", "gpu").conv_general_dilated is conv.CONV_IMPLS["patches"]
+  assert kernels.select("patches", "gpu").batch_norm is nn.BatchNorm
+  # Equal selections hash equal: a module holding one is a valid jit cache key.
+  assert hash(kernels.select(backend="cpu")) == hash(cpu)
+  with pytest.raises(ValueError, match="unknown conv_impl"):
+    kernels.select("fft")
+
+
+def test_encoder_computes_the_same_function_with_either_backends_kernels():
+  """The CPU's kernels (custom gradients) and the other backends' (flax's layers): the same
+  variables, outputs, BatchNorm statistics and parameter gradients in training mode (float32;
+  tests/test_batchnorm.py compares the BatchNorms in bfloat16 too)."""
+  x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (2, 16, 16, 3)), jnp.float32)
+  cpu, other = (models.Encoder(width=4, blocks=(1, 1, 1, 1), output_stride=8,
+                               kernels=kernels.select(backend=b)) for b in ("cpu", "gpu"))
+  variables = other.init(jax.random.key(0), x)
+  assert jax.tree.map(jnp.shape, jax.eval_shape(cpu.init, jax.random.key(0), x)) == \
+      jax.tree.map(jnp.shape, variables)
+
+  def run(module):
+    def loss(params):
+      y, stats = module.apply({**variables, "params": params}, x, train=True,
+                              mutable=["batch_stats"])
+      return jnp.sum(jnp.square(y)), (y, stats)
+    grads, aux = jax.jit(jax.grad(loss, has_aux=True))(variables["params"])
+    return aux, grads
+
+  # The BatchNorms sum in different orders: gradients of ~20 agree to ~2e-4 relative.
+  for a, b in zip(jax.tree.leaves(run(cpu)), jax.tree.leaves(run(other)), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
 
 
 def test_bad_conv_settings_get_clear_errors():

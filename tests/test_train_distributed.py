@@ -27,7 +27,9 @@ SGD = ("--optimizer", "sgd", "--task", "curvature")
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-  return tmp_path_factory.mktemp("jax_cache")
+  # The suite's persistent cache (tests/conftest.py) where there is one, so reruns reuse it.
+  shared = os.environ.get("JAX_COMPILATION_CACHE_DIR")
+  return pathlib.Path(shared) if shared else tmp_path_factory.mktemp("jax_cache")
 
 
 def _env(devices: int, cache: pathlib.Path) -> dict:

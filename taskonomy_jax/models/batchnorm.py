@@ -7,7 +7,7 @@ differs is the training-mode backward pass, `normalize_train`'s `custom_vjp`: tw
 sums and one elementwise pass. Autodiff of flax's formula left XLA:CPU a long chain of
 elementwise ops that it fused into the (slow, strided) transposes feeding the next kernel
 gradient; the paper-size train step was ~5% faster at 256x256 with this one (BUILD_NOTES.md,
-"The CPU train step").
+"The CPU train step"). The networks use it on CPU only (models/kernels.py), flax's elsewhere.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Convolution implementations, chosen by name: XLA's convolution, patches times a matrix, ...
 
 Every conv layer of the networks (encoder, pixel decoder, transfer readout) takes its
-`conv_general_dilated` from here through the modules' `conv_impl` attribute. All compute the
+`conv_general_dilated` from here: the top-level modules' `conv_impl` names one, and
+`kernels.select` passes the function down. All compute the
 same function with the same parameters; they differ in speed per backend, and in how XLA runs
 them under `jax.vmap` over the *kernel* (stacked copies of a network, transfer/readout.py):
 

@@ -8,7 +8,7 @@ zero pad, a padding-1 ConvTranspose2d and dropping the first row and column; in 
 transposed convolution with explicit padding ((2, 1), (2, 1)) on the dilated input (derivation in
 BUILD_NOTES.md, "Networks"), with the spatially flipped PyTorch kernel. It is written as `nn.Conv`
 with `input_dilation=2`: the very `lax.conv_general_dilated` call `nn.ConvTranspose` makes (same
-`kernel` parameter), but through `nn.Conv`'s pluggable convolution (`conv_impl`).
+`kernel` parameter), but through `nn.Conv`'s pluggable convolution (models/kernels.py).
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 
 from taskonomy_jax.models import conv as conv_lib
-from taskonomy_jax.models.resnet import PAD1, batch_norm
+from taskonomy_jax.models import kernels as kernels_lib
+from taskonomy_jax.models.resnet import PAD1
 
 # (out_channels, upsample) of the 13 hidden layers, as in the paper-size decoder.
 PIXEL_DECODER_LAYERS: tuple[tuple[int, bool], ...] = (
@@ -29,14 +30,15 @@ PIXEL_DECODER_LAYERS: tuple[tuple[int, bool], ...] = (
 DECONV_PADDING = ((2, 1), (2, 1))
 
 
-def deconv(features: int, dtype: Any = jnp.float32, conv_impl: str = conv_lib.AUTO,
+def deconv(features: int, dtype: Any = jnp.float32,
+           conv_general_dilated: conv_lib.ConvFn = jax.lax.conv_general_dilated,
            name: str | None = None) -> nn.Conv:
   """The decoder's stride-2 3x3 transposed convolution (TF 'SAME' alignment): (B, h, w, C) ->
   (B, 2h, 2w, features). Kernel (3, 3, C, features), no bias, as `nn.ConvTranspose` with
   `padding=DECONV_PADDING` (the same lax call, written as a conv on the 2x-dilated input)."""
   return nn.Conv(features, (3, 3), padding=DECONV_PADDING, input_dilation=(2, 2),
                  use_bias=False, dtype=dtype, name=name,
-                 conv_general_dilated=conv_lib.get(conv_impl))
+                 conv_general_dilated=conv_general_dilated)
 
 
 class PixelDecoder(nn.Module):
@@ -48,7 +50,8 @@ class PixelDecoder(nn.Module):
       1/4 resolution output). The others become stride-1 convolutions, so depth is unchanged.
     width_multiplier: scales every hidden width (1.0 = paper).
     apply_tanh: squash to [-1, 1] (regression targets); False for logits.
-    conv_impl: convolution implementation (taskonomy_jax/models/conv.py); same function.
+    kernels: what runs the layers (models/kernels.py; same function whichever). None: the
+      backend's choice for `conv_impl='auto'`.
   """
 
   out_channels: int
@@ -60,26 +63,25 @@ class PixelDecoder(nn.Module):
   # taxonomy pipeline and its gates").
   min_channels: int = 1
   dtype: Any = jnp.float32
-  conv_impl: str = conv_lib.AUTO
+  kernels: kernels_lib.Kernels | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     ups_left = self.upsample_steps
-    conv_fn = conv_lib.get(self.conv_impl)
+    kernels = self.kernels or kernels_lib.select()
+    conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
     for i, (channels, upsample) in enumerate(PIXEL_DECODER_LAYERS):
       features = max(self.min_channels, round(channels * self.width_multiplier))
       if upsample and ups_left > 0:
         ups_left -= 1
-        x = deconv(features, self.dtype, self.conv_impl, name=f"layer{i}")(x)
+        x = deconv(features, self.dtype, kernels.conv_general_dilated, name=f"layer{i}")(x)
       else:
-        x = nn.Conv(features, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                    name=f"layer{i}", conv_general_dilated=conv_fn)(x)
-      x = batch_norm(train, self.dtype, f"bn{i}")(x)
+        x = conv(features, (3, 3), padding=PAD1, name=f"layer{i}")(x)
+      x = norm(name=f"bn{i}")(x)
       x = nn.leaky_relu(x, 0.2)
     if ups_left:
       raise ValueError(f"upsample_steps={self.upsample_steps} exceeds the decoder's 4 deconvs")
-    x = nn.Conv(self.out_channels, (3, 3), padding=PAD1, dtype=self.dtype, name="output",
-                conv_general_dilated=conv_fn)(x)
+    x = conv(self.out_channels, (3, 3), padding=PAD1, use_bias=True, name="output")(x)
     return jnp.tanh(x) if self.apply_tanh else x
 
 
@@ -127,12 +129,14 @@ class FCHead(nn.Module):
   hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
+  kernels: kernels_lib.Kernels | None = None  # its BatchNorm; None: the backend's
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    norm = (self.kernels or kernels_lib.select()).norm(train, self.dtype)
     for i in range(self.num_layers - 1):
       x = nn.Dense(self.hidden, use_bias=False, dtype=self.dtype, name=f"fc{i}")(x)
-      x = batch_norm(train, self.dtype, f"bn{i}")(x)
+      x = norm(name=f"bn{i}")(x)
       x = nn.Dropout(self.dropout, deterministic=not train)(nn.relu(x))
     return nn.Dense(self.out_features, dtype=self.dtype, name="output")(x)
 

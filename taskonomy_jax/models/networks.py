@@ -19,6 +19,7 @@ import jax.numpy as jnp
 
 from taskonomy_jax import tasks
 from taskonomy_jax.models import conv as conv_lib
+from taskonomy_jax.models import kernels as kernels_lib
 from taskonomy_jax.models.decoders import FCHead, PixelDecoder, PixelShuffleHead, flatten_nhwc
 from taskonomy_jax.models.resnet import Encoder
 
@@ -52,11 +53,11 @@ class TaskNetwork(nn.Module):
   linear_output: bool = False
 
   def setup(self):
+    kernels = kernels_lib.select(self.conv_impl)
     self.encoder = Encoder(width=self.width, blocks=tuple(self.blocks),
                            rep_channels=self.rep_channels, output_stride=self.output_stride,
-                           dtype=self.dtype,
-                           conv_impl=self.conv_impl)
-    self.decoder = build_decoder(self)
+                           dtype=self.dtype, kernels=kernels)
+    self.decoder = build_decoder(self, kernels)
 
   @property
   def num_views(self) -> int:
@@ -85,9 +86,10 @@ class TaskNetwork(nn.Module):
     return out.astype(jnp.float32)
 
 
-def _pixel_decoder(net: TaskNetwork) -> nn.Module:
+def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
   """`net` is a TaskNetwork or a transfer readout: both carry `spec` and the representation's
-  `output_stride`; the decoder upsamples from it to the task's own output stride."""
+  `output_stride`; the decoder upsamples from it to the task's own output stride. `kernels`:
+  the net's (`kernels.select(net.conv_impl)`)."""
   stride = net.spec.output_stride
   steps = int(math.log2(net.output_stride)) - int(math.log2(stride))
   if 2 ** int(math.log2(stride)) != stride or steps < 0:
@@ -103,25 +105,25 @@ def _pixel_decoder(net: TaskNetwork) -> nn.Module:
   return PixelDecoder(net.spec.channels, upsample_steps=steps,
                       width_multiplier=net.decoder_width_multiplier,
                       min_channels=getattr(net, "decoder_min_channels", 1),
-                      apply_tanh=squash, dtype=net.dtype,
-                      conv_impl=net.conv_impl, name="decoder")
+                      apply_tanh=squash, dtype=net.dtype, kernels=kernels, name="decoder")
 
 
-def _fc_head(net: TaskNetwork) -> nn.Module:
+def _fc_head(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
   layers = FC_LAYERS["jigsaw" if net.spec.num_tiles > 1 else net.spec.decoder]
   return FCHead(net.spec.channels, num_layers=layers, hidden=net.fc_hidden,
-                dropout=net.dropout, dtype=net.dtype, name="decoder")
+                dropout=net.dropout, dtype=net.dtype, kernels=kernels, name="decoder")
 
 
-_DECODERS: dict[str, Callable[[TaskNetwork], nn.Module | None]] = {
+_DECODERS: dict[str, Callable[[TaskNetwork, kernels_lib.Kernels], nn.Module | None]] = {
     "pixel": _pixel_decoder,
     "vector": _fc_head,
     "siamese": _fc_head,
-    "none": lambda net: None,
+    "none": lambda net, kernels: None,
 }
 
 
-def build_decoder(net: Any) -> nn.Module | None:
+def build_decoder(net: Any, kernels: kernels_lib.Kernels) -> nn.Module | None:
   """The decoder of `net.spec.decoder`'s kind, sized by `net`'s decoder settings (a
-  `TaskNetwork`, or a transfer readout with the same attributes); None for "none"."""
-  return _DECODERS[net.spec.decoder](net)
+  `TaskNetwork`, or a transfer readout with the same attributes) and built from `kernels`; None
+  for "none"."""
+  return _DECODERS[net.spec.decoder](net, kernels)

@@ -5,7 +5,8 @@ routes each output's gradient to the first maximum of its window in row-major or
 select-and-scatter and PyTorch do). The gradient is a sum of strided pads, elementwise work that
 XLA fuses; autodiff of `reduce_window` gave XLA:CPU a select-and-scatter that built four int32
 index arrays of the input's size, ~5% of the paper-size training step at 256x256
-(BUILD_NOTES.md, "The CPU train step").
+(BUILD_NOTES.md, "The CPU train step"). The networks use it on CPU only (models/kernels.py):
+on an H200 the paper-size step was unchanged.
 """
 
 from __future__ import annotations

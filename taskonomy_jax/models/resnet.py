@@ -27,13 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from taskonomy_jax.models import batchnorm, pooling
-from taskonomy_jax.models import conv as conv_lib
-
-# PyTorch's BatchNorm2d defaults (momentum 0.1 == flax momentum 0.9, eps 1e-5): the published
-# weights were exported with these, so conversion is exact.
-BN_MOMENTUM = 0.9
-BN_EPSILON = 1e-5
+from taskonomy_jax.models import kernels as kernels_lib
+from taskonomy_jax.models import pooling
+from taskonomy_jax.models.kernels import ModuleDef, PoolFn
 
 # PyTorch-style symmetric padding: flax's "SAME" pads (0, 1) for stride 2 on even sizes, which
 # would shift every strided layer by one pixel relative to the original.
@@ -44,18 +40,13 @@ PAD1 = ((1, 1), (1, 1))
 STAGE_STRIDES = {4: (1, 1, 1, 1), 8: (2, 1, 1, 1), 16: (2, 2, 1, 1)}
 
 
-def batch_norm(train: bool, dtype: Any, name: str) -> batchnorm.BatchNorm:
-  """The networks' BatchNorm (every encoder, decoder and readout layer): PyTorch's momentum and
-  epsilon, batch statistics when `train`, running averages otherwise."""
-  return batchnorm.BatchNorm(use_running_average=not train, momentum=BN_MOMENTUM,
-                             epsilon=BN_EPSILON, dtype=dtype, name=name)
-
-
-def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
+def max_pool_ceil(x: jax.Array, window: int, stride: int,
+                  pool: PoolFn = pooling.max_pool) -> jax.Array:
   """Max pool with PyTorch's `ceil_mode=True` and no padding.
 
   Args:
     x: (B, H, W, C).
+    pool: the unpadded max pool (`Kernels.max_pool`).
   Returns:
     (B, ceil((H - window) / stride) + 1, ..., C).
   """
@@ -64,30 +55,33 @@ def max_pool_ceil(x: jax.Array, window: int, stride: int) -> jax.Array:
     out = -(-(size - window) // stride) + 1
     pads.append((0, max((out - 1) * stride + window - size, 0)))
   x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=-jnp.inf)
-  return pooling.max_pool(x, (window, window), (stride, stride))
+  return pool(x, (window, window), (stride, stride))
 
 
 class Bottleneck(nn.Module):
-  """ResNet v1 bottleneck: 1x1 -> 3x3 (strided) -> 1x1 (x4 planes), plus shortcut."""
+  """ResNet v1 bottleneck: 1x1 -> 3x3 (strided) -> 1x1 (x4 planes), plus shortcut.
+
+  `conv` and `norm` build the layers (`Kernels.conv`, `Kernels.norm`: dtype, the convolution,
+  training or inference BatchNorm already bound), as in flax's ResNet example.
+  """
 
   planes: int
+  conv: ModuleDef
+  norm: ModuleDef
   stride: int = 1
   project: bool = False  # 1x1 conv + BN on the shortcut (first block of a stage)
-  dtype: Any = jnp.float32
-  conv_impl: str = conv_lib.AUTO
 
   @nn.compact
-  def __call__(self, x: jax.Array, train: bool) -> jax.Array:
-    conv = lambda f, k, s=1, p="VALID", name=None: nn.Conv(  # noqa: E731
-        f, (k, k), strides=(s, s), padding=p, use_bias=False, dtype=self.dtype, name=name,
-        conv_general_dilated=conv_lib.get(self.conv_impl))
-    norm = lambda name: batch_norm(train, self.dtype, name)  # noqa: E731
-    y = nn.relu(norm("bn1")(conv(self.planes, 1, name="conv1")(x)))
-    y = nn.relu(norm("bn2")(conv(self.planes, 3, self.stride, PAD1, name="conv2")(y)))
-    y = norm("bn3")(conv(self.planes * 4, 1, name="conv3")(y))
+  def __call__(self, x: jax.Array) -> jax.Array:
+    conv, norm = self.conv, self.norm
+    y = nn.relu(norm(name="bn1")(conv(self.planes, (1, 1), padding="VALID", name="conv1")(x)))
+    y = nn.relu(norm(name="bn2")(conv(self.planes, (3, 3), strides=(self.stride, self.stride),
+                                      padding=PAD1, name="conv2")(y)))
+    y = norm(name="bn3")(conv(self.planes * 4, (1, 1), padding="VALID", name="conv3")(y))
     shortcut = x
     if self.project:
-      shortcut = norm("downsample_bn")(conv(self.planes * 4, 1, name="downsample_conv")(x))
+      shortcut = norm(name="downsample_bn")(
+          conv(self.planes * 4, (1, 1), padding="VALID", name="downsample_conv")(x))
     if self.stride > 1:  # slim's 1x1 max pool with stride == subsampling
       shortcut = shortcut[:, ::self.stride, ::self.stride, :]
     return nn.relu(y + shortcut)
@@ -103,7 +97,8 @@ class Encoder(nn.Module):
     rep_channels: channels of the representation (8 in the paper).
     output_stride: input side / representation side: 16 (paper), 8 or 4.
     dtype: compute dtype (parameters stay float32).
-    conv_impl: convolution implementation (taskonomy_jax/models/conv.py); same function.
+    kernels: what runs the layers (models/kernels.py; same function whichever). None: the
+      backend's choice for `conv_impl='auto'`.
   """
 
   width: int = 64
@@ -111,7 +106,7 @@ class Encoder(nn.Module):
   rep_channels: int = 8
   output_stride: int = 16
   dtype: Any = jnp.float32
-  conv_impl: str = conv_lib.AUTO
+  kernels: kernels_lib.Kernels | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -125,21 +120,19 @@ class Encoder(nn.Module):
       raise ValueError(f"Encoder input sides must be multiples of its output stride {s}, got "
                        f"{x.shape[1:3]}")
     x = x.astype(self.dtype)
-    conv_fn = conv_lib.get(self.conv_impl)
-    x = nn.Conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), use_bias=False,
-                dtype=self.dtype, name="conv1", conv_general_dilated=conv_fn)(x)
-    x = batch_norm(train, self.dtype, "bn1")(x)
-    x = max_pool_ceil(nn.relu(x), 3, 2)
+    kernels = self.kernels or kernels_lib.select()
+    conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
+    x = conv(self.width, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv1")(x)
+    x = norm(name="bn1")(x)
+    x = max_pool_ceil(nn.relu(x), 3, 2, kernels.max_pool)
     # Output stride 16: no dilation (as the released weights).
     strides = STAGE_STRIDES[self.output_stride]
     for stage, (num_blocks, stride) in enumerate(zip(self.blocks, strides, strict=True)):
       planes = self.width * 2 ** stage
       for b in range(num_blocks):
         last = b == num_blocks - 1
-        x = Bottleneck(planes, stride=stride if last else 1, project=b == 0,
-                       dtype=self.dtype, conv_impl=self.conv_impl,
-                       name=f"layer{stage + 1}_{b}")(x, train)
-    x = nn.Conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                name="compress_conv", conv_general_dilated=conv_fn)(x)
-    x = batch_norm(train, self.dtype, "compress_bn")(x)
+        x = Bottleneck(planes, conv, norm, stride=stride if last else 1, project=b == 0,
+                       name=f"layer{stage + 1}_{b}")(x)
+    x = conv(self.rep_channels, (3, 3), padding=PAD1, name="compress_conv")(x)
+    x = norm(name="compress_bn")(x)
     return nn.relu(x)

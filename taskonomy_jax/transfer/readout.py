@@ -31,8 +31,9 @@ import numpy as np
 
 from taskonomy_jax import tasks
 from taskonomy_jax.models import conv as conv_lib
+from taskonomy_jax.models import kernels as kernels_lib
 from taskonomy_jax.models import networks
-from taskonomy_jax.models.resnet import PAD1, batch_norm
+from taskonomy_jax.models.resnet import PAD1
 from taskonomy_jax.train import losses
 
 PIXEL_HEADS = ("decoder", "shuffle")
@@ -62,12 +63,13 @@ class Readout(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    kernels = kernels_lib.select(self.conv_impl)
+    conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
     for i in range(2):  # the paper's two-layer readout
-      x = nn.Conv(self.readout_channels, (3, 3), padding=PAD1, use_bias=False, dtype=self.dtype,
-                  name=f"conv{i}", conv_general_dilated=conv_lib.get(self.conv_impl))(x)
-      x = batch_norm(train, self.dtype, f"bn{i}")(x)
+      x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
+      x = norm(name=f"bn{i}")(x)
       x = nn.relu(x)
-    decoder = networks.build_decoder(self)
+    decoder = networks.build_decoder(self, kernels)
     if decoder is None:
       raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
     if self.spec.decoder == "pixel":
