@@ -218,11 +218,14 @@ def _write_pickle(root, data):
 
 
 def _timed(fn, *args):
+  """A hang guard, not a speed test: walking these structures would take years (2^100 shared
+  references) or overflow the C stack; refusing them takes milliseconds. The bound is loose
+  enough that no loaded machine trips it."""
   start = time.monotonic()
   try:
     return fn(*args)
   finally:
-    assert time.monotonic() - start < 3.0, "should fail fast, not walk the structure"
+    assert time.monotonic() - start < 60.0, "should fail fast, not walk the structure"
 
 
 def test_shared_reference_pickle_fails_fast(tmp_path):

@@ -16,6 +16,7 @@ killed run loses at most the unit in progress (whose training resumes from its c
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 import pathlib
 import sys
@@ -541,6 +542,10 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     start = time.time()
     print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
     STAGE_FNS[name](run)
+    # Compiled steps of one stage are not reused by the next (other models and shapes); freed,
+    # they stay out of the transfer stage's peak RSS (BUILD_NOTES.md, "Speed and memory").
+    jax.clear_caches()
+    gc.collect()
     ran = sum(e["ran"] for e in run.log if e["stage"] == name)
     print(f"[{i + 1}/{len(STAGES)}] {name}: {ran} unit(s) run, "
           f"{time.time() - start:.1f} s", flush=True)
