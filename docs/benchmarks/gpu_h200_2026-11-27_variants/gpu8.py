@@ -2,7 +2,7 @@
 gradients, ties, bfloat16) and the paper-size train step with either pool, interleaved.
 
 Run from the repository root with the pinned wheels on PYTHONPATH (see `gpu8.log` beside this):
-  python3 docs/benchmarks/gpu_h200_2026-11-27_session8/gpu8.py 32 8
+  python3 docs/benchmarks/gpu_h200_2026-11-27_variants/gpu8.py 32 8
 """
 
 import sys
