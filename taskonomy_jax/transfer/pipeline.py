@@ -16,7 +16,6 @@ killed run loses at most the unit in progress (whose training resumes from its c
 from __future__ import annotations
 
 import dataclasses
-import gc
 import json
 import pathlib
 import sys
@@ -52,6 +51,7 @@ class Run:
   config: ml_collections.ConfigDict
   workdir: pathlib.Path
   log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+  _views: dict[str, views_lib.Views] = dataclasses.field(default_factory=dict, repr=False)
 
   def stage_dir(self, stage: str) -> pathlib.Path:
     return self.workdir / f"{STAGES.index(stage) + 1:02d}_{stage}"
@@ -70,7 +70,10 @@ class Run:
     return self.targets + [tasks.get(t).name for t in self.config.extra_sources]
 
   def views(self, split: str) -> views_lib.Views:
-    return views_lib.Views(self.stage_dir("views") / split)
+    """The split's decoded views, opened once per run (their memory maps are shared)."""
+    if split not in self._views:
+      self._views[split] = views_lib.Views(self.stage_dir("views") / split)
+    return self._views[split]
 
   @property
   def bank_dir(self) -> pathlib.Path:
@@ -339,14 +342,10 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   transforms = {t: residual(run, t) for t in {t for t, _ in members}}
 
   def source(views: views_lib.Views, split: str, limit: int | None = None):
-    # One memory map per file, shared by the target's readouts: each map of a file counts its
-    # pages again in the peak RSS (49 readouts mapped each target 7 times: +0.7 GB at 30
-    # transfer buildings).
-    targets = {t: _residual_targets(views, t, transforms[t]) for t in transforms}
-    masks = {t: views.mask(t) for t in transforms}
     return training.StackedSource(
         training.StackedInputs({s: run.rep(s, split) for s in needed}, cands, channels, stats),
-        [targets[t] for t, _ in members], [masks[t] for t, _ in members], limit=limit)
+        [_residual_targets(views, t, transforms[t]) for t, _ in members],
+        [views.mask(t) for t, _ in members], limit=limit)
 
   train_source = source(val, "validation", run.config.transfer.budget or None)
   probe = source(val, "validation", min(PROBE_VIEWS, len(train_source)))
@@ -546,10 +545,6 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
     start = time.time()
     print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
     STAGE_FNS[name](run)
-    # Compiled steps of one stage are not reused by the next (other models and shapes); freed,
-    # they stay out of the transfer stage's peak RSS (BUILD_NOTES.md, "Speed and memory").
-    jax.clear_caches()
-    gc.collect()
     ran = sum(e["ran"] for e in run.log if e["stage"] == name)
     print(f"[{i + 1}/{len(STAGES)}] {name}: {ran} unit(s) run, "
           f"{time.time() - start:.1f} s", flush=True)
