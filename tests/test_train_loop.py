@@ -1,4 +1,6 @@
-"""The loop's BatchNorm recomputation: statistics re-gathered under the final weights."""
+"""The loop: BatchNorm statistics re-gathered under the final weights; the metrics it logs."""
+
+import json
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,8 @@ from taskonomy_jax.train import checkpoint, loop, losses, toy_data
 
 TINY = {"width": 4, "blocks": (1, 1, 1, 1), "decoder_width_multiplier": 1 / 16}
 STEPS, BATCH, RECOMPUTE = 3, 4, 5
+# x0.1 after the first update: logged learning rates must follow the update count.
+SCHEDULE = optax.piecewise_constant_schedule(1e-3, {1: 0.1})
 
 
 def _run(workdir, recompute: int):
@@ -19,12 +23,23 @@ def _run(workdir, recompute: int):
   data = toy_data.dataset(spec, 16, 32)
   variables = loop.init_variables(model, jnp.asarray(data[0]["inputs"])[None], 0, prng_impl="rbg")
   cfg = loop.LoopConfig(num_steps=STEPS, batch_size=BATCH, checkpoint_every=100, progress=False,
-                        bn_recompute_batches=recompute)
+                        bn_recompute_batches=recompute, log_every=1)
   apply_fn = loop.network_apply(model)
   loop.train(apply_fn=apply_fn, loss_fn=lambda p, b: losses.task_loss(spec, p, b),
-             variables=variables, tx=optax.adam(1e-3), data=data, cfg=cfg,
-             workdir=str(workdir))
+             variables=variables, tx=optax.adam(SCHEDULE), data=data, cfg=cfg,
+             workdir=str(workdir), learning_rate_fn=SCHEDULE)
   return apply_fn, data, checkpoint.load_variables(str(workdir))
+
+
+def test_metrics_log_the_learning_rate_of_each_update_and_steps_per_second(tmp_path):
+  _run(tmp_path, 0)
+  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  train = [r for r in rows if r["split"] == "train"]
+  assert [r["step"] for r in train] == list(range(1, STEPS + 1))
+  np.testing.assert_allclose([r["learning_rate"] for r in train], [1e-3, 1e-4, 1e-4])
+  # The first step compiles and is not timed; every later log has a positive rate.
+  assert "steps_per_sec" not in train[0]
+  assert all(r["steps_per_sec"] > 0 for r in train[1:])
 
 
 def test_recomputed_statistics_are_the_running_average_under_the_final_weights(tmp_path):

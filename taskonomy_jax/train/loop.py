@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -203,11 +204,15 @@ class MetricsLog:
 def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
           tx: optax.GradientTransformation, data: grain.MapDataset, cfg: LoopConfig,
           workdir: str, eval_data: grain.MapDataset | None = None,
-          metric_fn: MetricFn | None = None) -> TrainState:
+          metric_fn: MetricFn | None = None,
+          learning_rate_fn: optax.Schedule | None = None) -> TrainState:
   """Trains from `variables` (or resumes from `workdir`'s latest checkpoint) for `cfg.num_steps`.
 
   Writes checkpoints every `cfg.checkpoint_every` steps and at the end, TensorBoard events and
-  `metrics.jsonl` under `workdir`. Returns the final state (arrays on the mesh).
+  `metrics.jsonl` under `workdir`: the step's outputs, `learning_rate` (`learning_rate_fn` of the
+  step's update count, when given) and `steps_per_sec` since the previous log (from the first
+  step of this process on, so compilation is not counted). Returns the final state (arrays on the
+  mesh).
 
   Raises:
     ValueError: bad batch size for the mesh, bad checkpoint settings, too little data.
@@ -252,13 +257,23 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
   log = MetricsLog(workdir)
   bar = tqdm.tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step",
                   disable=not cfg.progress or jax.process_index() != 0)
+  timed_from: tuple[int, float] | None = None  # (step, time) the rate is measured from
   try:
     with mesh:
       for step in range(start + 1, cfg.num_steps + 1):
         batch = sharding.global_batch(next(data_iter), mesh)
         state, metrics = step_fn(state, batch, rng)
+        if timed_from is None:  # the first step compiles: time from its end
+          jax.block_until_ready(metrics)
+          timed_from = (step, time.perf_counter())
         if step % cfg.log_every == 0 or step == cfg.num_steps:
           scalars = {k: float(v) for k, v in jax.device_get(metrics).items()}
+          if learning_rate_fn is not None:  # the update of step s used count s - 1
+            scalars["learning_rate"] = float(learning_rate_fn(step - 1))
+          if step > timed_from[0]:
+            now = time.perf_counter()
+            scalars["steps_per_sec"] = (step - timed_from[0]) / (now - timed_from[1])
+            timed_from = (step, now)
           log.write(step, scalars)
           bar.set_postfix(loss=f"{scalars['loss']:.4f}")
         if step == cfg.num_steps and cfg.bn_recompute_batches:

@@ -42,13 +42,17 @@ def _sgd(cfg, schedule):
 OPTIMIZERS = {"adam": _adam, "sgd": _sgd}
 
 
+def learning_rate_schedule(cfg: ml_collections.ConfigDict) -> optax.Schedule:
+  """Piecewise constant: `cfg.learning_rate`, x0.1 at each of `cfg.decay_steps` (update count)."""
+  return optax.piecewise_constant_schedule(
+      cfg.learning_rate, {int(s): 0.1 for s in cfg.get("decay_steps", ())})
+
+
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """`cfg.name` in OPTIMIZERS; lr piecewise constant, x0.1 at each of `cfg.decay_steps`."""
+  """`cfg.name` in OPTIMIZERS with `learning_rate_schedule(cfg)`."""
   if cfg.name not in OPTIMIZERS:
     raise ValueError(f"unknown optimizer {cfg.name!r}; accepted: {sorted(OPTIMIZERS)}")
-  schedule = optax.piecewise_constant_schedule(
-      cfg.learning_rate, {int(s): 0.1 for s in cfg.get("decay_steps", ())})
-  return OPTIMIZERS[cfg.name](cfg, schedule)
+  return OPTIMIZERS[cfg.name](cfg, learning_rate_schedule(cfg))
 
 
 def make_data(spec: tasks.TaskSpec, cfg: ml_collections.ConfigDict, split: str,
@@ -82,4 +86,5 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
       apply_fn=loop.network_apply(model),
       loss_fn=lambda pred, batch: losses.task_loss(spec, pred, batch),
       metric_fn=lambda pred, batch: metrics.task_metric(spec, pred, batch),
-      variables=variables, tx=tx, data=data, eval_data=eval_data, cfg=loop_cfg, workdir=workdir)
+      variables=variables, tx=tx, data=data, eval_data=eval_data, cfg=loop_cfg, workdir=workdir,
+      learning_rate_fn=learning_rate_schedule(config.optimizer))

@@ -109,7 +109,9 @@ def train_stacked(module, spec: tasks.TaskSpec, source: StackedSource, seeds: Se
   return loop.train(apply_fn=readout_lib.stacked_apply(module, shared_inputs),
                     loss_fn=readout_lib.stacked_loss(spec), variables=variables,
                     tx=optimizer(opt_cfg), data=grain.MapDataset.source(source),
-                    cfg=loop_config(train_cfg, num_examples=len(source)), workdir=str(workdir))
+                    cfg=loop_config(train_cfg, num_examples=len(source)), workdir=str(workdir),
+                    learning_rate_fn=train_task.learning_rate_schedule(
+                        ml_collections.ConfigDict(dict(opt_cfg))))
 
 
 def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source: StackedSource,
