@@ -171,18 +171,41 @@ def test_readme_finetune_snippet_restores_the_trained_encoder(reference_adam, ca
   assert facts["output_shape"] == [2, 32, 32, 3] and facts["finite"]
 
 
+# Runs each argv through the CLI in one process (importing jax and the package once), with the
+# exit code and what the command wrote to stderr.
+_CLI_CASES = """
+import contextlib, io, json, sys
+from taskonomy_jax import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+  err = io.StringIO()
+  with contextlib.redirect_stderr(err):
+    try:
+      code = cli.main(argv)
+    except SystemExit as e:  # argparse's own errors
+      code = e.code
+  results.append([code, err.getvalue()])
+print("RESULTS " + json.dumps(results))
+"""
+
+
 def test_bad_configs_fail_fast_with_clear_errors(tmp_path, cache_dir):
   cfg = str(REPO / "experiments" / "configs" / "task_network.py") + ":cpu"
-  base = [sys.executable, "-m", "taskonomy_jax.cli", "train", cfg, "--workdir", str(tmp_path)]
-  cases = [
-      (["--task", "normals_typo"], 8, "Unknown task 'normals_typo'"),
-      (["--set", "train.batch_size=12"], 8, "batch_size=12 is not divisible by the 8 devices"),
-      (["--set", "train.bacth_size=12"], 1, "config has no field 'train.bacth_size'"),
-      (["--set", "optimizer.name=adamw"], 1, "unknown optimizer 'adamw'"),
-      (["--task", "random"], 1, "untrained encoder"),
+  base = ["train", cfg, "--workdir", str(tmp_path)]
+  cases = [  # on 8 devices, so a batch of 12 cannot be split
+      (["--task", "normals_typo"], "Unknown task 'normals_typo'"),
+      (["--set", "train.batch_size=12"], "batch_size=12 is not divisible by the 8 devices"),
+      (["--set", "train.bacth_size=12"], "config has no field 'train.bacth_size'"),
+      (["--set", "optimizer.name=adamw"], "unknown optimizer 'adamw'"),
+      (["--task", "random"], "untrained encoder"),
   ]
-  for extra, devices, message in cases:
-    out = subprocess.run(base + extra, env=_env(devices, cache_dir), capture_output=True,
-                         text=True, timeout=300)
-    assert out.returncode == 2, (extra, out.stderr[-2000:])
-    assert message in out.stderr, (message, out.stderr[-2000:])
+  out = subprocess.run([sys.executable, "-c", _CLI_CASES,
+                        json.dumps([base + extra for extra, _ in cases])],
+                       env=_env(8, cache_dir), capture_output=True, text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-3000:]
+  results = json.loads(out.stdout.split("RESULTS ", 1)[1])
+  for (extra, message), (code, stderr) in zip(cases, results, strict=True):
+    assert code == 2, (extra, stderr[-2000:])
+    assert message in stderr, (message, stderr[-2000:])
+  # Nothing was trained: every case failed before a checkpoint was written.
+  assert not (tmp_path / "checkpoints").exists()

@@ -31,9 +31,16 @@ def _run(workdir, recompute: int):
   return apply_fn, data, checkpoint.load_variables(str(workdir))
 
 
-def test_metrics_log_the_learning_rate_of_each_update_and_steps_per_second(tmp_path):
-  _run(tmp_path, 0)
-  rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory):
+  """One run without recomputation, shared: its checkpoint and its metrics are both tested."""
+  workdir = tmp_path_factory.mktemp("plain")
+  return workdir, _run(workdir, 0)
+
+
+def test_metrics_log_the_learning_rate_of_each_update_and_steps_per_second(plain_run):
+  workdir, _ = plain_run
+  rows = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   train = [r for r in rows if r["split"] == "train"]
   assert [r["step"] for r in train] == list(range(1, STEPS + 1))
   np.testing.assert_allclose([r["learning_rate"] for r in train], [1e-3, 1e-4, 1e-4])
@@ -42,8 +49,9 @@ def test_metrics_log_the_learning_rate_of_each_update_and_steps_per_second(tmp_p
   assert all(r["steps_per_sec"] > 0 for r in train[1:])
 
 
-def test_recomputed_statistics_are_the_running_average_under_the_final_weights(tmp_path):
-  _, _, plain = _run(tmp_path / "plain", 0)
+def test_recomputed_statistics_are_the_running_average_under_the_final_weights(plain_run,
+                                                                              tmp_path):
+  _, (_, _, plain) = plain_run
   apply_fn, data, recomputed = _run(tmp_path / "recomputed", RECOMPUTE)
   # The parameters are the training's; only the statistics change.
   for a, b in zip(jax.tree.leaves(plain["params"]), jax.tree.leaves(recomputed["params"]),
