@@ -21,7 +21,7 @@ def test_train_reads_the_synthetic_tfds_dataset_in_a_fresh_process(tmp_path):
                "train.log_every": 1, "train.checkpoint_every": 2,
                "train.bn_recompute_batches": 0, "train.progress": False}
   cmd = [sys.executable, "-m", "taskonomy_jax.cli", "train",
-         "experiments/configs/task_network.py:cpu", "--workdir", str(workdir)]
+         "task_network:cpu", "--workdir", str(workdir)]
   for key, value in overrides.items():
     cmd += ["--set", f"{key}={value}"]
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(

@@ -172,7 +172,7 @@ def test_readme_finetune_snippet_restores_the_trained_encoder(reference_adam, ca
 
 
 def test_bad_configs_fail_fast_with_clear_errors(tmp_path, cache_dir):
-  cfg = str(REPO / "experiments" / "configs" / "task_network.py") + ":cpu"
+  cfg = "task_network:cpu"
   base = [sys.executable, "-m", "taskonomy_jax.cli", "train", cfg, "--workdir", str(tmp_path)]
   cases = [
       (["--task", "normals_typo"], 8, "Unknown task 'normals_typo'"),
