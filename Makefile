@@ -38,7 +38,9 @@ test-all: $(STAMP) browser
 # The whole pipeline on the synthetic world (render -> dataset -> task bank -> representations ->
 # transfers -> affinities -> BIP -> figures); resumable: a rerun skips finished stages.
 TAXONOMY_WORKDIR ?= out/taxonomy
-TAXONOMY_CONFIG ?= experiments/configs/taxonomy.py
+# A packaged config NAME[:arg] or a config file's path.py[:arg]; a smoke run:
+# `make taxonomy TAXONOMY_CONFIG=taxonomy:tiny`.
+TAXONOMY_CONFIG ?= taxonomy
 taxonomy: $(STAMP)
 	$(VENV)/bin/taskonomy taxonomy --config $(TAXONOMY_CONFIG) --workdir $(TAXONOMY_WORKDIR)
 

@@ -2,7 +2,7 @@
 
 The paper's scale (DESIGN.md): 26 tasks, ~3,000 transfer functions, 4M views at 256x256, a
 ResNet-50 task bank; the original run took 47,886 GPU-hours. The amounts of training are the
-project's own paper-size config (`experiments/configs/taxonomy.py:paper`: task-bank and
+project's own paper-size config (`taxonomy:paper`, taskonomy_jax/configs: task-bank and
 transfer steps and batch sizes), so the projection and the config cannot disagree.
 
 Assumptions (each is a choice; change `PaperScale` or the rates to see its effect):
@@ -25,11 +25,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-PAPER_CONFIG = pathlib.Path(__file__).resolve().parents[1] / "experiments/configs/taxonomy.py"
+PAPER_CONFIG = "taxonomy"  # the packaged config (taskonomy_jax/configs/taxonomy.py)
 PAPER_GPU_HOURS = 47_886  # the original run's reported total (DESIGN.md)
 
 
@@ -50,10 +49,11 @@ class PaperScale:
   transfer_images: int = 16_000  # the transfer (validation) set each source is encoded on
 
   @classmethod
-  def from_config(cls, path: str | pathlib.Path = PAPER_CONFIG) -> PaperScale:
-    """Steps and batch sizes from the project's paper-size taxonomy config."""
+  def from_config(cls, config: str = PAPER_CONFIG) -> PaperScale:
+    """Steps and batch sizes from the project's paper-size taxonomy config (a packaged config
+    name or a config file's path, `config_files.load_config`)."""
     from taskonomy_jax import config_files
-    c = config_files.load_config(f"{path}:paper")
+    c = config_files.load_config(f"{config}:paper")
     return cls(taskbank_steps=c.taskbank.num_steps, taskbank_batch=c.taskbank.batch_size,
                transfer_steps=c.transfer.num_steps, transfer_batch=c.transfer.batch_size)
 

@@ -1,32 +1,19 @@
-"""Train any task network by name.
+"""Train any task network by name: `taskonomy train` as a script, with the same arguments.
 
-  python -m experiments.train --config experiments/configs/task_network.py:cpu \
-      --config.task=depth_zbuffer --workdir /tmp/depth
+  python -m experiments.train task_network:cpu --task depth_zbuffer --workdir /tmp/depth
+  python -m experiments.train task_network:paper --task normal --set multihost=True \
+      --set model.dtype=bfloat16 --workdir gs://BUCKET/taskbank/normal
 
-Re-running the same command resumes from the workdir's latest checkpoint.
+CONFIG is a packaged config `NAME[:arg]` or a file `path/to/config.py[:arg]`; fields are
+overridden with `--set key=value`, as in every `taskonomy` subcommand. Re-running the same
+command resumes from the workdir's latest checkpoint. The arguments go to the `train`
+subcommand itself (taskonomy_jax/commands/train.py), so the two cannot drift apart; this script
+is for hosts that run a checkout rather than an installed `taskonomy` (experiments/launch/).
 """
 
-from absl import app, flags
-from ml_collections import config_flags
+import sys
 
-from taskonomy_jax import xla_flags
-from taskonomy_jax.taskbank import data as taskbank_data
-from taskonomy_jax.train import sharding, task
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "run config file[:arg]",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "where checkpoints and logs go")
-flags.mark_flags_as_required(["config", "workdir"])
-
-
-def main(argv):
-  del argv
-  config = _CONFIG.value
-  xla_flags.configure_for_training()
-  taskbank_data.register()  # config.data.name may be a TFDS dataset (taskonomy_synthetic, ...)
-  sharding.maybe_initialize_distributed(config.multihost)
-  task.train_task(config, _WORKDIR.value)
-
+from taskonomy_jax.commands import main
 
 if __name__ == "__main__":
-  app.run(main)
+  sys.exit(main.main(["train", *sys.argv[1:]]))

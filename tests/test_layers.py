@@ -3,19 +3,20 @@
 Layers, lowest first (a module may import its own package and any lower layer; packages that
 share a layer do not import each other):
 
-  0  tasks, files, malloc, xla_flags, workdir_lock, config_files   the registry and plumbing
-     (and taskonomy_jax/__init__.py)
-  1  world                  the procedural world
-  2  data                   encodings, targets, grain pipelines
-  3  data_builders          the TFDS builders (they store `data`'s records)
-  4  models                 `models.build` and its layers
-  5  train                  the one loop, losses, metrics, checkpoints
-  6  taskbank, taxonomy     the task bank; AHP, the BIP and figures on an `AffinityTable`
-  7  transfer               readouts, the `make taxonomy` stages and gates, which train
+  0  configs                the packaged run configs (ml_collections and each other only)
+  1  tasks, files, malloc, xla_flags, workdir_lock, config_files   the registry and plumbing
+     (and taskonomy_jax/__init__.py); config_files loads the packaged configs by name
+  2  world                  the procedural world
+  3  data                   encodings, targets, grain pipelines
+  4  data_builders          the TFDS builders (they store `data`'s records)
+  5  models                 `models.build` and its layers
+  6  train                  the one loop, losses, metrics, checkpoints
+  7  taskbank, taxonomy     the task bank; AHP, the BIP and figures on an `AffinityTable`
+  8  transfer               readouts, the `make taxonomy` stages and gates, which train
                             the bank, fill the `AffinityTable` and call the solver
-  8  web, convert           the web app; the visualpriors converter
-  9  commands               the command line, one module per subcommand
-  10 cli                    the console script
+  9  web, convert           the web app; the visualpriors converter
+  10 commands               the command line, one module per subcommand
+  11 cli                    the console script
 
 `taxonomy` sits below `transfer`: the data flows transfer -> taxonomy through the table, but the
 solver, AHP and the table type need nothing of the networks, while the pipeline calls the
@@ -38,6 +39,7 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 LAYERS: list[set[str]] = [
+    {"configs"},
     {"package", "tasks", "files", "malloc", "xla_flags", "workdir_lock", "config_files"},
     {"world"},
     {"data"},
@@ -253,3 +255,22 @@ def test_an_upward_import_is_caught(edge):
   assert any(f"{edge[0]} (" in line and edge[1] in line for line in upward_edges(graph))
   if edge[0] == "taskonomy_jax.data.pipeline":  # train.loop imports data.pipeline back
     assert any(edge[0] in g and edge[1] in g for g in cycles(graph))
+
+
+def test_configs_import_only_ml_collections_and_each_other():
+  """The packaged configs are data at the bottom layer: one is read (and a researcher's config
+  builds on it) without importing the library it configures."""
+  bad = []
+  for module, path in MODULES.items():
+    if unit(module) != "configs":
+      continue
+    for node in ast.walk(ast.parse(path.read_text())):
+      if isinstance(node, ast.Import):
+        names = [a.name for a in node.names]
+      elif isinstance(node, ast.ImportFrom):
+        names = [node.module or ""]
+      else:
+        continue
+      bad += [f"{path.relative_to(REPO_ROOT)}:{node.lineno}: {n}" for n in names
+              if n.split(".")[0] != "ml_collections" and not n.startswith("taskonomy_jax.configs")]
+  assert not bad, "configs importing beyond ml_collections and each other:\n" + "\n".join(bad)

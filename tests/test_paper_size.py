@@ -6,8 +6,8 @@ import numpy as np
 import optax
 import pytest
 
-from experiments.configs import task_network
 from taskonomy_jax import models, tasks
+from taskonomy_jax.configs import task_network
 from taskonomy_jax.train import loop, losses, task, toy_data
 
 # torchvision's ResNet-50 without its classifier, plus the 3x3 conv to 8 channels and its BN.

@@ -18,7 +18,7 @@ def _jsonl(path: str) -> list[dict]:
   return [json.loads(line) for line in pathlib.Path(path).read_text().splitlines()]
 
 
-CONFIG = str(pathlib.Path(__file__).parents[1] / "experiments" / "configs" / "taskbank.py")
+CONFIG = "taskbank"  # the packaged config (taskonomy_jax/configs/taskbank.py)
 
 
 # --- self-supervised inputs (no JAX) -------------------------------------------------------------

@@ -15,8 +15,8 @@ import shutil
 import numpy as np
 import pytest
 
-from experiments.configs import taxonomy as taxonomy_config
 from taskonomy_jax import cli
+from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taskbank import train as bank_train
 from taskonomy_jax.train import loop
 from taskonomy_jax.transfer import pipeline, predictor
@@ -80,7 +80,7 @@ def test_a_given_bank_is_read_not_trained(traced_run, tmp_path, monkeypatch):
   monkeypatch.setattr(bank_train, "train_task_bank", lambda *a, **k: trained.append(a))
   workdir = tmp_path / "reuse"
   # The run's own bank, given as an already trained one (as one from `taskbank train`).
-  assert cli.main(["taxonomy", "--config", "experiments/configs/taxonomy.py:tiny", "--workdir",
+  assert cli.main(["taxonomy", "--config", "taxonomy:tiny", "--workdir",
                    str(workdir), "--until", "taskbank", "--bank", str(run.bank_dir)]) == 0
   assert not trained and not (workdir / "03_taskbank" / pipeline.BANK).exists()
   again = predictor.open_run(workdir)  # its config.json records the bank it read

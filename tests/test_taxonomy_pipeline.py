@@ -14,14 +14,14 @@ import time
 import numpy as np
 import pytest
 
-from experiments.configs import taxonomy as taxonomy_config
 from taskonomy_jax import config_files
+from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.train import checkpoint
 from taskonomy_jax.transfer import pipeline, stages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CONFIG = "experiments/configs/taxonomy.py:tiny"
+CONFIG = "taxonomy:tiny"
 
 
 def _cli(workdir: pathlib.Path, *extra: str) -> list[str]:

@@ -190,7 +190,7 @@ print("RESULTS " + json.dumps(results))
 
 
 def test_bad_configs_fail_fast_with_clear_errors(tmp_path, cache_dir):
-  cfg = str(REPO / "experiments" / "configs" / "task_network.py") + ":cpu"
+  cfg = "task_network:cpu"
   base = ["train", cfg, "--workdir", str(tmp_path)]
   cases = [  # on 8 devices, so a batch of 12 cannot be split
       (["--task", "normals_typo"], "Unknown task 'normals_typo'"),

@@ -20,8 +20,7 @@ import pytest
 from taskonomy_jax import cli, config_files, tasks
 from taskonomy_jax.transfer import predictor, readout, stages
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-TINY = f"{ROOT / 'experiments' / 'configs' / 'taxonomy.py'}:tiny"
+TINY = "taxonomy:tiny"
 
 
 # --- without a run ---------------------------------------------------------------------------

@@ -86,9 +86,9 @@ def test_in_process_refusal_names_the_holder_and_nesting_is_allowed(holder, tmp_
 
 def test_cli_refuses_a_second_run_with_exit_code_2(holder, capsys):
   proc, workdir = holder
-  taskbank = ["taskbank", "train", f"{ROOT}/experiments/configs/taskbank.py:cpu",
+  taskbank = ["taskbank", "train", "taskbank:cpu",
               "--workdir", str(workdir)]
-  taxonomy = ["taxonomy", "--config", f"{ROOT}/experiments/configs/taxonomy.py:tiny",
+  taxonomy = ["taxonomy", "--config", "taxonomy:tiny",
               "--workdir", str(workdir)]
   for argv in (taskbank, taxonomy):
     assert cli.main(argv) == 2

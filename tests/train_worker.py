@@ -11,7 +11,7 @@ import time
 import jax
 import numpy as np
 
-from experiments.configs import task_network
+from taskonomy_jax.configs import task_network
 from taskonomy_jax.train import sharding, task, toy_data
 
 

@@ -15,8 +15,9 @@ def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
   sub = p.add_subparsers(dest="taskbank_command", required=True)
 
   t = sub.add_parser("train", help="train every task network (re-running resumes)")
-  t.add_argument("config", nargs="?", default="experiments/configs/taskbank.py:cpu",
-                 help="config file[:arg] (default: experiments/configs/taskbank.py:cpu)")
+  t.add_argument("config", nargs="?", default="taskbank:cpu",
+                 help="a packaged config NAME[:arg] or a file path/to/config.py[:arg] "
+                      "(default: %(default)s, installed with the package)")
   t.add_argument("--workdir", required=True, help="the bank: one folder per task")
   t.add_argument("--tasks", help="comma-separated task names (default: all)")
   t.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -16,8 +16,10 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
       "taxonomy", help="the whole pipeline on the synthetic world (resumable)",
       description="Render, build, train the task bank and the transfers, compute affinities, "
                   "solve the BIP and draw the figures. Rerunning skips finished stages.")
-  p.add_argument("--config", default="experiments/configs/taxonomy.py",
-                 help="config file[:arg] (default %(default)s; ':tiny' for a smoke run)")
+  p.add_argument("--config", default="taxonomy",
+                 help="a packaged config NAME[:arg] or a file path/to/config.py[:arg] "
+                      "(default %(default)s, installed with the package; 'taxonomy:tiny' for a "
+                      "smoke run)")
   p.add_argument("--workdir", default="out/taxonomy", help="outputs (default %(default)s)")
   p.add_argument("--until", choices=pipeline.STAGES, help="stop after this stage")
   p.add_argument("--bank", metavar="DIR",

@@ -1,4 +1,7 @@
-"""`taskonomy train CONFIG --workdir DIR`: one task network from a run config."""
+"""`taskonomy train CONFIG --workdir DIR`: one task network from a run config.
+
+`python -m experiments.train` runs this same subcommand (same arguments, `--set key=value`).
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,9 @@ from taskonomy_jax.train import task as train_task
 def add_subcommand(subparsers: argparse._SubParsersAction) -> None:
   p = subparsers.add_parser(
       "train", help="train one task network (resumes from the workdir)",
-      description="Train a task network from a config file; re-running resumes.")
-  p.add_argument("config", help="config file[:arg], e.g. experiments/configs/task_network.py:cpu")
+      description="Train a task network from a run config; re-running resumes.")
+  p.add_argument("config", help="a packaged config NAME[:arg] (installed with the package), e.g. "
+                                "task_network:cpu, or a file path/to/config.py[:arg]")
   p.add_argument("--workdir", required=True, help="checkpoints, TensorBoard events, metrics")
   p.add_argument("--task", help="task name (overrides config.task)")
   p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -124,7 +124,7 @@ def make_eval_step(apply_fn: ApplyFn, loss_fn: LossFn, metric_fn: MetricFn | Non
 
 @dataclasses.dataclass
 class LoopConfig:
-  """What the loop needs from a run config (`config.train` of experiments/configs)."""
+  """What the loop needs from a run config (`config.train` of taskonomy_jax/configs)."""
 
   num_steps: int
   batch_size: int  # global, over all devices and processes

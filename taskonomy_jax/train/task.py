@@ -1,4 +1,4 @@
-"""Train one task network by name from a run config (experiments/configs/task_network.py).
+"""Train one task network by name from a run config (taskonomy_jax/configs/task_network.py).
 
 Everything is chosen by name: the task from the registry, the loss and metric from the task,
 the optimizer from `OPTIMIZERS`, the data from `DATASETS` (other modules register theirs, e.g.

@@ -68,7 +68,7 @@ def load_run_config(workdir: str | os.PathLike, config: ConfigLike = None,
   if not path.is_file():
     raise FileNotFoundError(
         f"{workdir} has no {CONFIG_FILE}; give the run's config (the --config, e.g. "
-        "experiments/configs/taxonomy.py:tiny, with the same --set overrides)")
+        "taxonomy:tiny, with the same --set overrides)")
   return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 

@@ -7,10 +7,10 @@ affinities -> BIP -> figures and gates. Sizes:
     and 3.30 GiB peak for `make taxonomy` on 2 quiet CPU cores, the venv install included
     (BUILD_NOTES.md, "The taxonomy pipeline and its gates"). Its gates are printed last and
     saved as report.json.
-    taskonomy taxonomy --config experiments/configs/taxonomy.py --workdir out/taxonomy
+    taskonomy taxonomy --config taxonomy --workdir out/taxonomy
   full:    17 targets, the paper's beam 5 and orders 1-4: not timed; an hour or more here.
   tiny:    the same stages at toy size, about a minute (the end-to-end tests).
-    taskonomy taxonomy --config experiments/configs/taxonomy.py:tiny --workdir /tmp/tax
+    taskonomy taxonomy --config taxonomy:tiny --workdir /tmp/tax
   paper:   the paper's sizes (256x256 ResNet-50 task bank, 1-4 order transfers on 16k images)
     need accelerators; the stages and code are the same (not run here).
   Any of them on an already trained task bank: add `--bank DIR`.
@@ -45,56 +45,102 @@ def _follows(section: ml_collections.ConfigDict, field: str) -> ml_collections.F
   return section.get_ref(field) + 0
 
 
+# The values that differ between the sizes. `full`, `tiny` and `paper` are written as changes
+# to `default` (`paper` to `full`), so each row shows what that size is about.
+SIZES = {
+    "default": dict(
+        targets=TARGETS,
+        resolution=64,
+        # Buildings per split. The task bank learns from `train`; `validation` is the transfer
+        # budget; `test` holds the tournaments and the gates' intervals. 48 training buildings:
+        # at 8 the task networks overfit; 30 transfer buildings (~690 views): on 10, readouts
+        # from sources that hold little of a target ended worse than its median image (depth
+        # from 2D edges 1.003x; 0.991x on 30); 10 test buildings (~230 views, 80 camera points)
+        # separate good sources from random projection beyond their intervals (BUILD_NOTES.md,
+        # "The taxonomy pipeline and its gates").
+        num_train=48,
+        num_validation=30,
+        num_test=10,
+        points_per_building=8,
+        width=8,
+        # CPU size: two bottleneck stages at output stride 4, so 64x64 views give the paper's
+        # 16x16x8 representation grid (a 4x4x8 one held too little to transfer from); the
+        # paper's ResNet-50 keeps stride 16 at 256x256.
+        blocks=(1, 1, 0, 0),
+        output_stride=4,
+        decoder_width_multiplier=1 / 32,
+        # At 1/32 the decoder's last layers would keep 1 channel, too narrow to reproduce even
+        # the mean depth image (held-out L1 1.33x the mean image's; 1.05x with 8).
+        decoder_min_channels=8,
+        fc_hidden=32,
+        learning_rate=2e-3,
+        taskbank_steps=400,
+        taskbank_batch_size=16,
+        # The CPU readout (standardised residual, 1x1 conv + depth to space; `c.readout`
+        # below says why); False: the paper's 15-layer decoder.
+        cpu_readout=True,
+        transfer_steps=400,
+        transfer_batch_size=16,
+        # Best first-order sources combined (paper: 5, orders up to 4 = 25 per target); the
+        # default run keeps 3 and order 3 (4 per target) for its time budget.
+        beam=3,
+        max_order=3,
+        scratch_steps=200,
+        graph_budgets=(2, 4, 8),
+        budget=4,
+    ),
+}
+SIZES["full"] = dict(SIZES["default"], targets=ALL_TARGETS, beam=5, max_order=4)
+SIZES["tiny"] = dict(
+    SIZES["default"], targets=("depth_zbuffer", "edge_texture"), resolution=32, num_train=2,
+    num_validation=1, num_test=1, points_per_building=3, taskbank_steps=8, taskbank_batch_size=8,
+    transfer_steps=6, transfer_batch_size=8, beam=2, max_order=2, scratch_steps=6,
+    graph_budgets=(1, 2), budget=1)
+# The paper's sizes: ResNet-50 at stride 16, its 15-layer decoder as the readout, Adam 1e-4.
+SIZES["paper"] = dict(
+    SIZES["full"], resolution=256, num_train=60, width=64, blocks=(3, 4, 6, 3), output_stride=16,
+    decoder_width_multiplier=1.0, decoder_min_channels=1, fc_hidden=2048, learning_rate=1e-4,
+    taskbank_steps=200_000, taskbank_batch_size=32, cpu_readout=False, transfer_steps=30_000,
+    transfer_batch_size=32, scratch_steps=30_000)
+
+
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   """`arg`: 'default' (make taxonomy), 'full' (every single-view target), 'tiny' (tests) or
   'paper'."""
-  if arg not in ("default", "full", "tiny", "paper"):
-    raise ValueError(f"config argument must be 'default', 'full', 'tiny' or 'paper', got {arg!r}")
-  tiny, paper = arg == "tiny", arg == "paper"
+  if arg not in SIZES:
+    raise ValueError(f"config argument must be one of {tuple(SIZES)}, got {arg!r}")
+  size = SIZES[arg]
   c = ml_collections.ConfigDict()
-  c.targets = (("depth_zbuffer", "edge_texture") if tiny
-               else ALL_TARGETS if arg in ("full", "paper") else TARGETS)
+  c.targets = size["targets"]
   # Sources: every task network of the bank (= the targets) plus random projection.
   c.extra_sources = ("random",)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = f"taxonomy_{arg}"
-  c.data.resolution = 32 if tiny else (256 if paper else 64)
-  # Buildings per split. The task bank learns from `train`; `validation` is the transfer
-  # budget; `test` holds the tournaments and the gates' intervals. 48 training buildings: at 8
-  # the task networks overfit; 30 transfer buildings (~690 views): on 10, readouts from
-  # sources that hold little of a target ended worse than its median image (depth from 2D
-  # edges 1.003x; 0.991x on 30); 10 test buildings (~230 views, 80 camera points) separate good
-  # sources from random projection beyond their intervals (BUILD_NOTES.md, "The taxonomy
-  # pipeline and its gates").
-  c.data.num_train = 2 if tiny else (60 if paper else 48)
-  c.data.num_validation = 1 if tiny else 30
-  c.data.num_test = 1 if tiny else 10
-  c.data.points_per_building = 3 if tiny else 8
+  c.data.resolution = size["resolution"]
+  c.data.num_train = size["num_train"]
+  c.data.num_validation = size["num_validation"]
+  c.data.num_test = size["num_test"]
+  c.data.points_per_building = size["points_per_building"]
 
   c.model = ml_collections.ConfigDict()
-  c.model.width = 64 if paper else 8
-  # CPU size: two bottleneck stages at output stride 4, so 64x64 views give the paper's
-  # 16x16x8 representation grid (a 4x4x8 one held too little to transfer from); the paper's
-  # ResNet-50 keeps stride 16 at 256x256.
-  c.model.blocks = (3, 4, 6, 3) if paper else (1, 1, 0, 0)
-  c.model.output_stride = 16 if paper else 4
+  c.model.width = size["width"]
+  c.model.blocks = size["blocks"]
+  c.model.output_stride = size["output_stride"]
   c.model.rep_channels = 8
-  c.model.decoder_width_multiplier = 1.0 if paper else 1 / 32
-  # At 1/32 the decoder's last layers would keep 1 channel, too narrow to reproduce even the
-  # mean depth image (held-out L1 1.33x the mean image's; 1.05x with 8).
-  c.model.decoder_min_channels = 1 if paper else 8
-  c.model.fc_hidden = 2048 if paper else 32
+  c.model.decoder_width_multiplier = size["decoder_width_multiplier"]
+  c.model.decoder_min_channels = size["decoder_min_channels"]
+  c.model.fc_hidden = size["fc_hidden"]
   c.model.dropout = 0.5
 
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.name = "adam"
-  c.optimizer.learning_rate = 1e-4 if paper else 2e-3
+  c.optimizer.learning_rate = size["learning_rate"]
   c.optimizer.weight_decay = 2e-6
 
   c.taskbank = ml_collections.ConfigDict()
-  c.taskbank.num_steps = 8 if tiny else (200_000 if paper else 400)
-  c.taskbank.batch_size = 8 if tiny else (32 if paper else 16)
+  c.taskbank.num_steps = size["taskbank_steps"]
+  c.taskbank.batch_size = size["taskbank_batch_size"]
   c.taskbank.seed = 0
   c.taskbank.decay_at = (0.6, 0.85)  # x0.1 at these fractions of the steps
   # The task-bank trainer's recipe (taskonomy_jax/taskbank/train.py, as `taskonomy taskbank
@@ -115,38 +161,36 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.readout = ml_collections.ConfigDict()
   c.readout.readout_channels = 8
   # Residual over the target's mean image, linear output (readout.Readout.residual).
-  c.readout.residual = not paper
+  c.readout.residual = size["cpu_readout"]
   # ... divided by its standard deviation (log depth's residual spreads ~0.04, edges' ~0.4);
   # losses are mapped back to the target's units.
-  c.readout.standardize_residual = not paper
+  c.readout.standardize_residual = size["cpu_readout"]
   # CPU size: a 1x1 conv + depth to space instead of the 15-layer decoder (measures what the
   # representation holds; converges in hundreds of steps). Paper: the decoder.
-  c.readout.pixel_head = "decoder" if paper else "shuffle"
+  c.readout.pixel_head = "shuffle" if size["cpu_readout"] else "decoder"
   # Derived fields follow their source under `--set` until set themselves (_follows).
   c.readout.decoder_width_multiplier = _follows(c.model, "decoder_width_multiplier")
   c.readout.fc_hidden = _follows(c.model, "fc_hidden")
   c.readout.dropout = _follows(c.model, "dropout")
 
   c.transfer = ml_collections.ConfigDict()
-  c.transfer.num_steps = 6 if tiny else (30_000 if paper else 400)
-  c.transfer.batch_size = 8 if tiny else (32 if paper else 16)
+  c.transfer.num_steps = size["transfer_steps"]
+  c.transfer.batch_size = size["transfer_batch_size"]
   c.transfer.seed = 0
   c.transfer.budget = 0  # transfer-train views; 0 = all of the validation split
   # Each source's representation standardised per channel on the transfer split.
   c.transfer.standardize_inputs = True
-  # Best first-order sources combined (paper: 5, orders up to 4 = 25 per target); the default
-  # run keeps 3 and order 3 (4 per target) for its time budget.
-  c.transfer.beam = 2 if tiny else (3 if arg == "default" else 5)
-  c.transfer.max_order = 2 if tiny else (3 if arg == "default" else 4)
+  c.transfer.beam = size["beam"]
+  c.transfer.max_order = size["max_order"]
   # The paper anneals the transfers' learning rate earlier than the task networks'.
   c.transfer.learning_rate = _follows(c.optimizer, "learning_rate")
   c.transfer.decay_at = (0.5, 0.8)
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
-  c.scratch.num_steps = 6 if tiny else (30_000 if paper else 200)
+  c.scratch.num_steps = size["scratch_steps"]
 
   c.taxonomy = ml_collections.ConfigDict()
-  c.taxonomy.graph_budgets = (1, 2) if tiny else (2, 4, 8)
-  c.taxonomy.budget = 1 if tiny else 4  # the taxonomy.json / taxonomy.png budget
+  c.taxonomy.graph_budgets = size["graph_budgets"]
+  c.taxonomy.budget = size["budget"]  # the taxonomy.json / taxonomy.png budget
   c.taxonomy.order = _follows(c.transfer, "max_order")
   return c

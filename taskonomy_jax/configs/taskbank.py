@@ -2,7 +2,7 @@
 
 CPU size (64x64 synthetic world `r64_tiny`, narrow encoder, 150 steps per task); rendered and
 prepared on first use, then trained task after task; re-running resumes:
-  taskonomy taskbank train experiments/configs/taskbank.py:cpu --workdir /tmp/bank
+  taskonomy taskbank train taskbank:cpu --workdir /tmp/bank
   taskonomy taskbank evaluate --bank /tmp/bank
   Cost: measured in BUILD_NOTES.md ("Task bank"), dominated by XLA compiling 26 networks on CPU.
 
@@ -17,7 +17,7 @@ regressions, and per task (`per_task`) a 4x-compute network trained 3000 steps f
 tasks and semantic segmentation (whose networks otherwise stay at the mean image / the
 background class), 3000 steps for jigsaw, colour jitter
 for the poses, mirror + jitter + a 4x encoder for scene classes:
-  taskonomy taskbank train experiments/configs/taskbank.py:cpu_full --workdir runs/bank
+  taskonomy taskbank train taskbank:cpu_full --workdir runs/bank
   taskonomy taskbank evaluate --bank runs/bank --split test
   Cost: about 2.5 h on a quiet 2-core machine, ~14 min of it for each of the five big networks.
   Every network beats its trivial baseline on both held-out splits (BUILD_NOTES.md).
@@ -25,21 +25,9 @@ for the poses, mirror + jitter + a 4x encoder for scene classes:
 `:tiny` is the test size (32x32 `r32_mini`, a few steps).
 """
 
-import importlib.util
-import os
-
 import ml_collections
 
-
-def _task_network():
-  # Loaded by path: config files are read as files (`load_config`), not as a package.
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "task_network.py")
-  spec = importlib.util.spec_from_file_location("_task_network_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-SIZES = ("paper", "cpu", "cpu_full", "tiny")
+from taskonomy_jax.configs import task_network
 
 # `cpu_full`'s 3D pixel tasks and semantic segmentation: 4x the encoder/decoder compute and 3x
 # the steps (BUILD_NOTES.md, "Task bank": at the base size their networks
@@ -62,64 +50,131 @@ _SCENE = {"model": {"width": 16, "blocks": (2, 2, 2, 2)},
 _JIGSAW = {"train": {"num_steps": 3000, "checkpoint_every": 500},
            "optimizer": {"decay_steps": (2000, 2600)}}
 
+# The values that differ between the sizes. `network` is the task network size every task starts
+# from (paper Sec. 4: one set of hyperparameters for all tasks); the fields below it are set over
+# that size's values (the paper row repeats the task network's paper values).
+SIZES = {
+    "paper": dict(
+        network="paper",
+        builder_config="r256",
+        resolution=256,
+        width=64,
+        fc_hidden=2048,
+        decoder_width_multiplier=1.0,
+        num_steps=200_000,
+        batch_size=32,
+        log_every=100,
+        checkpoint_every=5_000,
+        decay_steps=(120_000,),
+        bn_recompute_batches=0,
+        progress=True,
+        draws_per_anchor=1,
+        eval_batch_size=16,
+        per_task={},
+    ),
+    "cpu": dict(
+        network="cpu",
+        builder_config="r64_tiny",
+        resolution=64,
+        width=8,
+        fc_hidden=64,
+        decoder_width_multiplier=1 / 4,
+        num_steps=150,
+        batch_size=16,
+        log_every=25,
+        checkpoint_every=50,
+        decay_steps=(),
+        bn_recompute_batches=50,
+        progress=True,
+        draws_per_anchor=1,
+        eval_batch_size=16,
+        per_task={},
+    ),
+    "cpu_full": dict(
+        network="cpu",
+        builder_config="r64_large",
+        resolution=64,
+        width=8,
+        fc_hidden=64,
+        decoder_width_multiplier=1 / 4,
+        num_steps=1000,
+        batch_size=16,
+        log_every=25,
+        checkpoint_every=250,
+        decay_steps=(600, 850),
+        bn_recompute_batches=50,
+        progress=True,
+        draws_per_anchor=16,
+        eval_batch_size=16,
+        per_task={**{name: _BIGGER_3D for name in _TASKS_3D},
+                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE,
+                  "jigsaw": _JIGSAW, "segment_semantic": _BIGGER_3D},
+    ),
+    "tiny": dict(
+        network="cpu",
+        builder_config="r32_mini",
+        resolution=32,
+        width=4,
+        fc_hidden=16,
+        decoder_width_multiplier=1 / 16,
+        num_steps=4,
+        batch_size=4,
+        log_every=1,
+        checkpoint_every=2,
+        decay_steps=(),
+        bn_recompute_batches=2,  # exercised, cheaply
+        progress=False,
+        draws_per_anchor=1,
+        eval_batch_size=8,
+        per_task={},
+    ),
+}
+
 
 def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   """`arg`: 'cpu' (default), 'cpu_full', 'paper' or 'tiny'."""
   if arg not in SIZES:
-    raise ValueError(f"config argument must be one of {SIZES}, got {arg!r}")
+    raise ValueError(f"config argument must be one of {tuple(SIZES)}, got {arg!r}")
+  size = SIZES[arg]
   # One task network's settings are shared by every task (paper Sec. 4: same hyperparameters).
-  c = _task_network().get_config("paper" if arg == "paper" else "cpu")
+  c = task_network.get_config(size["network"])
   c.task = ""  # set per task by the bank trainer
   c.tasks = ()  # empty: every task of the registry (25 trained + random projection)
   # {task: settings laid over these for that task alone}, e.g. a bigger model for depth.
-  c.per_task = ml_collections.ConfigDict()
+  c.per_task = ml_collections.ConfigDict(size["per_task"])
   c.init_prng_impl = "rbg"  # faster init compilation (BUILD_NOTES.md)
   c.compilation_cache = True  # jax's persistent cache under <workdir>/.jax_cache
+  c.resolution = size["resolution"]
+
+  c.model.width = size["width"]
+  c.model.fc_hidden = size["fc_hidden"]
+  c.model.decoder_width_multiplier = size["decoder_width_multiplier"]
+
+  c.optimizer.decay_steps = size["decay_steps"]
+
+  c.train.num_steps = size["num_steps"]
+  c.train.batch_size = size["batch_size"]
+  c.train.log_every = size["log_every"]
+  c.train.checkpoint_every = size["checkpoint_every"]
+  c.train.bn_recompute_batches = size["bn_recompute_batches"]
+  c.train.progress = size["progress"]
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "taskonomy_synthetic"
-  c.data.builder_config = {"paper": "r256", "cpu": "r64_tiny", "cpu_full": "r64_large",
-                           "tiny": "r32_mini"}[arg]
+  c.data.builder_config = size["builder_config"]
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
   c.data.build_if_missing = True
   c.data.seed = 0
   c.data.num_eval = 1  # the loop evaluates on the validation split at the end
   # Multi-view tasks: partner draws per training view (1: one fixed pair per view).
-  c.data.draws_per_anchor = 1
+  c.data.draws_per_anchor = size["draws_per_anchor"]
   c.data.augment = ()  # training only: 'hflip', 'color' (class tasks; taskbank/data.py)
   # Vector regressions (layout, vanishing points, poses, egomotion) learn standardised targets,
   # as in the original (statistics of the training split; bank outputs are mapped back).
   c.data.standardize_targets = "vectors"
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = 16
+  c.eval.batch_size = size["eval_batch_size"]
   c.eval.max_examples = 512  # held-out views per task for the table
   c.eval.max_train_examples = 512  # training views for the trivial baseline
-
-  if arg in ("cpu", "cpu_full"):
-    c.resolution = 64
-    c.train.num_steps = 150
-    c.train.batch_size = 16
-    c.train.log_every = 25
-    c.train.checkpoint_every = 50
-  if arg == "cpu_full":
-    c.train.num_steps = 1000
-    c.train.checkpoint_every = 250
-    c.optimizer.decay_steps = (600, 850)
-    c.data.draws_per_anchor = 16
-    c.per_task = {**{name: _BIGGER_3D for name in _TASKS_3D},
-                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE,
-                  "jigsaw": _JIGSAW, "segment_semantic": _BIGGER_3D}
-  elif arg == "tiny":
-    c.resolution = 32
-    c.model.width = 4
-    c.model.fc_hidden = 16
-    c.model.decoder_width_multiplier = 1 / 16
-    c.train.num_steps = 4
-    c.train.batch_size = 4
-    c.train.log_every = 1
-    c.train.checkpoint_every = 2
-    c.train.progress = False
-    c.train.bn_recompute_batches = 2  # exercised, cheaply
-    c.eval.batch_size = 8
   return c
