@@ -29,11 +29,16 @@ venv: $(STAMP)
 browser:
 	./tools/install_browser.sh
 
+# Test files run in parallel processes (pytest-xdist), at most 4, each file in one process so its
+# module fixtures are built once: on 2 cores the default run took 8 min 19 s in one process and
+# 5 min 19 s in two (BUILD_NOTES.md, "Current measured numbers"); compiling and subprocess start-up
+# leave a core idle much of the time.
+PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(STAMP) browser
-	$(PY) -m pytest -m "not slow" -q
+	$(PY) -m pytest -m "not slow" -q $(PYTEST_PARALLEL)
 
 test-all: $(STAMP) browser
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(PYTEST_PARALLEL)
 
 # The whole pipeline on the synthetic world (render -> dataset -> task bank -> representations ->
 # transfers -> affinities -> BIP -> figures); resumable: a rerun skips finished stages.
