@@ -32,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import tqdm
-from tensorboardX import SummaryWriter
 
 from taskonomy_jax.data import pipeline as data_pipeline
 from taskonomy_jax.train import checkpoint, sharding
@@ -184,6 +183,9 @@ class MetricsLog:
     self.active = jax.process_index() == 0
     if not self.active:
       return
+    # Imported here: tensorboardX imports torch wherever torch is installed (1.3 s a process
+    # here), which every command importing the loop would pay without training anything.
+    from tensorboardX import SummaryWriter
     self.tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
     self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")  # noqa: SIM115
 
