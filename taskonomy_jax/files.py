@@ -11,6 +11,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from typing import Any
+from urllib import parse
+
+from etils import epath
 
 
 @contextlib.contextmanager
@@ -55,6 +58,22 @@ def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
       tmp.write_bytes(data)
     else:
       tmp.write_text(data)
+
+
+def as_epath(path: str | os.PathLike) -> epath.Path:
+  """`path` as an `epath.Path`: a local path, or a URL of any scheme epath reads (gs://, s3://,
+  az://, hf://, or one a program registered with `epath.register_path_cls`).
+
+  A `file://` URL becomes its local path, because epath has no `file` scheme and a URL is what
+  a researcher copies from a file browser or a cloud console.
+  """
+  if isinstance(path, str) and path.startswith("file://"):
+    url = parse.urlparse(path)
+    if url.netloc not in ("", "localhost"):
+      raise ValueError(f"{path}: a file:// URL on another host ({url.netloc}); give a local "
+                       "path or a URL the workers can read (gs://, s3://, ...)")
+    return epath.Path(parse.unquote(url.path))
+  return epath.Path(path)
 
 
 def write_json_atomic(path: str | os.PathLike, obj: Any) -> None:

@@ -2,6 +2,8 @@
 
     taskonomy data build taskonomy_synthetic --config r64_tiny --data-dir ~/tensorflow_datasets
     taskonomy data build taskonomy --config tiny_rgb_depth_normal --manual-dir /data/taskonomy
+    taskonomy data build taskonomy --config full --manual-dir gs://b/taskonomy \
+        --data-dir gs://b/tfds --beam-pipeline-options "--runner=DataflowRunner --project=p ..."
     taskonomy data export /tmp/taskonomy_export --buildings 4 --resolution 64 --layout domain
 """
 
@@ -10,10 +12,12 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 
 import tensorflow_datasets as tfds
 
-from data_builders import catalog
+from data_builders import beam_options, catalog
+from taskonomy_jax import files as files_lib
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import layout as layout_lib
 from taskonomy_jax.data import synthetic
@@ -28,13 +32,20 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
   b = dsub.add_parser("build", help="prepare a TFDS dataset (array_record)")
   b.add_argument("dataset", choices=sorted(catalog.BUILDERS))
   b.add_argument("--config", help="builder config name (default: the builder's default)")
-  b.add_argument("--data-dir", help="TFDS data directory (default: ~/tensorflow_datasets)")
-  b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout)")
+  b.add_argument("--data-dir", help="TFDS data directory, local or gs:// (default: "
+                 "~/tensorflow_datasets)")
+  b.add_argument("--manual-dir", help="taskonomy only: the downloaded files (either layout); "
+                 "a local path or a URL epath reads (gs://, s3://, file://)")
   b.add_argument("--resolution", type=int,
                  help="taskonomy only: image side of the files (default 512, the release's)")
-  b.add_argument("--beam-runner", choices=["direct"],
-                 help="taskonomy only: generate with Apache Beam's DirectRunner (for other "
-                      "runners build the builder with use_beam and DownloadConfig(beam_runner=...))")
+  b.add_argument("--beam-pipeline-options", metavar="FLAGS",
+                 help="taskonomy only: generate with Apache Beam, these pipeline options (one "
+                      "string, shell syntax), e.g. \"--runner=DataflowRunner --project=p "
+                      "--region=us-central1 --temp_location=gs://b/tmp\" or \"--direct_num_"
+                      "workers=8 --direct_running_mode=multi_processing\" (default runner: "
+                      "DirectRunner)")
+  b.add_argument("--beam-runner", choices=sorted(beam_options.RUNNERS),
+                 help="taskonomy only: short for --beam-pipeline-options --runner=DirectRunner")
   b.set_defaults(run=_run_build)
 
   e = dsub.add_parser("export", help="write synthetic views as the real dataset's files")
@@ -66,28 +77,37 @@ def _run_build(args: argparse.Namespace) -> int:
   if args.dataset == "taskonomy" and not args.manual_dir:
     raise ValueError("the real dataset is read from --manual-dir (see "
                      "data_builders/taskonomy/README.md for the download)")
-  if args.manual_dir:
-    layout_lib.detect_layout(args.manual_dir)  # a clear LayoutError before TFDS starts
+  # file:// URLs as local paths (epath and TFDS have no file scheme); gs:// etc. pass as given.
+  manual_dir = os.fspath(files_lib.as_epath(args.manual_dir)) if args.manual_dir else None
+  data_dir = os.fspath(files_lib.as_epath(args.data_dir)) if args.data_dir else None
+  beam = args.beam_runner or args.beam_pipeline_options is not None
+  if beam and args.dataset != "taskonomy":
+    raise ValueError("--beam-pipeline-options and --beam-runner apply to the real dataset "
+                     "(taskonomy) only; the synthetic one renders in one process")
+  options = _beam_options(args) if beam else None  # bad flags: an error before any listing
+  if manual_dir:
+    layout_lib.detect_layout(manual_dir)  # a clear LayoutError before TFDS starts
   kwargs: dict = {"config": args.config} if args.config else {}
-  if args.beam_runner or args.resolution:
+  if beam or args.resolution:
     if args.dataset != "taskonomy":
-      raise ValueError("--beam-runner and --resolution apply to the real dataset (taskonomy) "
-                       "only; synthetic resolutions are configs (r32_mini, r64, r256, ...)")
+      raise ValueError("--resolution applies to the real dataset (taskonomy) only; synthetic "
+                       "resolutions are configs (r32_mini, r64, r256, ...)")
     name = args.config or cls.DEFAULT_CONFIG_NAME
     config = next(c for c in cls.BUILDER_CONFIGS if c.name == name)
     if args.resolution:  # another resolution is another dataset: name it so
       config = dataclasses.replace(config, name=f"{name}_{args.resolution}px",
                                    resolution=args.resolution)
-    kwargs["config"] = dataclasses.replace(config, use_beam=bool(args.beam_runner))
-  if args.data_dir:
-    kwargs["data_dir"] = args.data_dir
+    kwargs["config"] = dataclasses.replace(config, use_beam=beam)
+  if data_dir:
+    kwargs["data_dir"] = data_dir
   builder = cls(**kwargs)
-  dl = {}
-  if args.manual_dir:
-    dl["manual_dir"] = args.manual_dir
-  if args.beam_runner:
-    import apache_beam as beam
-    dl["beam_runner"] = beam.runners.DirectRunner()
+  dl: dict = {}
+  if manual_dir:
+    dl["manual_dir"] = manual_dir
+  if options is not None:
+    # Options only, no runner object: Beam picks the runner from --runner (default DirectRunner)
+    # and TFDS then builds no PipelineOptions of its own from sys.argv.
+    dl["beam_options"] = options
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig(**dl))
   splits = {k: v.num_examples for k, v in builder.info.splits.items()}
   reports = builder.info.metadata.get("skipped", {}) if builder.info.metadata else {}
@@ -98,6 +118,20 @@ def _run_build(args: argparse.Namespace) -> int:
     summary["ignored"] = {k: v.get("num_ignored", 0) for k, v in reports.items()}
   print(json.dumps(summary, indent=1))
   return 0
+
+
+def _beam_options(args: argparse.Namespace) -> object:
+  """The PipelineOptions of --beam-pipeline-options and --beam-runner (checked)."""
+  flags = beam_options.split(args.beam_pipeline_options or "")
+  if args.beam_runner:
+    runner = beam_options.RUNNERS[args.beam_runner]
+    given = [f for f in flags if f.split("=", 1)[0] == "--runner"]
+    if given:
+      raise beam_options.BeamOptionsError(
+          f"--beam-runner {args.beam_runner} and --beam-pipeline-options {' '.join(given)} both "
+          "name a runner; give it once, in --beam-pipeline-options")
+    flags = [f"--runner={runner}", *flags]
+  return beam_options.pipeline_options(flags)
 
 
 def _run_export(args: argparse.Namespace) -> int:

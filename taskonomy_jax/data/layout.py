@@ -12,6 +12,11 @@ header/CRC and size, then its image data decoded as the build will decode it, `.
 point_info JSON and keys) and returns the good views and a report of every skipped view and why,
 and of every file in the scanned folders that is not a view's file (stray files, names that are
 not UTF-8). `write_view(...)` writes one view in either layout, atomically per file.
+
+The root may be any path `etils.epath` reads (a local folder, gs://, s3://, a file:// URL): the
+index is built from one listing per folder (`Path.walk`, no stat per file), and
+`scan(..., check=False)` stops there, reading no file, for a Beam build whose workers check and
+read each view themselves (`read_checked_view`).
 """
 
 from __future__ import annotations
@@ -22,7 +27,6 @@ import dataclasses
 import io
 import json
 import os
-import pathlib
 import re
 import struct
 import zlib
@@ -30,6 +34,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 import numpy as np
+from etils import epath
 from PIL import Image
 from tqdm import tqdm
 
@@ -49,6 +54,7 @@ REQUIRED_POINT_INFO_KEYS = ("camera_location", "camera_rotation_final", "field_o
 # every file); the counts by reason cover them all.
 MAX_LISTED_IGNORED = 1000
 _WRONG_SIZE_RE = re.compile(r"^wrong_size:[^:]+: (\d+x\d+),")
+_BUFFER_RE = re.compile(r"<_io\.BytesIO object at 0x[0-9a-f]+>")
 
 
 class LayoutError(ValueError):
@@ -83,11 +89,18 @@ class ScanResult:
 
   layout: Layout
   views: list[ViewKey]
-  files: dict[ViewKey, dict[str, pathlib.Path]]
+  files: dict[ViewKey, dict[str, epath.Path]]
   skipped: dict[str, str]
   missing_buildings: list[str]
   mismatched_buildings: dict[str, dict[str, int]]
   ignored: dict[str, str] = dataclasses.field(default_factory=dict)
+
+  def skip(self, skipped: Mapping[str, str]) -> None:
+    """Moves the views named in `skipped` (view as text -> reason) from `views` to `skipped`:
+    the reasons a reader found where it read the views (`read_checked_view`)."""
+    self.views = [k for k in self.views if str(k) not in skipped]
+    self.files = {k: v for k, v in self.files.items() if str(k) not in skipped}
+    self.skipped.update(skipped)
 
   def wrong_sizes(self) -> dict[str, int]:
     """Image size (`WxH`) -> number of views skipped as `wrong_size` with it."""
@@ -117,9 +130,10 @@ def _domain_dir_name(layout: Layout, domain: str) -> str:
   return POINT_INFO_DIRS[layout][0] if domain == "point_info" else domain
 
 
-def path_for(root: os.PathLike, layout: Layout, key: ViewKey, domain: str) -> pathlib.Path:
+def path_for(root: str | os.PathLike, layout: Layout, key: ViewKey, domain: str
+             ) -> epath.Path:
   """Where a view's file of `domain` lives in `layout`."""
-  root = pathlib.Path(root)
+  root = files_lib.as_epath(root)
   folder = _domain_dir_name(layout, domain)
   file_domain = POINT_INFO_DIRS[layout][1] if domain == "point_info" else domain
   name = f"point_{key.point}_view_{key.view}_domain_{file_domain}.{enc.get(domain).kind}"
@@ -142,51 +156,69 @@ def _decodable(name: str) -> bool:
   return True
 
 
-def _shown(path: pathlib.Path, root: pathlib.Path) -> str:
+def _entries(folder: epath.Path) -> tuple[list[str], list[str]] | None:
+  """(folder names, file names) in `folder`, sorted, from one listing; None if it is not a
+  folder. Why `walk`: on an object store it lists names and kinds in one request, where
+  `iterdir` + `is_dir` would cost a request per file (millions for the full release)."""
+  top = next(folder.walk(), None)
+  if top is None:
+    return None
+  return sorted(top[1]), sorted(top[2])
+
+
+def _subdirs(folder: epath.Path) -> list[str]:
+  return (_entries(folder) or ([], []))[0]
+
+
+def _shown(path: epath.Path, root: epath.Path) -> str:
   """`path` relative to `root`, printable: bytes that are not UTF-8 written as `\\xNN`."""
   return os.fsencode(path.relative_to(root)).decode("utf-8", "backslashreplace")
 
 
-def detect_layout(root: os.PathLike) -> Layout:
-  """Which layout `root` is in.
+def detect_layout(root: str | os.PathLike) -> Layout:
+  """Which layout `root` (a local path or a URL epath reads) is in.
 
   Raises:
     LayoutError: `root` is missing, or in neither layout; the message lists what is there.
   """
-  root = pathlib.Path(root)
-  if not root.is_dir():
+  root = files_lib.as_epath(root)
+  top = _entries(root)
+  if top is None:
     raise LayoutError(f"manual directory {root} does not exist or is not a directory")
-  subdirs = sorted(p for p in root.iterdir() if p.is_dir())
-  if any(_known_dir(p.name) and any(q.is_dir() for q in p.iterdir()) for p in subdirs):
+  subdirs = {name: _subdirs(root / name) for name in top[0]}
+  if any(_known_dir(name) and inner for name, inner in subdirs.items()):
     return "domain"
-  if any(any(_known_dir(q.name) for q in p.iterdir() if q.is_dir()) for p in subdirs):
+  if any(any(_known_dir(q) for q in inner) for inner in subdirs.values()):
     return "building"
-  seen = ", ".join(p.name for p in subdirs[:8]) or "no folders"
+  seen = ", ".join(list(subdirs)[:8]) or "no folders"
   raise LayoutError(
       f"{root} is in neither Taskonomy layout: expected {{building}}/{{domain}}/point_*_view_*_"
       f"domain_*.png (original release) or {{domain}}/{{building}}/point_*... (omnidata); "
       f"found {seen}. Known domain folders: {', '.join(sorted(enc.ENCODINGS))}, points.")
 
 
-def _list_dir(layout: Layout, root: pathlib.Path, building: str, domain: str,
-              ignored: dict[str, str] | None = None) -> dict[tuple[int, int], pathlib.Path]:
+def _list_dir(layout: Layout, root: epath.Path, building: str, domain: str,
+              ignored: dict[str, str] | None = None) -> dict[tuple[int, int], epath.Path]:
   """(point, view) -> file of `domain` in `building`; anything else found there is added to
   `ignored` with the reason."""
   folders = [_domain_dir_name(layout, domain)]
   if domain == "point_info":  # accept either folder name in either layout
     folders = list(dict.fromkeys([folders[0], "points", "point_info"]))
-  out: dict[tuple[int, int], pathlib.Path] = {}
+  out: dict[tuple[int, int], epath.Path] = {}
   notes: dict[str, str] = {}
   for folder in folders:
     d = root / building / folder if layout == "building" else root / folder / building
-    if not d.is_dir():
+    entries = _entries(d)
+    if entries is None:
       continue
-    for p in d.iterdir():
+    dirs, names = entries
+    for name in dirs:
+      notes[_shown(d / name, root)] = (f"stray_folder: a folder inside the {folder} folder"
+                                       if _decodable(name) else "undecodable_name: not UTF-8")
+    for name in names:
+      p = d / name
       if not _decodable(p.name):
         notes[_shown(p, root)] = "undecodable_name: not UTF-8"
-        continue
-      if p.is_dir():
-        notes[_shown(p, root)] = f"stray_folder: a folder inside the {folder} folder"
         continue
       try:
         point, view, file_domain = enc.parse_filename(p.name)
@@ -203,19 +235,19 @@ def _list_dir(layout: Layout, root: pathlib.Path, building: str, domain: str,
   return out
 
 
-def _building_dirs(root: pathlib.Path, layout: Layout) -> list[pathlib.Path]:
+def _building_dirs(root: epath.Path, layout: Layout) -> list[epath.Path]:
   """Every building folder (in the domain layout, one per domain folder holding it)."""
   if layout == "building":
-    return [p for p in root.iterdir()
-            if p.is_dir() and any(_known_dir(q.name) for q in p.iterdir() if q.is_dir())]
-  return [q for p in root.iterdir() if p.is_dir() and _known_dir(p.name)
-          for q in p.iterdir() if q.is_dir()]
+    return [root / name for name in _subdirs(root)
+            if any(_known_dir(q) for q in _subdirs(root / name))]
+  return [root / name / b for name in _subdirs(root) if _known_dir(name)
+          for b in _subdirs(root / name)]
 
 
-def list_buildings(root: os.PathLike, layout: Layout) -> list[str]:
+def list_buildings(root: str | os.PathLike, layout: Layout) -> list[str]:
   """Every building that has at least one domain folder (names that are not UTF-8 left out:
   `scan` reports them)."""
-  return sorted({p.name for p in _building_dirs(pathlib.Path(root), layout)
+  return sorted({p.name for p in _building_dirs(files_lib.as_epath(root), layout)
                  if _decodable(p.name)})
 
 
@@ -281,20 +313,26 @@ def check_png_data(data: bytes) -> None:
       raise enc.EncodingError("a row with an unknown filter type (PNG defines 0-4)")
 
 
-def check_file(path: pathlib.Path, domain: str, resolution: int | None) -> str | None:
-  """Cheap validity check of one file; None if good, else the reason (`reason: detail`)."""
-  kind = enc.get(domain).kind
+def check_file(path: str | os.PathLike, domain: str, resolution: int | None) -> str | None:
+  """Validity check of one file; None if good, else the reason (`reason: detail`)."""
   try:
-    data = path.read_bytes()
+    data = files_lib.as_epath(path).read_bytes()
   except OSError as e:
     return f"unreadable:{domain}: {e}"
+  return check_bytes(data, domain, resolution)
+
+
+def check_bytes(data: bytes, domain: str, resolution: int | None) -> str | None:
+  """`check_file` on a file's bytes already read."""
+  kind = enc.get(domain).kind
   if kind == "png":
     try:
       with Image.open(io.BytesIO(data)) as im:
         size = im.size
         im.verify()  # chunk CRCs and structure, without decoding pixels
     except Exception as e:  # PIL raises many types for broken files
-      return f"corrupt_png:{domain}: {type(e).__name__}: {e}"
+      # Without the buffer's address Pillow names: the same file gives the same report.
+      return f"corrupt_png:{domain}: {type(e).__name__}: {_BUFFER_RE.sub('bytes', str(e))}"
     if resolution is not None and size != (resolution, resolution):
       return f"wrong_size:{domain}: {size[0]}x{size[1]}, expected {resolution}x{resolution}"
     # Decoded here as the build will decode it: a file that passes the cheap checks above but
@@ -322,9 +360,10 @@ def check_file(path: pathlib.Path, domain: str, resolution: int | None) -> str |
   return None
 
 
-def scan(root: os.PathLike, domains: Sequence[str], buildings: Iterable[str] | None = None,
-         *, resolution: int | None = None, layout: Layout | None = None,
-         num_threads: int = 8, progress: bool = True) -> ScanResult:
+def scan(root: str | os.PathLike, domains: Sequence[str],
+         buildings: Iterable[str] | None = None, *, resolution: int | None = None,
+         layout: Layout | None = None, num_threads: int = 8, progress: bool = True,
+         check: bool = True) -> ScanResult:
   """Indexes and checks the views of `buildings` (default: all) for `domains` under `root`.
 
   A view is kept only if every requested domain has a good file for it; otherwise it is skipped
@@ -332,8 +371,12 @@ def scan(root: os.PathLike, domains: Sequence[str], buildings: Iterable[str] | N
   `wrong_size:{domain}: ...`, `corrupt_npy:{domain}: ...`). Entries of the scanned folders that
   are no view's file are listed in `ignored` (`stray_file: ...`, `stray_folder: ...`,
   `undecodable_name: ...`).
+
+  With `check=False` only the listing is done (no file is opened): the views with a file for
+  every domain are returned unchecked, for a reader that checks each view where it reads it
+  (`read_checked_view`) and adds its skips to the result with `skip`.
   """
-  root = pathlib.Path(root)
+  root = files_lib.as_epath(root)
   for d in domains:
     enc.get(d)  # unknown domain: clear error
   layout = layout or detect_layout(root)
@@ -342,7 +385,7 @@ def scan(root: os.PathLike, domains: Sequence[str], buildings: Iterable[str] | N
   present = set(list_buildings(root, layout))
   wanted = sorted(present) if buildings is None else list(buildings)
   missing_buildings = [b for b in wanted if b not in present]
-  files: dict[ViewKey, dict[str, pathlib.Path]] = {}
+  files: dict[ViewKey, dict[str, epath.Path]] = {}
   skipped: dict[str, str] = {}
   mismatched: dict[str, dict[str, int]] = {}
   for building in (b for b in wanted if b in present):
@@ -359,16 +402,16 @@ def scan(root: os.PathLike, domains: Sequence[str], buildings: Iterable[str] | N
       else:
         files[key] = {d: listing[d][(point, view)] for d in domains}
 
-  def check(key: ViewKey) -> tuple[ViewKey, str | None]:
+  def check_view(key: ViewKey) -> tuple[ViewKey, str | None]:
     for d, path in files[key].items():
       reason = check_file(path, d, resolution)
       if reason:
         return key, reason
     return key, None
 
-  keys = sorted(files)
+  keys = sorted(files) if check else []
   with concurrent.futures.ThreadPoolExecutor(max(1, num_threads)) as pool:
-    results = list(tqdm(pool.map(check, keys), total=len(keys), disable=not progress,
+    results = list(tqdm(pool.map(check_view, keys), total=len(keys), disable=not progress,
                         desc=f"checking views in {root.name}", leave=False))
   for key, reason in results:
     if reason:
@@ -378,19 +421,36 @@ def scan(root: os.PathLike, domains: Sequence[str], buildings: Iterable[str] | N
                     ignored)
 
 
-def read_view(files: Mapping[str, pathlib.Path]) -> dict[str, Any]:
+def read_view(files: Mapping[str, str | os.PathLike]) -> dict[str, Any]:
   """A view's files -> domain -> stored form (validated: raises EncodingError if bad)."""
   out = {}
   for domain, path in files.items():
     try:
-      out[domain] = enc.read_stored(domain, path.read_bytes())
+      out[domain] = enc.read_stored(domain, files_lib.as_epath(path).read_bytes())
     except enc.EncodingError as e:
       raise enc.EncodingError(f"{path}: {e}") from e
   return out
 
 
+def read_checked_view(files: Mapping[str, str | os.PathLike], resolution: int | None
+                      ) -> tuple[str | None, dict[str, Any] | None]:
+  """(None, domain -> stored form) for a good view, (the reason `scan` would give, None) for a
+  bad one; each file is read once. What a Beam worker runs on a view `scan(check=False)`
+  listed, so that the driver opens no file."""
+  data = {}
+  for domain, path in files.items():
+    try:
+      data[domain] = files_lib.as_epath(path).read_bytes()
+    except OSError as e:
+      return f"unreadable:{domain}: {e}", None
+    reason = check_bytes(data[domain], domain, resolution)
+    if reason:
+      return reason, None
+  return None, {d: enc.read_stored(d, b) for d, b in data.items()}
+
+
 def write_view(root: os.PathLike, layout: Layout, key: ViewKey, stored: Mapping[str, Any]
-               ) -> list[pathlib.Path]:
+               ) -> list[epath.Path]:
   """Writes one view's stored domains as the released dataset's files; returns the paths."""
   if layout not in LAYOUTS:
     raise ValueError(f"unknown layout {layout!r}; accepted: {', '.join(LAYOUTS)}")
