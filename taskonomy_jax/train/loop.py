@@ -140,9 +140,10 @@ class LoopConfig:
   num_devices: int | None = None  # None: all devices (of this process, with local_devices)
   fsdp: bool = False
   progress: bool = True
-  # Train on this process's devices alone, on all of the data, checkpointing without waiting on
-  # other processes: one of many networks a multi-process run trains side by side (task bank,
-  # transfer units). False: one network over every process's devices.
+  # Train on this process's devices alone, on all of the data: one of many networks processes
+  # train side by side (task bank, transfer units; train/workers.py). False: one network over
+  # every process's devices. (Orbax 0.12 cannot checkpoint such a network inside a
+  # jax.distributed job, so those processes do not join one.)
   local_devices: bool = False
   # K > 0: the state stacks K copies of a model on its leading axis (transfer readouts); they
   # are split over the mesh's devices (K a multiple of them) and the batch is replicated
@@ -253,8 +254,7 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
   rng = jax.random.key(cfg.seed)
 
   data_iter = batched_iterator(data, local_batch, cfg.seed, split_by_process=split)
-  mngr = checkpoint.manager(workdir, cfg.checkpoint_every, cfg.keep_checkpoints,
-                            local=cfg.local_devices)
+  mngr = checkpoint.manager(workdir, cfg.checkpoint_every, cfg.keep_checkpoints)
   if mngr.latest_step() is not None:
     abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
                                abstract, state_sh)

@@ -10,26 +10,20 @@ other layout, `stacked_shardings`: every (K, ...) leaf is split along K over the
 since every copy reads the same examples.
 
 A mesh is global (every process's devices: one network trained by all processes) or local
-(`make_mesh(local=True)`: this process's devices only), for multi-process runs where each
-process trains its own networks (task bank, transfer units) and never waits on the others'
-devices.
+(`make_mesh(local=True)`: this process's devices only), for networks a process trains alone
+(task bank, transfer units divided among processes: train/workers.py).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
-
-from taskonomy_jax import workdir_lock
-
-T = TypeVar("T")
 
 DATA_AXIS = "data"
 
@@ -39,8 +33,7 @@ def maybe_initialize_distributed(enabled: bool) -> None:
 
   On TPU VMs and SLURM/Open MPI clusters jax discovers the coordinator itself; elsewhere set
   JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID (see BUILD_NOTES.md, "Running at
-  paper scale: TPU VMs and GPUs"). Each process then locks the workdir under its own name
-  (`workdir_lock.set_process_index`): the processes of one run share the workdir.
+  paper scale: TPU VMs and GPUs").
   """
   if enabled and not jax.distributed.is_initialized():
     kwargs = {}
@@ -49,23 +42,6 @@ def maybe_initialize_distributed(enabled: bool) -> None:
                     num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                     process_id=int(os.environ["JAX_PROCESS_ID"]))
     jax.distributed.initialize(**kwargs)
-  if enabled:
-    workdir_lock.set_process_index(jax.process_index())
-
-
-def barrier(name: str) -> None:
-  """Waits until every process reaches `name` (no-op in a single-process run).
-
-  `multihost_utils.sync_global_devices`: a tiny all-reduce over every device (gloo between CPU
-  processes, jax's default `jax_cpu_collectives_implementation`)."""
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices(name)
-
-
-def my_share(items: Sequence[T]) -> list[T]:
-  """This process's items of a work list: every `process_count`-th from `process_index`
-  (round robin: neighbouring items, often of similar cost, go to different processes)."""
-  return list(items)[jax.process_index()::jax.process_count()]
 
 
 def make_mesh(num_devices: int | None = None, local: bool = False) -> Mesh:
