@@ -22,7 +22,7 @@ import pytest
 
 from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.train import checkpoint
+from taskonomy_jax.train import checkpoint, workers
 from taskonomy_jax.transfer import pipeline, stages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -154,3 +154,25 @@ def test_a_killed_process_is_rerun_and_the_run_resumes(reference, tmp_path):
   assert {p: p.stat().st_mtime_ns for p in banks} == stamps  # finished networks: skipped
   _assert_same_bank(reference, tmp_path)
   _assert_same_affinities(reference, tmp_path)
+
+
+def test_work_group_shares_and_part_bounds(monkeypatch):
+  assert workers.work_group(False) == workers.WorkGroup(0, 1)
+  for var in ("JAX_PROCESS_ID", "JAX_NUM_PROCESSES", "SLURM_PROCID", "SLURM_NTASKS"):
+    monkeypatch.delenv(var, raising=False)
+  with pytest.raises(ValueError, match="JAX_PROCESS_ID"):
+    workers.work_group(True)
+  monkeypatch.setenv("SLURM_PROCID", "3")
+  monkeypatch.setenv("SLURM_NTASKS", "2")
+  with pytest.raises(ValueError, match="not in"):
+    workers.work_group(True)
+  shares = [workers.WorkGroup(i, 3).share(range(7)) for i in range(3)]
+  assert shares == [[0, 3, 6], [1, 4], [2, 5]]
+  # Contiguous slices, sizes within one of each other, covering the group in order.
+  assert pipeline.part_bounds(7, 3) == [(0, 2), (2, 5), (5, 7)]
+  assert pipeline.part_bounds(1, 2) == [(0, 0), (0, 1)]
+
+
+def test_wait_for_times_out():
+  with pytest.raises(TimeoutError, match="never"):
+    workers.wait_for(lambda: False, "never", timeout=0.1)

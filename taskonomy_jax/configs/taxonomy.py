@@ -114,8 +114,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.targets = size["targets"]
   # Sources: every task network of the bank (= the targets) plus random projection.
   c.extra_sources = ("random",)
-  # Join jax.distributed (JAX_COORDINATOR_ADDRESS, ... or TPU/SLURM discovery): each process
-  # trains its share of the task bank and of every transfer group on its own devices.
+  # One of several processes (JAX_PROCESS_ID/JAX_NUM_PROCESSES or SLURM_PROCID/SLURM_NTASKS,
+  # taskonomy_jax/train/workers.py) on a shared workdir: each trains its share of the task bank
+  # and of every transfer group on its own devices; process 0 joins the results.
   c.multihost = False
 
   c.data = ml_collections.ConfigDict()

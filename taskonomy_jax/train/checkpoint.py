@@ -23,25 +23,12 @@ from absl import logging as absl_logging
 CHECKPOINT_DIR = "checkpoints"
 
 
-def this_process_only() -> ocp.options.MultiprocessingOptions:
-  """Orbax options for checkpoints one process writes and reads alone (a network trained on a
-  local mesh in a multi-process run): orbax otherwise waits at a barrier of every process on
-  each save and restore, i.e. on the other processes' unrelated networks."""
-  me = jax.process_index()
-  return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me})
-
-
-def manager(workdir: str, save_every: int, keep: int,
-            local: bool = False) -> ocp.CheckpointManager:
-  """A manager saving every `save_every` steps and keeping the last `keep`; with `local`, for
-  this process alone (`this_process_only`)."""
+def manager(workdir: str, save_every: int, keep: int) -> ocp.CheckpointManager:
+  """A manager saving every `save_every` steps and keeping the last `keep`."""
   if save_every <= 0 or keep <= 0:
     raise ValueError(f"checkpoint save_every ({save_every}) and keep ({keep}) must be positive")
   path = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
-  extra = {"multiprocessing_options": this_process_only()} \
-      if local and jax.process_count() > 1 else {}
-  options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep,
-                                         **extra)
+  options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep)
   return ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
 
 
@@ -61,7 +48,7 @@ def save_variables(workdir: str, variables: Any, step: int = 0) -> str:
   The one writer of variables that did not come out of the loop: random projection's untrained
   encoder, converted visualpriors weights.
   """
-  mngr = manager(workdir, save_every=1, keep=1, local=True)
+  mngr = manager(workdir, save_every=1, keep=1)
   state = {"step": np.asarray(step, np.int32), "params": variables["params"],
            "batch_stats": variables.get("batch_stats", {})}
   save(mngr, step, state, None, force=True)
@@ -101,11 +88,9 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
   if os.path.isdir(os.path.join(path, CHECKPOINT_DIR)):
     path = os.path.join(path, CHECKPOINT_DIR)
   if not os.path.isdir(os.path.join(path, "state")):
-    # Reads onto this process's device: no barrier with the others.
-    extra = {"multiprocessing_options": this_process_only()} if jax.process_count() > 1 else {}
-    options = ocp.CheckpointManagerOptions(read_only=True, **extra)
     with _orbax_warnings_off():
-      mngr = ocp.CheckpointManager(path, item_names=("state", "data"), options=options)
+      mngr = ocp.CheckpointManager(path, item_names=("state", "data"),
+                                   options=ocp.CheckpointManagerOptions(read_only=True))
     steps = list(mngr.all_steps())
     step = mngr.latest_step() if step is None else step
     if step is None:
@@ -136,8 +121,7 @@ def _orbax_warnings_off() -> Iterator[None]:
 def _restore_on_this_host(path: str) -> Any:
   """A saved pytree with every array on this process's first device, whatever mesh saved it
   (orbax refuses a plain restore on another topology, e.g. 8 devices' checkpoint on a laptop)."""
-  ckptr = ocp.StandardCheckpointer(**(
-      {"multiprocessing_options": this_process_only()} if jax.process_count() > 1 else {}))
+  ckptr = ocp.StandardCheckpointer()
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                         ckptr.metadata(path).item_metadata)

@@ -8,12 +8,15 @@ into the shared workdir, each unit atomically and with a completion marker. Proc
 waiting for those markers (`wait_for`), never on a message: a rerun after a process died sees
 exactly what finished, and a barrier cannot pass on a stale file of an earlier attempt.
 
-Why not jax.distributed: orbax 0.12 checkpoints every array of a jax.distributed job as part
-of one global checkpoint; a network on one process's devices is refused ("host local
-jax.Array"), and with `active_processes` set to that process alone its saves collided with the
-other processes' on coordination-service keys or lost their metadata (tried; BUILD_NOTES.md).
-One network trained by all processes (`taskonomy train --set multihost=True`) still joins
-jax.distributed (train/sharding.py).
+Why not jax.distributed: orbax 0.12.8 treats every checkpoint of a jax.distributed job as one
+global checkpoint. A network on one process's devices is refused ("Cannot serialize host local
+jax.Array"); saved from host memory with `MultiprocessingOptions(active_processes={me})`, two
+processes' async saves collided on coordination-service keys (both number their operations
+from 0), and with those keys prefixed per process, a save by process 1 lost its array metadata
+(orbax leaves parts of it to process 0) -- all tried on the tiny taxonomy, two processes. The
+processes need no collective anyway: nothing is reduced across networks. One network trained
+by all processes (`taskonomy train --set multihost=True`) still joins jax.distributed
+(train/sharding.py).
 
 The process's place comes from the launcher: JAX_PROCESS_ID / JAX_NUM_PROCESSES (the variables
 `sharding.maybe_initialize_distributed` reads), or SLURM_PROCID / SLURM_NTASKS under srun.
