@@ -28,6 +28,9 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 LOCK_NAME = ".lock"
+# This process's index in a multi-process run (`set_process_index`): process i > 0 locks
+# `.lock.<i>`, so the processes of one run share a workdir while a second run is still refused.
+_PROCESS_INDEX = 0
 _F = TypeVar("_F", bound=Callable[..., Any])
 # realpath of the workdir -> how many nested holds this process has on it.
 _HELD: dict[str, int] = {}
@@ -79,6 +82,16 @@ def _open_locked(lock_path: pathlib.Path) -> int | None:
     os.close(fd)
 
 
+def set_process_index(index: int) -> None:
+  """Called once a process has joined a multi-process run (train/sharding.py)."""
+  global _PROCESS_INDEX
+  _PROCESS_INDEX = int(index)
+
+
+def lock_name() -> str:
+  return LOCK_NAME if _PROCESS_INDEX == 0 else f"{LOCK_NAME}.{_PROCESS_INDEX}"
+
+
 @contextlib.contextmanager
 def hold(workdir: str | os.PathLike) -> Iterator[pathlib.Path]:
   """Holds the exclusive lock on `workdir` (created if missing) for the `with` block.
@@ -102,7 +115,7 @@ def hold(workdir: str | os.PathLike) -> Iterator[pathlib.Path]:
   # The folders this call creates (the workdir and missing parents), deepest first.
   created = [d for d in (workdir, *workdir.parents) if not d.exists()]
   workdir.mkdir(parents=True, exist_ok=True)
-  lock_path = workdir / LOCK_NAME
+  lock_path = workdir / lock_name()
   fd = _open_locked(lock_path)
   if fd is None:
     raise WorkdirBusyError(
@@ -117,7 +130,7 @@ def hold(workdir: str | os.PathLike) -> Iterator[pathlib.Path]:
   finally:
     del _HELD[key]
     with contextlib.suppress(OSError):
-      if created and [p.name for p in workdir.iterdir()] == [LOCK_NAME]:
+      if created and [p.name for p in workdir.iterdir()] == [lock_path.name]:
         # Unlinked while still locked, so a process that opened it meanwhile sees the inode
         # change and retries (`_open_locked`).
         lock_path.unlink()

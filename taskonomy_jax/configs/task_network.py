@@ -106,5 +106,8 @@ def get_config(arg: str = "paper") -> ml_collections.ConfigDict:
   c.data.num_train = size["num_train"]
   c.data.num_eval = size["num_eval"]
 
-  c.multihost = False  # call jax.distributed.initialize() (TPU VM pods, multi-node GPU)
+  # `taskonomy train`: call jax.distributed.initialize(), one network over every process's
+  # devices (TPU VM pods, multi-node GPU). `taskonomy taskbank train`: the processes divide the
+  # tasks, each training its own on its own devices (taskonomy_jax/train/workers.py).
+  c.multihost = False
   return c

@@ -114,6 +114,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.targets = size["targets"]
   # Sources: every task network of the bank (= the targets) plus random projection.
   c.extra_sources = ("random",)
+  # One of several processes (JAX_PROCESS_ID/JAX_NUM_PROCESSES or SLURM_PROCID/SLURM_NTASKS,
+  # taskonomy_jax/train/workers.py) on a shared workdir: each trains its share of the task bank
+  # and of every transfer group on its own devices; process 0 joins the results.
+  c.multihost = False
 
   c.data = ml_collections.ConfigDict()
   c.data.name = f"taxonomy_{arg}"
@@ -185,6 +189,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # The paper anneals the transfers' learning rate earlier than the task networks'.
   c.transfer.learning_rate = _follows(c.optimizer, "learning_rate")
   c.transfer.decay_at = (0.5, 0.8)
+  # Each stacked group's K readouts split over the devices (ceil(K/D) each, the batch
+  # replicated; train/sharding.py); False: data parallel over the devices, as on 1 CPU device.
+  c.transfer.shard_readouts = False
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
   c.scratch.num_steps = size["scratch_steps"]

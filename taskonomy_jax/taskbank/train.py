@@ -29,7 +29,7 @@ import tqdm
 
 from taskonomy_jax import files, models, tasks, workdir_lock
 from taskonomy_jax.taskbank import data as data_lib
-from taskonomy_jax.train import checkpoint, loop
+from taskonomy_jax.train import checkpoint, loop, workers
 from taskonomy_jax.train import task as train_task
 
 BANK_FILE = "bank.json"
@@ -121,7 +121,7 @@ def done_record(workdir: str, task: str) -> dict[str, Any] | None:
   return files.read_json(os.path.join(workdir, task, DONE_FILE))
 
 
-def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
+def _check_bank_file(config: ml_collections.ConfigDict, workdir: str, write: bool = True) -> None:
   path = os.path.join(workdir, BANK_FILE)
   new = json.loads(config.to_json())
   old = files.read_json(path)
@@ -138,7 +138,8 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str) -> None:
     if diff:
       raise ValueError(f"{workdir} holds a task bank trained with other {', '.join(diff)}; "
                        "use a new --workdir or the same config to resume")
-  files.write_json_atomic(path, new)
+  if write:
+    files.write_json_atomic(path, new)
 
 
 def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
@@ -179,20 +180,47 @@ def _with_target_stats(config: ml_collections.ConfigDict,
   return config
 
 
-@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str, dict]:
   """Trains (or resumes) every task of `config` under `workdir`; returns {task: done record}.
+
+  With `config.multihost`, this process is one of several (train/workers.py) and trains its
+  share of the tasks (round robin in registry order) on its own devices (`train.local_devices`):
+  the networks are the ones one process trains (same seeds, same data, whole batches).
+  Process 0 writes bank.json; every process returns once all tasks are done (their done.json
+  written), with every task's record.
 
   Raises:
     ValueError: the workdir holds a bank with other settings; a bad config (see train_task).
   """
+  group = workers.work_group(bool(config.get("multihost", False)))
+  return _train_tasks(config, workdir, group)
+
+
+@workdir_lock.locked  # a second run on the workdir is refused, naming the first
+def _train_tasks(config: ml_collections.ConfigDict, workdir: str,
+                 group: workers.WorkGroup) -> dict[str, dict]:
   data_lib.register()  # config.data.name: the TFDS datasets
   names = task_names(config)
   check_per_task(config)
   os.makedirs(workdir, exist_ok=True)
-  _check_bank_file(config, workdir)
+  multi = group.count > 1
+  if group.is_first:  # the one writer of bank.json
+    _check_bank_file(config, workdir)
+  else:  # a bank.json of an earlier run may be there: the one process 0 checks is waited for
+    workers.wait_for(lambda: files.read_json(os.path.join(workdir, BANK_FILE)) ==
+                     json.loads(config.to_json()), "process 0's bank.json")
+    _check_bank_file(config, workdir, write=False)
   if config.get("compilation_cache", False):
     enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
+  records = _train_share(config, workdir, group.share(names), multi)
+  workers.wait_for(lambda: all(is_done(workdir, n) for n in names),
+                   "the other processes' task networks")
+  return {n: records.get(n) or done_record(workdir, n) for n in names}
+
+
+def _train_share(config: ml_collections.ConfigDict, workdir: str, names: list[str],
+                 local: bool) -> dict[str, dict]:
+  """Trains `names` one after another (on this process's devices alone when `local`)."""
   records = {}
   bar = tqdm.tqdm(names, desc="task bank", unit="task",
                   disable=not config.train.get("progress", True))
@@ -209,7 +237,10 @@ def train_task_bank(config: ml_collections.ConfigDict, workdir: str) -> dict[str
       save_random_encoder(task_config(config, name), tdir)
       steps = 0
     else:
-      state = train_task.train_task(_with_target_stats(task_config(config, name), workdir), tdir)
+      task_cfg = _with_target_stats(task_config(config, name), workdir)
+      if local:  # the loop's choice of mesh: this process's devices, not the run's
+        task_cfg.train.local_devices = True
+      state = train_task.train_task(task_cfg, tdir)
       steps = int(state.step)
     # The task's own settings too: bank.json may later gain per_task entries for other tasks.
     records[name] = {"task": name, "steps": steps,

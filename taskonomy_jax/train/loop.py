@@ -136,9 +136,18 @@ class LoopConfig:
   # After the last step, BatchNorm statistics recomputed over this many training batches under
   # the final weights (0: keep the running averages gathered while the weights moved).
   bn_recompute_batches: int = 0
-  num_devices: int | None = None  # None: all devices
+  num_devices: int | None = None  # None: all devices (of this process, with local_devices)
   fsdp: bool = False
   progress: bool = True
+  # Train on this process's devices alone, on all of the data: one of many networks processes
+  # train side by side (task bank, transfer units; train/workers.py). False: one network over
+  # every process's devices. (Orbax 0.12 cannot checkpoint such a network inside a
+  # jax.distributed job, so those processes do not join one.)
+  local_devices: bool = False
+  # K > 0: the state stacks K copies of a model on its leading axis (transfer readouts); they
+  # are split over the mesh's devices (K a multiple of them) and the batch is replicated
+  # (`sharding.stacked_shardings`). 0: data parallel.
+  stack_size: int = 0
 
   @classmethod
   def from_config(cls, cfg: Mapping[str, Any]) -> LoopConfig:
@@ -162,10 +171,10 @@ def _read_options() -> grain.ReadOptions:
 
 
 def batched_iterator(data: grain.MapDataset, local_batch: int, seed: int, *, shuffle: bool = True,
-                     repeat: bool = True) -> grain.DatasetIterator:
-  """This process's examples, shuffled per epoch, batched: a checkpointable iterator that reads
-  at most `PREFETCH_BATCHES` batches ahead."""
-  ds = data[jax.process_index()::jax.process_count()]
+                     repeat: bool = True, split_by_process: bool = True) -> grain.DatasetIterator:
+  """This process's examples (all of them unless `split_by_process`), shuffled per epoch,
+  batched: a checkpointable iterator that reads at most `PREFETCH_BATCHES` batches ahead."""
+  ds = data[jax.process_index()::jax.process_count()] if split_by_process else data
   if len(ds) < local_batch:
     raise ValueError(f"this process has {len(ds)} examples, fewer than its batch of "
                      f"{local_batch}")
@@ -179,8 +188,8 @@ def batched_iterator(data: grain.MapDataset, local_batch: int, seed: int, *, shu
 class MetricsLog:
   """Scalars to TensorBoard event files and to `metrics.jsonl` (process 0 only)."""
 
-  def __init__(self, workdir: str):
-    self.active = jax.process_index() == 0
+  def __init__(self, workdir: str, active: bool | None = None):
+    self.active = jax.process_index() == 0 if active is None else active
     if not self.active:
       return
     # Imported here: tensorboardX imports torch wherever torch is installed (1.3 s a process
@@ -223,9 +232,13 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
     raise ValueError(f"num_steps must be positive, got {cfg.num_steps}")
   if cfg.bn_recompute_batches < 0:
     raise ValueError(f"bn_recompute_batches must be >= 0, got {cfg.bn_recompute_batches}")
-  mesh = sharding.make_mesh(cfg.num_devices)
-  sharding.check_batch_size(cfg.batch_size, mesh)
-  local_batch = cfg.batch_size // jax.process_count()
+  mesh = sharding.make_mesh(cfg.num_devices, local=cfg.local_devices)
+  # Each process reads a disjoint slice of every batch, unless the network is its own (local)
+  # or the batch is replicated (stacked copies): then it reads whole batches.
+  split = not (cfg.local_devices or cfg.stack_size)
+  if not cfg.stack_size:
+    sharding.check_batch_size(cfg.batch_size, mesh, None if split else 1)
+  local_batch = cfg.batch_size // jax.process_count() if split else cfg.batch_size
   os.makedirs(workdir, exist_ok=True)
 
   # State: initial values, laid out on the mesh by jit's out_shardings.
@@ -234,11 +247,15 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
     return TrainState(step=jnp.zeros((), jnp.int32), params=params,
                       batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params))
   abstract = jax.eval_shape(make_state, variables)
-  state_sh = sharding.state_shardings(abstract, mesh, cfg.fsdp)
-  batch_sh = sharding.batch_sharding(mesh)
+  if cfg.stack_size:
+    state_sh = sharding.stacked_shardings(abstract, mesh, cfg.stack_size)
+    batch_sh = sharding.replicated(mesh)
+  else:
+    state_sh = sharding.state_shardings(abstract, mesh, cfg.fsdp)
+    batch_sh = sharding.batch_sharding(mesh)
   rng = jax.random.key(cfg.seed)
 
-  data_iter = batched_iterator(data, local_batch, cfg.seed)
+  data_iter = batched_iterator(data, local_batch, cfg.seed, split_by_process=split)
   mngr = checkpoint.manager(workdir, cfg.checkpoint_every, cfg.keep_checkpoints)
   if mngr.latest_step() is not None:
     abstract_sh = jax.tree.map(lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
@@ -256,14 +273,15 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
                     in_shardings=(state_sh, batch_sh))
   stats_fn = jax.jit(make_stats_step(apply_fn), in_shardings=(state_sh, batch_sh, None),
                      out_shardings=state_sh, donate_argnums=(0,))
-  log = MetricsLog(workdir)
+  writer = cfg.local_devices or jax.process_index() == 0  # the one writer of this workdir
+  log = MetricsLog(workdir, active=writer)
   bar = tqdm.tqdm(total=cfg.num_steps, initial=start, desc="train", unit="step",
-                  disable=not cfg.progress or jax.process_index() != 0)
+                  disable=not cfg.progress or not writer)
   timed_from: tuple[int, float] | None = None  # (step, time) the rate is measured from
   try:
     with mesh:
       for step in range(start + 1, cfg.num_steps + 1):
-        batch = sharding.global_batch(next(data_iter), mesh)
+        batch = sharding.global_batch(next(data_iter), mesh, batch_sh)
         state, metrics = step_fn(state, batch, rng)
         if timed_from is None:  # the first step compiles: time from its end
           jax.block_until_ready(metrics)
@@ -282,15 +300,15 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
           # Running averages trail the moving weights; re-gather them under the final ones
           # (before the final checkpoint, so a finished run restores the recomputed ones).
           for i in range(cfg.bn_recompute_batches):  # dropout keys after the training steps
-            batch = sharding.global_batch(next(data_iter), mesh)
+            batch = sharding.global_batch(next(data_iter), mesh, batch_sh)
             state = stats_fn(state, batch, jax.random.fold_in(rng, cfg.num_steps + 1 + i))
         # Save after the step, with the iterator positioned for step + 1.
         checkpoint.save(mngr, step, flax.serialization.to_state_dict(state), data_iter,
                         force=step == cfg.num_steps)
         if eval_data is not None and (
             step == cfg.num_steps or (cfg.eval_every and step % cfg.eval_every == 0)):
-          log.write(step, evaluate(eval_fn, state, eval_data, local_batch, cfg.eval_batches, mesh),
-                    prefix="eval")
+          log.write(step, evaluate(eval_fn, state, eval_data, local_batch, cfg.eval_batches, mesh,
+                                   batch_sh, split), prefix="eval")
         bar.update(1)
   finally:
     mngr.wait_until_finished()
@@ -301,15 +319,17 @@ def train(*, apply_fn: ApplyFn, loss_fn: LossFn, variables: Mapping[str, Any],
 
 
 def evaluate(eval_fn, state: TrainState, data: grain.MapDataset, local_batch: int, max_batches: int,
-             mesh: jax.sharding.Mesh) -> dict[str, float]:
+             mesh: jax.sharding.Mesh, batch_sh: jax.sharding.NamedSharding | None = None,
+             split_by_process: bool = True) -> dict[str, float]:
   """Mean of the eval step's outputs over the first `max_batches` batches of `data`."""
-  it = batched_iterator(data, local_batch, seed=0, shuffle=False, repeat=False)
+  it = batched_iterator(data, local_batch, seed=0, shuffle=False, repeat=False,
+                        split_by_process=split_by_process)
   totals: dict[str, float] = {}
   n = 0
   for batch in it:
     if n == max_batches:
       break
-    out = jax.device_get(eval_fn(state, sharding.global_batch(batch, mesh)))
+    out = jax.device_get(eval_fn(state, sharding.global_batch(batch, mesh, batch_sh)))
     for k, v in out.items():
       totals[k] = totals.get(k, 0.0) + float(np.asarray(v))
     n += 1

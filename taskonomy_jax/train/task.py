@@ -69,8 +69,10 @@ def train_task(config: ml_collections.ConfigDict, workdir: str) -> loop.TrainSta
     raise ValueError(f"task {spec.name!r} is an untrained encoder (random projection); "
                      f"trainable tasks: {', '.join(t.name for t in tasks.trainable())}")
   # Cheap checks first: a bad batch size should not cost a compilation.
+  local = bool(config.train.get("local_devices", False))
   sharding.check_batch_size(config.train.batch_size,
-                            sharding.make_mesh(config.train.get("num_devices")))
+                            sharding.make_mesh(config.train.get("num_devices"), local=local),
+                            1 if local else None)
   loop_cfg = loop.LoopConfig.from_config(config.train)
   tx = make_optimizer(config.optimizer)
   # Standardised targets (taskbank/data.py) are unbounded: no tanh on the network's output.

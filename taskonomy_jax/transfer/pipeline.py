@@ -11,11 +11,20 @@ load as they are; `--bank DIR` reads an already trained bank instead of training
 Each stage is a set of units (one per task or target); each unit is written atomically with a
 completion marker (taskonomy_jax/transfer/stages.py), so a rerun skips what is finished and a
 killed run loses at most the unit in progress (whose training resumes from its checkpoint).
+
+Multi-process (`multihost=True`, every process running the same command on a shared workdir):
+each process trains its share of the task networks, of the baselines and of every transfer
+group (a contiguous slice of the group's readouts, a part unit `<stage>/parts/<group>/<p>of<n>`)
+on its own devices; after a barrier process 0 joins the parts into the group's unit, laid out
+as a one-process run lays it out, and alone runs the dataset, views, affinities and taxonomy
+stages; every stage ends at a barrier. A process killed mid-run is rerun with the others: the
+finished units, parts and task networks are skipped.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import pathlib
 import sys
@@ -33,6 +42,7 @@ from taskonomy_jax.taskbank import bank as bank_lib
 from taskonomy_jax.taskbank import train as bank_train
 from taskonomy_jax.taxonomy import api, draw, figures
 from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.train import workers
 from taskonomy_jax.transfer import affinity, estimates, gates, stages, training
 from taskonomy_jax.transfer import readout as readout_lib
 from taskonomy_jax.transfer import views as views_lib
@@ -50,6 +60,8 @@ class Run:
 
   config: ml_collections.ConfigDict
   workdir: pathlib.Path
+  # This process's place in a multihost run (train/workers.py).
+  group: workers.WorkGroup = dataclasses.field(default_factory=workers.WorkGroup)
   log: list[dict[str, Any]] = dataclasses.field(default_factory=list)
   _views: dict[str, views_lib.Views] = dataclasses.field(default_factory=dict, repr=False)
 
@@ -100,15 +112,31 @@ class Run:
 
 
 def _units(run: Run, stage: str, names: Sequence[str],
-           fn: Callable[[str, pathlib.Path], Any]) -> None:
-  """Runs `fn(name, tmp_dir)` for every unfinished unit of `stage`, with a progress bar."""
-  bar = tqdm(names, desc=stage, unit="unit", file=sys.stdout, leave=True)
+           fn: Callable[[str, pathlib.Path], Any], who: str = "first") -> None:
+  """Runs `fn(name, tmp_dir)` for every unfinished unit of `stage`, with a progress bar.
+
+  In a multi-process run `who` says which process runs which units: 'first' (process 0 all of
+  them: cheap or single-writer stages), 'share' (each its `WorkGroup.share` of `names`) or
+  'each' (each all of `names`, its own part units). Every process then waits until all of
+  `names` are done.
+  """
+  everything = list(names)
+  if who == "share":
+    names = run.group.share(names)
+  elif who == "first" and not run.group.is_first:
+    names = []
+  elif who not in ("first", "share", "each"):
+    raise ValueError(f"who={who!r}")
+  bar = tqdm(names, desc=stage, unit="unit", file=sys.stdout, leave=True,
+             disable=not names)
   for name in bar:
     bar.set_postfix_str(name)
     start = time.time()
     ran = stages.run_unit(run.stage_dir(stage) / name, lambda tmp, n=name: fn(n, tmp))
     run.log.append({"stage": stage, "unit": name, "ran": ran,
                     "seconds": round(time.time() - start, 2)})
+  workers.wait_for(lambda: all(stages.is_done(run.stage_dir(stage) / n) for n in everything),
+                   f"the other processes' {stage} units")
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -137,7 +165,10 @@ def _transfer_opt(run: Run, num_steps: int) -> dict[str, Any]:
 
 def _transfer_train_cfg(run: Run) -> dict[str, Any]:
   t = run.config.transfer
-  return {"num_steps": t.num_steps, "batch_size": t.batch_size, "seed": t.seed}
+  # Each process trains its part of a group on its own devices (made explicit: also right
+  # should the process be part of a jax.distributed job).
+  return {"num_steps": t.num_steps, "batch_size": t.batch_size, "seed": t.seed,
+          "local_devices": True}
 
 
 def readout_config(run: Run) -> dict[str, Any]:
@@ -195,6 +226,8 @@ def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
   per_task = tb.get("per_task") or {}
   return ml_collections.ConfigDict({
       "tasks": tuple(run.targets if scratch else run.bank),
+      # Each process trains its share of the tasks (the trainer divides them).
+      "multihost": bool(c.get("multihost", False)),
       # The same per-task recipe: a baseline trained otherwise would misstate Gain.
       "per_task": per_task.to_dict() if hasattr(per_task, "to_dict") else dict(per_task),
       "resolution": int(c.data.resolution),
@@ -273,7 +306,7 @@ def _bank_outputs(run: Run, stage: str, bank_dir: pathlib.Path, names: Sequence[
         np.save(tmp / f"{name}.{kind}_losses.npy",
                 training.prediction_losses(spec, training.constant(image), test.rgb,
                                            test.target(name), test.mask(name)))
-  _units(run, stage, list(names), fn)
+  _units(run, stage, list(names), fn, who="share")
 
 
 def _train_bank(run: Run, stage: str, bank_dir: pathlib.Path) -> None:
@@ -323,7 +356,7 @@ PROBE_VIEWS = 64
 
 
 def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
-                     tmp: pathlib.Path) -> None:
+                     tmp: pathlib.Path, first: int = 0, part: str = "") -> None:
   """All `members` (readouts into targets of one stackable group) in one compiled step.
 
   Trains half the steps, measures each readout's loss on (up to) 64 transfer-training views,
@@ -332,6 +365,10 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   are kept beside the checkpoints: a unit killed after its last checkpoint would otherwise,
   when redone, measure the end state twice (the loop restores its latest checkpoint, even for
   the half-way call) and call every readout converged.
+
+  `members` may be a slice of a group's readouts, from the group's `first`-th on (a part,
+  named `part`, of a multi-process run): each readout keeps the seed it has in the whole group,
+  so the parts train what the group trains in one process.
   """
   spec = tasks.get(members[0][0])
   channels = run.config.transfer.max_order * run.config.model.rep_channels
@@ -350,15 +387,16 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   train_source = source(val, "validation", run.config.transfer.budget or None)
   probe = source(val, "validation", min(PROBE_VIEWS, len(train_source)))
   readout = readout_lib.build(spec, readout_config(run))
-  seeds = [run.config.transfer.seed + k for k in range(len(members))]
+  seeds = [run.config.transfer.seed + first + k for k in range(len(members))]
   cfg = _transfer_train_cfg(run)
   half = max(1, cfg["num_steps"] // 2)
-  ckpt = run.ckpt / tag / unit
+  ckpt = run.ckpt / tag / unit / part if part else run.ckpt / tag / unit
 
   def train(steps: int):
     return training.train_stacked(readout, spec, train_source, seeds,
                                   _transfer_opt(run, cfg["num_steps"]),
-                                  {**cfg, "num_steps": steps, "checkpoint_every": half}, ckpt)
+                                  {**cfg, "num_steps": steps, "checkpoint_every": half}, ckpt,
+                                  shard=bool(run.config.transfer.get("shard_readouts", False)))
 
   mid_path = ckpt / "probe_loss_mid.json"
   if not mid_path.is_file():
@@ -381,14 +419,74 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
       "plateaued": (drop < PLATEAU_TOLERANCE).tolist()}))
 
 
+PARTS = "parts"  # a stage's part units, one per group and process of a multi-process run
+
+
+def part_bounds(k: int, processes: int) -> list[tuple[int, int]]:
+  """A group of `k` readouts split into `processes` contiguous slices [start, stop) of sizes
+  differing by at most one (empty ones when k < processes)."""
+  edges = [round(i * k / processes) for i in range(processes + 1)]
+  return list(itertools.pairwise(edges))
+
+
+def _transfer_stage(run: Run, stage: str, members_of: Callable[[str], list[Member]]) -> None:
+  """Trains every group's readouts (`members_of(group unit)`) as `stage`'s units: one per group,
+  or in a multi-process run one part per group and process, then joined by process 0."""
+  groups = list(run.groups(run.targets))
+  n, me = run.group.count, run.group.index
+  if n == 1:
+    _units(run, stage, groups,
+           lambda unit, tmp: _train_transfers(run, members_of(unit), stage, unit, tmp))
+    return
+  part = f"{me}of{n}"
+  # Each process its slice of every group: groups are few (one per output kind) and large.
+  mine = [g for g in groups if not stages.is_done(run.stage_dir(stage) / g)
+          and _part_size(members_of, g, n, me)]
+
+  def train_part(name, tmp):
+    unit = pathlib.PurePath(name).parent.name
+    start, stop = part_bounds(len(members_of(unit)), n)[me]
+    _train_transfers(run, members_of(unit)[start:stop], stage, unit, tmp, first=start,
+                     part=f"{PARTS}/{part}")
+  _units(run, stage, [f"{PARTS}/{g}/{part}" for g in mine], train_part, who="each")
+  if run.group.is_first:  # the join waits for every process's non-empty parts
+    parts = [run.stage_dir(stage) / PARTS / g / f"{p}of{n}" for g in groups
+             if not stages.is_done(run.stage_dir(stage) / g)
+             for p in range(n) if _part_size(members_of, g, n, p)]
+    workers.wait_for(lambda: all(map(stages.is_done, parts)),
+                     f"the other processes' {stage} parts")
+  _units(run, stage, groups, lambda unit, tmp: _join_parts(run, stage, unit, n, tmp))
+
+
+def _part_size(members_of: Callable[[str], list[Member]], unit: str, n: int, me: int) -> int:
+  start, stop = part_bounds(len(members_of(unit)), n)[me]
+  return stop - start
+
+
+def _join_parts(run: Run, stage: str, unit: str, n: int, tmp: pathlib.Path) -> None:
+  """A group's unit from its parts, in the group's order: the files one process writes."""
+  folders = [run.stage_dir(stage) / PARTS / unit / f"{p}of{n}" for p in range(n)]
+  folders = [f for f in folders if stages.is_done(f)]  # a part of no readouts is not written
+  members = [m for f in folders for m in load_members(f)]
+  np.save(tmp / "losses.npy", np.concatenate([np.load(f / "losses.npy") for f in folders]))
+  (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
+  plateaus = [json.loads((f / "plateau.json").read_text()) for f in folders]
+  joined = {k: v for k, v in plateaus[0].items()}
+  for key in ("loss_mid", "loss_end", "plateaued"):
+    joined[key] = [x for p in plateaus for x in p[key]]
+  (tmp / "plateau.json").write_text(json.dumps(joined))
+
+
+def transfers1_members(run: Run, unit: str) -> list[Member]:
+  """A group's first-order readouts: every source (random projection included) -> each of its
+  targets but the target itself (`self` stands for its own network)."""
+  return [(t, (s,)) for t in run.groups(run.targets)[unit] for s in run.bank if s != t]
+
+
 def stage_transfers1(run: Run) -> None:
   """Every source (random projection included) -> every target; one compiled step per group of
-  stackable targets. A target's own network is not a first-order candidate: `self` stands for
-  it."""
-  def fn(unit, tmp):
-    members = [(t, (s,)) for t in run.groups(run.targets)[unit] for s in run.bank if s != t]
-    _train_transfers(run, members, "transfers1", unit, tmp)
-  _units(run, "transfers1", list(run.groups(run.targets)), fn)
+  stackable targets."""
+  _transfer_stage(run, "transfers1", lambda unit: transfers1_members(run, unit))
 
 
 def load_members(folder: pathlib.Path) -> list[Member]:
@@ -406,17 +504,21 @@ def target_losses(folder: pathlib.Path, target: str) -> tuple[list[tuple[str, ..
   return [members[i][1] for i in rows], losses[rows]
 
 
+def transfers_high_members(run: Run, unit: str) -> list[Member]:
+  """A group's higher-order readouts: for each target, combinations of its `beam` best
+  first-order sources."""
+  members = []
+  for target in run.groups(run.targets)[unit]:
+    cands, losses = target_losses(run.stage_dir("transfers1") / unit, target)
+    members += [(target, c) for c in training.beam_candidates(
+        [c[0] for c in cands], losses, run.config.transfer.beam, run.config.transfer.max_order)]
+  return members
+
+
 def stage_transfers_high(run: Run) -> None:
   """Orders 2..max_order from each target's `beam` best first-order sources."""
-  def fn(unit, tmp):
-    members = []
-    for target in run.groups(run.targets)[unit]:
-      cands, losses = target_losses(run.stage_dir("transfers1") / unit, target)
-      members += [(target, c) for c in training.beam_candidates(
-          [c[0] for c in cands], losses, run.config.transfer.beam, run.config.transfer.max_order)]
-    _train_transfers(run, members, "transfers_high", unit, tmp)
   if run.config.transfer.max_order > 1:
-    _units(run, "transfers_high", list(run.groups(run.targets)), fn)
+    _transfer_stage(run, "transfers_high", lambda unit: transfers_high_members(run, unit))
 
 
 def target_losses_of_run(run: Run) -> dict[str, Any]:
@@ -527,20 +629,31 @@ def configure_jax(cache_dir: pathlib.Path) -> None:
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 
-@workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                  until: str | None = None) -> Run:
-  """Runs (or resumes) every stage up to `until` (default: all); returns the run's log."""
+  """Runs (or resumes) every stage up to `until` (default: all); returns the run's log.
+
+  With `config.multihost`, each process of the run (train/workers.py) makes this same call on
+  the same workdir and does its share.
+  """
   if until is not None and until not in STAGES:
     raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
   unknown = [t for t in config.targets if tasks.get(t).decoder not in ("pixel", "vector")]
   if unknown:
     raise ValueError(f"targets {unknown} are not single-view pixel or vector tasks")
-  run = Run(config, pathlib.Path(workdir))
+  group = workers.work_group(bool(config.get("multihost", False)))
+  return _run_stages(config, workdir, until, group)
+
+
+@workdir_lock.locked  # a second run on the workdir is refused, naming the first
+def _run_stages(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
+                until: str | None, group: workers.WorkGroup) -> Run:
+  run = Run(config, pathlib.Path(workdir), group)
   run.workdir.mkdir(parents=True, exist_ok=True)
-  # The config the run was made with: predictors and exports rebuild its networks from it.
-  stages.write_json_atomic(run.workdir / "config.json", config.to_dict())
   configure_jax(run.workdir / "jax_cache")
+  if group.is_first:
+    # The config the run was made with: predictors and exports rebuild its networks from it.
+    stages.write_json_atomic(run.workdir / "config.json", config.to_dict())
   for i, name in enumerate(STAGES):
     start = time.time()
     print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
@@ -550,7 +663,8 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
           f"{time.time() - start:.1f} s", flush=True)
     if name == until:
       break
-  timings = run.workdir / "timings.json"
+  me = run.group.index
+  timings = run.workdir / ("timings.json" if me == 0 else f"timings.process{me}.json")
   stages.write_json_atomic(timings, run.log)
   return run
 

@@ -7,6 +7,7 @@ loop compiles one step for all of them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import pathlib
 from collections.abc import Callable, Mapping, Sequence
@@ -22,7 +23,7 @@ import optax
 from taskonomy_jax import models, tasks
 from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.taxonomy import ahp
-from taskonomy_jax.train import loop
+from taskonomy_jax.train import loop, sharding
 from taskonomy_jax.train import task as train_task
 from taskonomy_jax.transfer import readout as readout_lib
 
@@ -100,18 +101,54 @@ class StackedSource(Sequence):
 
 def train_stacked(module, spec: tasks.TaskSpec, source: StackedSource, seeds: Sequence[int],
                   opt_cfg: Mapping, train_cfg: Mapping, workdir: pathlib.Path,
-                  shared_inputs: bool = False) -> loop.TrainState:
+                  shared_inputs: bool = False, shard: bool = False) -> loop.TrainState:
   """Trains K = len(seeds) copies of `module` (copy k on target k of `source`) in one compiled
-  step of the training loop; resumes from `workdir`'s checkpoint."""
+  step of the training loop; resumes from `workdir`'s checkpoint.
+
+  With `shard`, the copies are split over the devices of the loop's mesh (`train_cfg`'s
+  num_devices and local_devices), D of them: each device trains ceil(K/D) whole copies on the
+  replicated batch (`sharding.stacked_shardings`). K is padded to a multiple of D with extra
+  copies (seeds past the given ones) whose outputs are dropped before the loss: they get zero
+  gradients and change nothing the K real copies compute. The returned state holds the K real
+  copies' `params` and `batch_stats` (the optimizer state keeps the padded stack, as the
+  checkpoint does, so a resumed run must see as many devices).
+  """
   first = source[0]["inputs"]
   sample = jnp.asarray((first if shared_inputs else first[0])[None])
+  k = len(seeds)
+  cfg = loop_config(train_cfg, num_examples=len(source))
+  apply_fn = readout_lib.stacked_apply(module, shared_inputs)
+  loss_fn = readout_lib.stacked_loss(spec)
+  if shard:
+    mesh = sharding.make_mesh(cfg.num_devices, local=cfg.local_devices)
+    padded = sharding.padded_stack_size(k, mesh)
+    seeds = [*seeds, *range(max(seeds) + 1, max(seeds) + 1 + padded - k)]
+    cfg = dataclasses.replace(cfg, stack_size=padded)
+    apply_fn, loss_fn = _padded(apply_fn, loss_fn, k, padded, shared_inputs)
   variables = readout_lib.init_stacked(module, sample, seeds)
-  return loop.train(apply_fn=readout_lib.stacked_apply(module, shared_inputs),
-                    loss_fn=readout_lib.stacked_loss(spec), variables=variables,
-                    tx=optimizer(opt_cfg), data=grain.MapDataset.source(source),
-                    cfg=loop_config(train_cfg, num_examples=len(source)), workdir=str(workdir),
-                    learning_rate_fn=train_task.learning_rate_schedule(
-                        ml_collections.ConfigDict(dict(opt_cfg))))
+  state = loop.train(apply_fn=apply_fn, loss_fn=loss_fn, variables=variables,
+                     tx=optimizer(opt_cfg), data=grain.MapDataset.source(source), cfg=cfg,
+                     workdir=str(workdir), learning_rate_fn=train_task.learning_rate_schedule(
+                         ml_collections.ConfigDict(dict(opt_cfg))))
+  if len(seeds) == k:
+    return state
+  return state.replace(params=jax.tree.map(lambda a: a[:k], state.params),
+                       batch_stats=jax.tree.map(lambda a: a[:k], state.batch_stats))
+
+
+def _padded(apply_fn, loss_fn, k: int, padded: int, shared_inputs: bool):
+  """`apply_fn` and `loss_fn` of K real copies for a stack of `padded` >= K: the inputs
+  (B, K, ...) are padded by repeating the last copy's, predictions (padded, B, ...) cut back
+  to the first K for the loss."""
+  def apply(variables, inputs, train, rngs=None):
+    if not shared_inputs and padded > k:
+      inputs = jnp.concatenate(
+          [inputs, jnp.repeat(inputs[:, -1:], padded - k, axis=1)], axis=1)
+    return apply_fn(variables, inputs, train, rngs)
+
+  def loss(pred, batch):
+    return loss_fn(pred[:k], batch)
+  return apply, loss
 
 
 def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source: StackedSource,
