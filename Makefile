@@ -30,9 +30,9 @@ browser:
 	./tools/install_browser.sh
 
 # Test files run in parallel processes (pytest-xdist), at most 4, each file in one process so its
-# module fixtures are built once: on 2 cores the default run took 8 min 19 s in one process and
-# 5 min 19 s in two (BUILD_NOTES.md, "Current measured numbers"); compiling and subprocess start-up
-# leave a core idle much of the time.
+# module fixtures are built once: compiling and subprocess start-up leave a core idle much of the
+# time, so two processes on 2 cores take about two thirds of one's time (BUILD_NOTES.md,
+# "Interpreter and dependency versions").
 PYTEST_PARALLEL ?= -n auto --maxprocesses 4 --dist loadfile
 test: $(STAMP) browser
 	$(PY) -m pytest -m "not slow" -q $(PYTEST_PARALLEL)
