@@ -1,0 +1,140 @@
+"""Transfers through the target network's frozen decoder, on a finished `make taxonomy` run.
+
+The original's transfer model (`TransferNet`, StanfordVL/taskonomy
+`code/lib/models/perceptual_transfer.py`: "the decoder is frozen. Losses are backpropagated
+through the target decoder, and only the encoder weights are changed"; the config generator's
+defaults leave it frozen) trains a small transfer function from the source representation into
+the *target network's* representation, then runs the target network's own trained decoder.
+The pipeline's CPU readout instead trains a pixel head from scratch over a residual
+(BUILD_NOTES.md, "The taxonomy pipeline and its gates"). This script measures the original's
+form on a run's bank and views, to decide whether the pipeline should adopt it:
+
+    python -m experiments.frozen_decoder_probe --workdir out/taxonomy \
+        --targets depth_euclidean,depth_zbuffer,reshading,keypoints3d
+
+For each target and each other network of the bank (random projection included): the
+transfer function (3x3 conv to 8 channels, ReLU, 3x3 conv to the representation's channels)
+on the per-channel standardised source representation of the transfer split, trained 400 Adam
+steps (2e-3, x0.1 at 50% and 80%, batch 16) through the frozen decoder; printed: its held-out
+masked L1 over the per-pixel median image's, sources best first, and random projection's rank.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from taskonomy_jax import tasks
+from taskonomy_jax.taskbank import train as taskbank_train
+from taskonomy_jax.taskbank.bank import TaskBank
+from taskonomy_jax.transfer import training
+
+SPLITS = ("validation", "test")  # transfer training, held out
+
+
+class TransferFunction(nn.Module):
+  """(B, h, w, C_in) -> (B, h, w, rep_channels): into the target network's representation."""
+
+  rep_channels: int = 8
+  hidden: int = 8
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    x = nn.relu(nn.Conv(self.hidden, (3, 3), padding=1)(x))
+    return nn.Conv(self.rep_channels, (3, 3), padding=1)(x)
+
+
+def masked_l1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
+  """Per-example mean |pred - target| over valid pixels: (N, H, W, C) -> (N,)."""
+  axes = tuple(range(1, target.ndim))
+  return (np.abs(pred - target) * mask).sum(axes) / np.maximum(mask.sum(axes), 1)
+
+
+def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path, target: str,
+                 steps: int, batch: int = 16, seed: int = 0) -> dict[str, float]:
+  """{source: held-out L1 / the median image's} for every other network of `bank`."""
+  model, variables = bank.network(target)
+  stats = taskbank_train.target_stats(bank_dir, target)  # outputs are standardised: map back
+  mean, std = (0.0, 1.0) if stats is None else (float(stats["mean"][0]), float(stats["std"][0]))
+  y = {s: np.load(views / s / f"{target}.target.npy").astype(np.float32) for s in SPLITS}
+  m = {s: np.load(views / s / f"{target}.mask.npy").astype(np.float32) for s in SPLITS}
+  m = {s: a if a.ndim == y[s].ndim else a[..., None] for s, a in m.items()}
+  median_loss = masked_l1(np.median(y["validation"], axis=0)[None], y["test"], m["test"]).mean()
+
+  def predict(params, x):
+    z = TransferFunction(rep_channels=x.shape[-1]).apply(params, x)
+    out = model.apply(variables, z, False, method=lambda net, r, t: net.decoder(r, t))
+    return out * std + mean
+
+  def loss_fn(params, x, t, w):
+    return (jnp.abs(predict(params, x) - t) * w).sum() / jnp.maximum(w.sum(), 1)
+
+  schedule = optax.piecewise_constant_schedule(2e-3, {steps // 2: 0.1, steps * 4 // 5: 0.1})
+  tx = optax.adam(schedule)
+
+  @jax.jit
+  def step(params, opt, x, t, w):
+    loss, grads = jax.value_and_grad(loss_fn)(params, x, t, w)
+    updates, opt = tx.update(grads, opt, params)
+    return optax.apply_updates(params, updates), opt, loss
+
+  out = {}
+  for source in bank.task_names:
+    if source == target:
+      continue
+    x = reps[source]
+    mu, sd = x["validation"].mean((0, 1, 2)), x["validation"].std((0, 1, 2)) + 1e-6
+    x = {s: (a - mu) / sd for s, a in x.items()}
+    params = TransferFunction(rep_channels=x["test"].shape[-1]).init(
+        jax.random.key(seed), jnp.asarray(x["validation"][:2]))
+    opt = tx.init(params)
+    rng = np.random.default_rng(seed)
+    for _ in range(steps):
+      b = rng.integers(0, len(x["validation"]), batch)
+      params, opt, _ = step(params, opt, x["validation"][b], y["validation"][b],
+                            m["validation"][b])
+    pred = np.concatenate([np.asarray(jax.jit(predict)(params, x["test"][i:i + 64]))
+                           for i in range(0, len(x["test"]), 64)])
+    out[source] = float(masked_l1(pred, y["test"], m["test"]).mean() / median_loss)
+  return out
+
+
+def main() -> None:
+  p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  p.add_argument("--workdir", required=True, help="a finished `taskonomy taxonomy` workdir")
+  p.add_argument("--targets", required=True, help="comma-separated pixel targets of the run")
+  p.add_argument("--steps", type=int, default=400)
+  p.add_argument("--out", help="write the results as JSON here")
+  args = p.parse_args()
+  workdir = pathlib.Path(args.workdir)
+  bank_dir = str(workdir / "03_taskbank" / "bank")
+  bank = TaskBank.load(bank_dir)
+  views = workdir / "02_views"
+  images = {s: np.load(views / s / "rgb.npy") for s in SPLITS}
+  start = time.perf_counter()
+  reps = {n: {s: training.encode(*bank.network(n), images[s]) for s in SPLITS}
+          for n in bank.task_names}
+  print(f"encoded {len(reps)} networks in {time.perf_counter() - start:.0f} s", flush=True)
+  results = {}
+  for target in args.targets.split(","):
+    if tasks.get(target).decoder != "pixel":
+      raise SystemExit(f"{target}: only pixel targets have a decoder to freeze")
+    scores = results[target] = probe_target(bank, bank_dir, reps, views, target, args.steps)
+    ranked = sorted(scores, key=scores.get)
+    rank = ranked.index("random") + 1 if "random" in scores else None
+    print(f"{target}: random {rank}/{len(ranked)}  " +
+          " ".join(f"{s}:{scores[s]:.3f}" for s in ranked), flush=True)
+  if args.out:
+    pathlib.Path(args.out).write_text(json.dumps(results, indent=1))
+
+
+if __name__ == "__main__":
+  main()
