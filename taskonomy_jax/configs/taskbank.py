@@ -50,84 +50,29 @@ _SCENE = {"model": {"width": 16, "blocks": (2, 2, 2, 2)},
 _JIGSAW = {"train": {"num_steps": 3000, "checkpoint_every": 500},
            "optimizer": {"decay_steps": (2000, 2600)}}
 
-# The values that differ between the sizes. `network` is the task network size every task starts
-# from (paper Sec. 4: one set of hyperparameters for all tasks); the fields below it are set over
-# that size's values (the paper row repeats the task network's paper values).
+# Each size: the task network size every task starts from (paper Sec. 4: one set of
+# hyperparameters for all tasks) and the settings laid over that config, nested as it is; the
+# paper size is the task network's paper config as it stands.
+_CPU_TRAIN = {"batch_size": 16, "log_every": 25}
 SIZES = {
-    "paper": dict(
-        network="paper",
-        builder_config="r256",
-        resolution=256,
-        width=64,
-        fc_hidden=2048,
-        decoder_width_multiplier=1.0,
-        num_steps=200_000,
-        batch_size=32,
-        log_every=100,
-        checkpoint_every=5_000,
-        decay_steps=(120_000,),
-        bn_recompute_batches=0,
-        progress=True,
-        draws_per_anchor=1,
-        eval_batch_size=16,
-        per_task={},
-    ),
-    "cpu": dict(
-        network="cpu",
-        builder_config="r64_tiny",
-        resolution=64,
-        width=8,
-        fc_hidden=64,
-        decoder_width_multiplier=1 / 4,
-        num_steps=150,
-        batch_size=16,
-        log_every=25,
-        checkpoint_every=50,
-        decay_steps=(),
-        bn_recompute_batches=50,
-        progress=True,
-        draws_per_anchor=1,
-        eval_batch_size=16,
-        per_task={},
-    ),
-    "cpu_full": dict(
-        network="cpu",
-        builder_config="r64_large",
-        resolution=64,
-        width=8,
-        fc_hidden=64,
-        decoder_width_multiplier=1 / 4,
-        num_steps=1000,
-        batch_size=16,
-        log_every=25,
-        checkpoint_every=250,
-        decay_steps=(600, 850),
-        bn_recompute_batches=50,
-        progress=True,
-        draws_per_anchor=16,
-        eval_batch_size=16,
-        per_task={**{name: _BIGGER_3D for name in _TASKS_3D},
-                  "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE,
-                  "jigsaw": _JIGSAW, "segment_semantic": _BIGGER_3D},
-    ),
-    "tiny": dict(
-        network="cpu",
-        builder_config="r32_mini",
-        resolution=32,
-        width=4,
-        fc_hidden=16,
-        decoder_width_multiplier=1 / 16,
-        num_steps=4,
-        batch_size=4,
-        log_every=1,
-        checkpoint_every=2,
-        decay_steps=(),
-        bn_recompute_batches=2,  # exercised, cheaply
-        progress=False,
-        draws_per_anchor=1,
-        eval_batch_size=8,
-        per_task={},
-    ),
+    "paper": dict(network="paper", settings={}),
+    "cpu": dict(network="cpu", settings={
+        "train": {**_CPU_TRAIN, "num_steps": 150, "checkpoint_every": 50}}),
+    "cpu_full": dict(network="cpu", settings={
+        "train": {**_CPU_TRAIN, "num_steps": 1000, "checkpoint_every": 250},
+        "optimizer": {"decay_steps": (600, 850)},
+        "data": {"builder_config": "r64_large", "draws_per_anchor": 16},
+        "per_task": {**{name: _BIGGER_3D for name in _TASKS_3D},
+                     "fixated_pose": _POSE, "nonfixated_pose": _POSE, "class_scene": _SCENE,
+                     "jigsaw": _JIGSAW, "segment_semantic": _BIGGER_3D}}),
+    "tiny": dict(network="cpu", settings={
+        "resolution": 32,
+        "model": {"width": 4, "fc_hidden": 16, "decoder_width_multiplier": 1 / 16},
+        "train": {"num_steps": 4, "batch_size": 4, "log_every": 1, "checkpoint_every": 2,
+                  "bn_recompute_batches": 2,  # exercised, cheaply
+                  "progress": False},
+        "data": {"builder_config": "r32_mini"},
+        "eval": {"batch_size": 8}}),
 }
 
 
@@ -141,40 +86,29 @@ def get_config(arg: str = "cpu") -> ml_collections.ConfigDict:
   c.task = ""  # set per task by the bank trainer
   c.tasks = ()  # empty: every task of the registry (25 trained + random projection)
   # {task: settings laid over these for that task alone}, e.g. a bigger model for depth.
-  c.per_task = ml_collections.ConfigDict(size["per_task"])
+  c.per_task = ml_collections.ConfigDict()
   c.init_prng_impl = "rbg"  # faster init compilation (BUILD_NOTES.md)
   c.compilation_cache = True  # jax's persistent cache under <workdir>/.jax_cache
-  c.resolution = size["resolution"]
 
-  c.model.width = size["width"]
-  c.model.fc_hidden = size["fc_hidden"]
-  c.model.decoder_width_multiplier = size["decoder_width_multiplier"]
-
-  c.optimizer.decay_steps = size["decay_steps"]
-
-  c.train.num_steps = size["num_steps"]
-  c.train.batch_size = size["batch_size"]
-  c.train.log_every = size["log_every"]
-  c.train.checkpoint_every = size["checkpoint_every"]
-  c.train.bn_recompute_batches = size["bn_recompute_batches"]
-  c.train.progress = size["progress"]
-
+  builder_config = c.data.builder_config  # the synthetic world of the network's resolution
   c.data = ml_collections.ConfigDict()
   c.data.name = "taskonomy_synthetic"
-  c.data.builder_config = size["builder_config"]
+  c.data.builder_config = builder_config
   c.data.data_dir = ml_collections.FieldReference(None, field_type=str)  # None: TFDS default
   c.data.build_if_missing = True
   c.data.seed = 0
   c.data.num_eval = 1  # the loop evaluates on the validation split at the end
   # Multi-view tasks: partner draws per training view (1: one fixed pair per view).
-  c.data.draws_per_anchor = size["draws_per_anchor"]
+  c.data.draws_per_anchor = 1
   c.data.augment = ()  # training only: 'hflip', 'color' (class tasks; taskbank/data.py)
   # Vector regressions (layout, vanishing points, poses, egomotion) learn standardised targets,
   # as in the original (statistics of the training split; bank outputs are mapped back).
   c.data.standardize_targets = "vectors"
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.batch_size = size["eval_batch_size"]
+  c.eval.batch_size = 16
   c.eval.max_examples = 512  # held-out views per task for the table
   c.eval.max_train_examples = 512  # training views for the trivial baseline
+
+  c.update(size["settings"])  # recursive: only the named fields change
   return c
