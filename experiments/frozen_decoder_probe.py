@@ -14,9 +14,13 @@ form on a run's bank and views, to decide whether the pipeline should adopt it:
 
 For each target and each other network of the bank (random projection included): the
 transfer function (3x3 conv to 8 channels, ReLU, 3x3 conv to the representation's channels)
-on the per-channel standardised source representation of the transfer split, trained 400 Adam
-steps (2e-3, x0.1 at 50% and 80%, batch 16) through the frozen decoder; printed: its held-out
-masked L1 over the per-pixel median image's, sources best first, and random projection's rank.
+on the per-channel standardised source representation of the transfer split, trained `--steps`
+Adam steps (`--learning-rate` 2e-3, x0.1 at 50% and 80%, `--batch` 16) through the frozen
+decoder; printed: its held-out masked L1 over the per-pixel median image's, sources best first,
+and random projection's rank. `--objective representation` instead regresses the target
+network's own representation (no decoder in the step); `--warm-steps N` runs N such steps
+before the decoder objective's. The pipeline's form of this readout is
+`readout.frozen_target_decoder` (experiments/configs/taxonomy_frozen_decoder.py).
 """
 
 from __future__ import annotations
@@ -59,7 +63,8 @@ def masked_l1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndar
 
 
 def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path, target: str,
-                 steps: int, batch: int = 16, seed: int = 0) -> dict[str, float]:
+                 steps: int, batch: int = 16, seed: int = 0, objective: str = "decoder",
+                 learning_rate: float = 2e-3, warm_steps: int = 0) -> dict[str, float]:
   """{source: held-out L1 / the median image's} for every other network of `bank`."""
   model, variables = bank.network(target)
   stats = taskbank_train.target_stats(bank_dir, target)  # outputs are standardised: map back
@@ -69,22 +74,39 @@ def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path,
   m = {s: a if a.ndim == y[s].ndim else a[..., None] for s, a in m.items()}
   median_loss = masked_l1(np.median(y["validation"], axis=0)[None], y["test"], m["test"]).mean()
 
+  # Representation regression: the target network's own representation of the view, each
+  # channel in units of its spread; no decoder in the step. objective 'representation' trains
+  # only so (the decoder only predicts for the held-out loss); `warm_steps` of it start the
+  # 'decoder' objective.
+  rep_sd = reps[target]["validation"].std((0, 1, 2)) + 1e-6
+
   def predict(params, x):
     z = TransferFunction(rep_channels=x.shape[-1]).apply(params, x)
     out = model.apply(variables, z, False, method=lambda net, r, t: net.decoder(r, t))
     return out * std + mean
 
-  def loss_fn(params, x, t, w):
+  def rep_loss(params, x, r, w):
+    del w
+    return jnp.mean(((TransferFunction(rep_channels=x.shape[-1]).apply(params, x) - r)
+                     / rep_sd) ** 2)
+
+  def decoder_loss(params, x, t, w):
     return (jnp.abs(predict(params, x) - t) * w).sum() / jnp.maximum(w.sum(), 1)
 
-  schedule = optax.piecewise_constant_schedule(2e-3, {steps // 2: 0.1, steps * 4 // 5: 0.1})
-  tx = optax.adam(schedule)
+  def stepper(loss_fn, n):
+    tx = optax.adam(optax.piecewise_constant_schedule(learning_rate, {n // 2: 0.1,
+                                                                      n * 4 // 5: 0.1}))
+    @jax.jit
+    def step(params, opt, x, t, w):
+      loss, grads = jax.value_and_grad(loss_fn)(params, x, t, w)
+      updates, opt = tx.update(grads, opt, params)
+      return optax.apply_updates(params, updates), opt, loss
+    return tx, step
 
-  @jax.jit
-  def step(params, opt, x, t, w):
-    loss, grads = jax.value_and_grad(loss_fn)(params, x, t, w)
-    updates, opt = tx.update(grads, opt, params)
-    return optax.apply_updates(params, updates), opt, loss
+  phases = [(rep_loss, "rep", warm_steps), (decoder_loss, "y", steps)]
+  if objective == "representation":
+    phases = [(rep_loss, "rep", steps)]
+  phases = [(stepper(f, n), kind, n) for f, kind, n in phases if n > 0]
 
   out = {}
   for source in bank.task_names:
@@ -95,12 +117,13 @@ def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path,
     x = {s: (a - mu) / sd for s, a in x.items()}
     params = TransferFunction(rep_channels=x["test"].shape[-1]).init(
         jax.random.key(seed), jnp.asarray(x["validation"][:2]))
-    opt = tx.init(params)
     rng = np.random.default_rng(seed)
-    for _ in range(steps):
-      b = rng.integers(0, len(x["validation"]), batch)
-      params, opt, _ = step(params, opt, x["validation"][b], y["validation"][b],
-                            m["validation"][b])
+    for (tx, step), kind, n in phases:
+      opt = tx.init(params)
+      for _ in range(n):
+        b = rng.integers(0, len(x["validation"]), batch)
+        t = reps[target]["validation"][b] if kind == "rep" else y["validation"][b]
+        params, opt, _ = step(params, opt, x["validation"][b], t, m["validation"][b])
     pred = np.concatenate([np.asarray(jax.jit(predict)(params, x["test"][i:i + 64]))
                            for i in range(0, len(x["test"]), 64)])
     out[source] = float(masked_l1(pred, y["test"], m["test"]).mean() / median_loss)
@@ -112,6 +135,12 @@ def main() -> None:
   p.add_argument("--workdir", required=True, help="a finished `taskonomy taxonomy` workdir")
   p.add_argument("--targets", required=True, help="comma-separated pixel targets of the run")
   p.add_argument("--steps", type=int, default=400)
+  p.add_argument("--batch", type=int, default=16)
+  p.add_argument("--warm-steps", type=int, default=0,
+                 help="representation-regression steps before the decoder objective's")
+  p.add_argument("--learning-rate", type=float, default=2e-3)
+  p.add_argument("--objective", choices=("decoder", "representation"), default="decoder",
+                 help="train through the frozen decoder, or regress the target's representation")
   p.add_argument("--out", help="write the results as JSON here")
   args = p.parse_args()
   workdir = pathlib.Path(args.workdir)
@@ -127,7 +156,10 @@ def main() -> None:
   for target in args.targets.split(","):
     if tasks.get(target).decoder != "pixel":
       raise SystemExit(f"{target}: only pixel targets have a decoder to freeze")
-    scores = results[target] = probe_target(bank, bank_dir, reps, views, target, args.steps)
+    scores = results[target] = probe_target(bank, bank_dir, reps, views, target, args.steps,
+                                            batch=args.batch, learning_rate=args.learning_rate,
+                                            warm_steps=args.warm_steps,
+                                            objective=args.objective)
     ranked = sorted(scores, key=scores.get)
     rank = ranked.index("random") + 1 if "random" in scores else None
     print(f"{target}: random {rank}/{len(ranked)}  " +

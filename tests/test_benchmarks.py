@@ -312,3 +312,11 @@ def test_project_command_on_a_suite_json(tmp_path, capsys):
   # The task-bank row: images / rate, at 0.1 img/s here and 1000 img/s on the GPU.
   assert f"{bank_s / 0.1 / 86400:,.0f} days" in cpu_out
   assert f"{bank_s / 1000 / 3600:.1f} h" in gpu_out and "H100" in gpu_out
+
+
+def test_frozen_decoder_benchmark_times_both_variants():
+  from benchmarks import frozen_decoder_readouts
+  result = frozen_decoder_readouts.measure(readouts=2, num_targets=1, batch=1, steps=1,
+                                           repeats=1)
+  assert set(result) == {"grouped", "per_readout", "grouped_compile", "per_readout_compile"}
+  assert all(v > 0 for v in result.values())

@@ -9,7 +9,8 @@ import jax
 import numpy as np
 import pytest
 
-from taskonomy_jax import tasks
+from taskonomy_jax import models, tasks
+from taskonomy_jax.models.decoders import flatten_nhwc
 from taskonomy_jax.taxonomy import ahp
 from taskonomy_jax.taxonomy.affinities import SELF, make_transfer
 from taskonomy_jax.transfer import affinity, readout, stages, training
@@ -270,3 +271,114 @@ def test_trivial_images_and_their_losses():
                                       targets, masks, batch=16)  # a padded last batch
   expected = np.abs(targets - images["median"]).mean(axis=(1, 2, 3))
   np.testing.assert_allclose(losses, expected, rtol=1e-5)
+
+
+# Task networks small enough to build in a test: representation (B, 4, 4, 8) at 16x16 input.
+NET = {"width": 4, "blocks": (1, 0, 0, 0), "output_stride": 4, "rep_channels": 8,
+       "decoder_width_multiplier": 1 / 32, "decoder_min_channels": 4, "fc_hidden": 16}
+FROZEN_READOUT = {"frozen_target_decoder": True, "readout_channels": 4,
+                  **{k: NET[k] for k in ("output_stride", "rep_channels",
+                                         "decoder_width_multiplier", "decoder_min_channels",
+                                         "fc_hidden")}}
+
+
+def _target_network(task: str, seed: int, linear_output: bool = False):
+  """A task network (module, variables) with random weights and non-trivial BN statistics."""
+  net = models.build(task, {**NET, "linear_output": linear_output})
+  v = net.init(jax.random.key(seed), np.zeros((1, 16, 16, 3), np.float32))
+  stats = jax.tree.map(lambda a: a + 0.3 * jax.random.uniform(jax.random.key(seed + 1), a.shape),
+                       v["batch_stats"])
+  return net, {"params": v["params"], "batch_stats": stats}
+
+
+@pytest.mark.parametrize("task", ["depth_zbuffer", "room_layout"])
+def test_a_frozen_decoder_readout_is_the_target_network_after_the_transfer_function(task):
+  # Known answer: readout(x) == std * squash(decoder_of_target_network(conv1(relu(conv0(x)))))
+  # + mean, with the target network's own decoder and output transform.
+  spec = tasks.get(task)
+  module = readout.build(spec, FROZEN_READOUT)
+  assert module.pixel_head == "decoder" and not module.residual
+  linear = task == "depth_zbuffer"  # a network trained on standardised targets: no tanh
+  net, v = _target_network(task, 3, linear_output=linear)
+  stats = {"mean": [0.5] * spec.channels, "std": [2.0] * spec.channels}
+  x = np.random.default_rng(0).normal(size=(2, 4, 4, 8)).astype(np.float32)
+  init = readout.init_stacked(module, x, [5])
+  stacked = readout.target_decoders(module, [readout.TargetNetwork(task, net, v, stats)], init)
+  one = jax.tree.map(lambda a: np.asarray(a)[0], stacked)
+  got = np.asarray(module.apply(one, x))
+
+  p = one["params"]["transfer"]
+  def conv(h, kernel, bias):
+    y = jax.lax.conv_general_dilated(h, kernel, (1, 1), "SAME",
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return y + bias
+  z = conv(jax.nn.relu(conv(x, p["conv0"]["kernel"], p["conv0"]["bias"])),
+           p["conv1"]["kernel"], p["conv1"]["bias"])
+  out = np.asarray(net.apply(v, z if spec.decoder == "pixel" else flatten_nhwc(z), False,
+                             method=lambda m, r, t: m.decoder(r, t)))
+  squashed = spec.decoder == "pixel" and not linear
+  assert float(one["params"]["target"]["squash"]) == float(squashed)
+  np.testing.assert_allclose(got, out * 2.0 + 0.5, rtol=1e-4, atol=1e-5)
+  # Stacked with readouts into another target, sharing decoders by group: the same outputs.
+  other = readout.TargetNetwork("other", *_target_network(task, 4, linear_output=linear), None)
+  nets = [readout.TargetNetwork(task, net, v, stats), other, readout.TargetNetwork(
+      task, net, v, stats)]
+  three = readout.target_decoders(module, nets, readout.init_stacked(module, x, [5, 6, 5]))
+  apply = readout.stacked_apply(module, groups=readout.decoder_groups([n.name for n in nets]))
+  pred, _ = apply(three, np.stack([x, x, x], 1), False)
+  np.testing.assert_allclose(pred[0], got, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(pred[2], got, rtol=1e-4, atol=1e-5)
+  alone = np.asarray(module.apply(jax.tree.map(lambda a: np.asarray(a)[1], three), x))
+  np.testing.assert_allclose(pred[1], alone, rtol=1e-4, atol=1e-5)
+  assert readout.decoder_groups(["a", "b", "a"]) == ((0, 2), (1,))
+
+
+def test_frozen_target_decoders_stay_as_trained(tmp_path):
+  # Two readouts into two different targets' networks; Adam with weight decay: every frozen
+  # parameter and BN statistic is bitwise the target network's after training, the transfer
+  # functions moved.
+  spec, inputs, targets, masks = _problem("depth_zbuffer", 2, side=4, channels=8)
+  targets = [t[:, :16, :16] for t in targets]  # 16x16 outputs of 4x4 representations
+  masks = [m[:, :16, :16] for m in masks]
+  module = readout.build(spec, FROZEN_READOUT)
+  nets = [readout.TargetNetwork("depth_zbuffer",
+                                *_target_network("depth_zbuffer", 1, linear_output=True),
+                                {"mean": [0.1], "std": [0.5]}),
+          readout.TargetNetwork("edge_texture", *_target_network("edge_texture", 2), None)]
+  state = training.train_stacked(module, spec, training.StackedSource(inputs, targets, masks),
+                                 [0, 1], {**OPT, "weight_decay": 1e-2},
+                                 {"num_steps": 6, "batch_size": 4, "seed": 0}, tmp_path,
+                                 target_networks=nets)
+  for k, net in enumerate(nets):
+    for got, want in ((state.params["target"]["decoder"], net.variables["params"]["decoder"]),
+                      (state.batch_stats["target"]["decoder"],
+                       net.variables["batch_stats"]["decoder"])):
+      for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+        np.testing.assert_array_equal(np.asarray(g)[k], np.asarray(w))
+    out = {key: round(float(np.asarray(state.params["target"][key])[k].ravel()[0]), 6)
+           for key in ("squash", "mean", "std")}
+    assert out == ({"squash": 0.0, "mean": 0.1, "std": 0.5} if net.target_stats else
+                   {"squash": 1.0, "mean": 0.0, "std": 1.0})
+  init = readout.init_stacked(module, inputs[:1, 0], [0, 1])["params"]
+  assert np.abs(np.asarray(state.params["transfer"]["conv1"]["kernel"])
+                - np.asarray(init["transfer"]["conv1"]["kernel"])).max() > 1e-4
+  with pytest.raises(ValueError, match="need 2 target networks"):
+    training.train_stacked(module, spec, training.StackedSource(inputs, targets, masks),
+                           [0, 1], OPT, {"num_steps": 1, "batch_size": 4, "seed": 0},
+                           tmp_path / "none")
+
+
+def test_frozen_target_decoder_settings_are_checked():
+  spec = tasks.get("depth_zbuffer")
+  with pytest.raises(ValueError, match="predicts the target itself"):
+    readout.build(spec, {**FROZEN_READOUT, "residual": True})
+  module = readout.build(spec, FROZEN_READOUT)
+  x = np.zeros((1, 4, 4, 8), np.float32)
+  wider = models.build("depth_zbuffer", {**NET, "decoder_min_channels": 8})
+  v = wider.init(jax.random.key(0), np.zeros((1, 16, 16, 3), np.float32))
+  with pytest.raises(ValueError, match="do not fit the readout's"):
+    readout.target_decoders(module, [readout.TargetNetwork("depth_zbuffer", wider, v, None)],
+                            readout.init_stacked(module, x, [0]))
+  apply = readout.stacked_apply(module, groups=((0,),))
+  with pytest.raises(ValueError, match="do not cover the 2 stacked readouts"):
+    apply(readout.init_stacked(module, x, [0, 1]), np.zeros((1, 2, 4, 4, 8), np.float32), False)

@@ -164,6 +164,12 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
 
   c.readout = ml_collections.ConfigDict()
   c.readout.readout_channels = 8
+  # True: the original's transfer (`TransferNet`): two convs into the target network's
+  # representation, then that network's trained decoder, frozen (readout.Readout;
+  # experiments/configs/taxonomy_frozen_decoder.py). Not the default: at the CPU budget it
+  # failed more gates than the readouts below (BUILD_NOTES.md, "The taxonomy pipeline and its
+  # gates").
+  c.readout.frozen_target_decoder = False
   # Residual over the target's mean image, linear output (readout.Readout.residual).
   c.readout.residual = size["cpu_readout"]
   # ... divided by its standard deviation (log depth's residual spreads ~0.04, edges' ~0.4);

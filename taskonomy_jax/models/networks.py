@@ -95,10 +95,7 @@ def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
   if 2 ** int(math.log2(stride)) != stride or steps < 0:
     raise ValueError(f"{net.spec.name}'s output stride {stride} must be a power of 2 no larger "
                      f"than the representation's stride {net.output_stride}")
-  # A residual readout predicts the target minus its mean image, and a network trained on
-  # standardised targets predicts those: unbounded, so no tanh.
-  squash = net.spec.loss not in LOGIT_LOSSES and not getattr(net, "residual", False) \
-      and not getattr(net, "linear_output", False)
+  squash = applies_tanh(net)
   if getattr(net, "pixel_head", "decoder") == "shuffle":
     return PixelShuffleHead(net.spec.channels, upsample_steps=steps, apply_tanh=squash,
                             dtype=net.dtype, name="decoder")
@@ -106,6 +103,14 @@ def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
                       width_multiplier=net.decoder_width_multiplier,
                       min_channels=getattr(net, "decoder_min_channels", 1),
                       apply_tanh=squash, dtype=net.dtype, kernels=kernels, name="decoder")
+
+
+def applies_tanh(net: Any) -> bool:
+  """Whether `net`'s pixel decoder squashes its output with tanh: regression outputs only, and
+  not where the output is unbounded (a residual readout predicts the target minus its mean
+  image, a network trained on standardised targets predicts those)."""
+  return (net.spec.loss not in LOGIT_LOSSES and not getattr(net, "residual", False)
+          and not getattr(net, "linear_output", False))
 
 
 def _fc_head(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:

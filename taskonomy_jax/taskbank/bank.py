@@ -86,6 +86,11 @@ class TaskBank:
     where the task trained on standardised targets (`batch_apply` maps them back)."""
     return self._nets[tasks.get(task).name]
 
+  def target_stats(self, task: str) -> dict[str, list[float]] | None:
+    """The statistics `task`'s targets were standardised with ({"mean", "std"} per channel), or
+    None where its network predicts the targets' own units."""
+    return self._target_stats.get(tasks.get(task).name)
+
   def batch_apply(self, task: str) -> Callable[[np.ndarray], np.ndarray]:
     """The network of `task` on a batch of inputs (as the training data gives them); outputs in
     the targets' own units (standardised targets mapped back)."""
@@ -94,7 +99,7 @@ class TaskBank:
       # Variables as an argument, not closed-over constants: a smaller program that compiles
       # faster and hits jax's compilation cache when the bank is loaded again.
       fn = jax.jit(functools.partial(model.apply, train=False))
-      stats = self._target_stats.get(task)
+      stats = self.target_stats(task)
       mean, std = ((np.float32(0), np.float32(1)) if stats is None else
                    (np.asarray(stats["mean"], np.float32), np.asarray(stats["std"], np.float32)))
       self._jitted[task] = lambda x: (

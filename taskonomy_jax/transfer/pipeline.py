@@ -175,7 +175,11 @@ def readout_config(run: Run) -> dict[str, Any]:
   """The readouts' module settings: the run's `readout` block and its representation's stride."""
   module = {k: v for k, v in run.config.readout.to_dict().items()
             if k != "standardize_residual"}  # the targets' transform (`residual`), not a layer
-  return {**module, "output_stride": int(run.config.model.get("output_stride", 16))}
+  # A readout through the target network's frozen decoder takes that network's decoder shape.
+  model = run.config.model
+  return {**module, "output_stride": int(model.get("output_stride", 16)),
+          "rep_channels": int(model.rep_channels),
+          "decoder_min_channels": int(model.get("decoder_min_channels", 1))}
 
 
 def source_stats(run: Run, sources: Sequence[str]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -392,25 +396,35 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   half = max(1, cfg["num_steps"] // 2)
   ckpt = run.ckpt / tag / unit / part if part else run.ckpt / tag / unit
 
+  target_networks, groups = None, None
+  if readout.frozen_target_decoder:
+    bank = bank_lib.TaskBank.load(str(run.bank_dir), sorted(transforms))
+    target_networks = [readout_lib.TargetNetwork(t, *bank.network(t), bank.target_stats(t))
+                       for t, _ in members]
+    groups = readout_lib.decoder_groups([t for t, _ in members])
+
   def train(steps: int):
     return training.train_stacked(readout, spec, train_source, seeds,
                                   _transfer_opt(run, cfg["num_steps"]),
                                   {**cfg, "num_steps": steps, "checkpoint_every": half}, ckpt,
-                                  shard=bool(run.config.transfer.get("shard_readouts", False)))
+                                  shard=bool(run.config.transfer.get("shard_readouts", False)),
+                                  target_networks=target_networks)
 
   mid_path = ckpt / "probe_loss_mid.json"
   if not mid_path.is_file():
-    mid = training.stacked_losses(readout, spec, train(half), probe).mean(1)
+    mid = training.stacked_losses(readout, spec, train(half), probe, groups=groups).mean(1)
     stages.write_json_atomic(mid_path, mid.tolist())  # float32 values, exact in JSON
   mid = np.asarray(json.loads(mid_path.read_text()), np.float64)
   state = train(cfg["num_steps"])
-  end = np.asarray(training.stacked_losses(readout, spec, state, probe).mean(1), np.float64)
+  end = np.asarray(training.stacked_losses(readout, spec, state, probe, groups=groups).mean(1),
+                   np.float64)
   # Losses on residual targets, times these, are in the targets' own units.
   factors = np.asarray([1.0 if transforms[t] is None else
                         readout_lib.loss_factor(tasks.get(t), transforms[t][1])
                         for t, _ in members], np.float32)[:, None]
   np.save(tmp / "losses.npy",
-          training.stacked_losses(readout, spec, state, source(test, "test")) * factors)
+          training.stacked_losses(readout, spec, state, source(test, "test"), groups=groups)
+          * factors)
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
   drop = (mid - end) / np.maximum(np.abs(mid), 1e-12)
   (tmp / "plateau.json").write_text(json.dumps({

@@ -3,7 +3,9 @@
 A transfer function reads frozen source representation(s) and predicts a target: two 3x3 conv
 layers on the representation (sources concatenated channel-wise for higher order), then the
 target's own decoder kind (the 15-layer pixel decoder or the FC head), trained from scratch on
-the small transfer budget.
+the small transfer budget -- or, with `frozen_target_decoder` (the original's `TransferNet`),
+the two layers map into the target network's representation and the target network's own
+trained decoder, frozen, predicts from there (`target_decoders`, `freeze`).
 
 Many readouts into one target are trained as *one* model: their parameters are stacked on a
 leading readout axis and one apply function is `jax.vmap`-ed over it, so the training loop
@@ -22,21 +24,78 @@ function with the same parameters.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
+import flax
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from taskonomy_jax import tasks
 from taskonomy_jax.models import conv as conv_lib
 from taskonomy_jax.models import kernels as kernels_lib
 from taskonomy_jax.models import networks
+from taskonomy_jax.models.decoders import flatten_nhwc
 from taskonomy_jax.models.resnet import PAD1
 from taskonomy_jax.train import losses
 
 PIXEL_HEADS = ("decoder", "shuffle")
+# A frozen-target-decoder readout's variables taken from the target network, never trained.
+FROZEN = "target"
+
+
+class TransferFunction(nn.Module):
+  """(B, h, w, C_in) source representation(s) -> (B, h, w, rep_channels) in the target network's
+  representation space: two 3x3 convs with biases (no BatchNorm follows them: the frozen
+  decoder's first normalises with the target encoder's statistics), the second linear, as the
+  representation the target's encoder gave its decoder is unbounded too."""
+
+  hidden: int = 8
+  rep_channels: int = 8
+  dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    conv = kernels_lib.select(self.conv_impl).conv(self.dtype)
+    x = nn.relu(conv(self.hidden, (3, 3), padding=PAD1, use_bias=True, name="conv0")(x))
+    return conv(self.rep_channels, (3, 3), padding=PAD1, use_bias=True, name="conv1")(x)
+
+
+class TargetHead(nn.Module):
+  """A target network's decoder and output transform, run frozen: (B, h, w, rep_channels) ->
+  predictions in the targets' units (B, *spec.output_shape(output_stride * h)).
+
+  The decoder runs in inference mode (BatchNorm on its running statistics, no dropout); its
+  output goes through tanh where that network squashes (`squash` 1, else 0), then the statistics
+  its targets were standardised with (mean 0, std 1 where they were not). Every variable is the
+  target network's (`target_decoders`). Attributes as `TaskNetwork`'s decoder settings.
+  """
+
+  spec: tasks.TaskSpec
+  output_stride: int = 16
+  decoder_width_multiplier: float = 1.0
+  decoder_min_channels: int = 1
+  fc_hidden: int = 2048
+  dropout: float = 0.5
+  dtype: Any = jnp.float32
+  conv_impl: str = conv_lib.AUTO
+  linear_output: bool = True  # tanh, where the target network has one, is `squash`'s
+
+  @nn.compact
+  def __call__(self, z: jax.Array) -> jax.Array:
+    decoder = networks.build_decoder(self, kernels_lib.select(self.conv_impl))
+    if self.spec.decoder != "pixel":
+      z = flatten_nhwc(z)  # as the task network flattens its representation
+    out = decoder(z, False).astype(jnp.float32)
+    channels = self.spec.channels
+    squash = self.param("squash", nn.initializers.zeros, ())
+    mean = self.param("mean", nn.initializers.zeros, (channels,))
+    std = self.param("std", nn.initializers.ones, (channels,))
+    out = squash * jnp.tanh(out) + (1 - squash) * out
+    return out * std + mean
 
 
 class Readout(nn.Module):
@@ -55,7 +114,14 @@ class Readout(nn.Module):
   # Pixel targets: 'decoder' (the paper: the 15-layer decoder) or 'shuffle' (a 1x1 conv and
   # depth to space: `decoders.PixelShuffleHead`, the CPU size's choice).
   pixel_head: str = "decoder"
+  # The original's TransferNet: a `TransferFunction` into the target network's representation
+  # (`rep_channels`), then that network's trained decoder, frozen (`TargetHead`). Its variables
+  # come from `target_decoders`, and `freeze` keeps the optimizer off them. Otherwise a readout
+  # trains its decoder from scratch.
+  frozen_target_decoder: bool = False
+  rep_channels: int = 8
   decoder_width_multiplier: float = 1.0
+  decoder_min_channels: int = 1
   fc_hidden: int = 2048
   dropout: float = 0.5
   dtype: Any = jnp.float32
@@ -65,6 +131,8 @@ class Readout(nn.Module):
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     kernels = kernels_lib.select(self.conv_impl)
     conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
+    if self.frozen_target_decoder:
+      return self.target_head(name=FROZEN)(self.transfer_function(name="transfer")(x))
     for i in range(2):  # the paper's two-layer readout
       x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
       x = norm(name=f"bn{i}")(x)
@@ -78,13 +146,30 @@ class Readout(nn.Module):
       out = decoder(x.reshape(x.shape[0], -1), train)
     return out.astype(jnp.float32)
 
+  # Named as submodules of a readout; unnamed, they apply on their own variables
+  # (`_through_target_heads`).
+  @nn.nowrap
+  def transfer_function(self, name: str | None = None) -> TransferFunction:
+    return TransferFunction(hidden=self.readout_channels, rep_channels=self.rep_channels,
+                            dtype=self.dtype, conv_impl=self.conv_impl, name=name)
+
+  @nn.nowrap
+  def target_head(self, name: str | None = None) -> TargetHead:
+    return TargetHead(spec=self.spec, output_stride=self.output_stride,
+                      decoder_width_multiplier=self.decoder_width_multiplier,
+                      decoder_min_channels=self.decoder_min_channels, fc_hidden=self.fc_hidden,
+                      dropout=self.dropout, dtype=self.dtype, conv_impl=self.conv_impl,
+                      name=name)
+
 
 def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
   """A readout for target `spec` from `config` (keys: readout_channels, output_stride,
-  residual, pixel_head, decoder_width_multiplier, fc_hidden, dropout, conv_impl; missing keys take the
-  paper's values, conv_impl 'auto'). `residual` applies to regression targets only."""
-  known = {"readout_channels", "output_stride", "residual", "pixel_head",
-           "decoder_width_multiplier", "fc_hidden", "dropout", "conv_impl"}
+  residual, pixel_head, frozen_target_decoder, rep_channels, decoder_width_multiplier,
+  decoder_min_channels, fc_hidden, dropout, conv_impl; missing keys take the paper's values,
+  conv_impl 'auto'). `residual` applies to regression targets only."""
+  known = {"readout_channels", "output_stride", "residual", "pixel_head", "frozen_target_decoder",
+           "rep_channels", "decoder_width_multiplier", "decoder_min_channels", "fc_hidden",
+           "dropout", "conv_impl"}
   unknown = set(config) - known
   if unknown:
     raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
@@ -97,7 +182,78 @@ def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
     raise ValueError(f"readout pixel_head {config['pixel_head']!r} is unknown; accepted: "
                      f"{PIXEL_HEADS}")
   config["residual"] = bool(config.get("residual", False)) and is_regression(spec)
+  if config["residual"] and config.get("frozen_target_decoder", False):
+    raise ValueError("a readout through the frozen target decoder predicts the target itself: "
+                     "set readout.residual (and standardize_residual) False")
+  if config.get("frozen_target_decoder", False):
+    config["pixel_head"] = "decoder"  # the task networks' own
   return Readout(spec=spec, **config)
+
+
+class TargetNetwork(NamedTuple):
+  """A trained task network as a frozen-decoder readout reads it: its target's name, the flax
+  module and variables, and the statistics its targets were standardised with (or None)."""
+
+  name: str
+  module: nn.Module
+  variables: Mapping[str, Any]
+  target_stats: Mapping[str, Sequence[float]] | None
+
+
+def target_decoders(module: Readout, networks_of: Sequence[TargetNetwork],
+                    variables: Mapping[str, Any]) -> dict[str, Any]:
+  """`variables` of K stacked `module` copies (`init_stacked`) with copy k's `FROZEN` part
+  (`TargetHead`) set from `networks_of[k]`: its decoder's parameters and BatchNorm statistics,
+  whether it squashes its output, and its target statistics.
+
+  Raises:
+    ValueError: a network's decoder differs in shape from the readout's (the run's decoder
+      settings are not the bank's).
+  """
+  channels = module.spec.channels
+  heads = []
+  for net in networks_of:
+    squash = module.spec.decoder == "pixel" and networks.applies_tanh(net.module)
+    stats = net.target_stats or {"mean": np.zeros(channels), "std": np.ones(channels)}
+    heads.append({
+        "params": {"decoder": net.variables["params"]["decoder"], "squash": np.float32(squash),
+                   **{k: np.broadcast_to(np.asarray(stats[k], np.float32), (channels,))
+                      for k in ("mean", "std")}},
+        "batch_stats": {"decoder": net.variables.get("batch_stats", {}).get("decoder", {})}})
+  stacked = jax.tree.map(lambda *a: jnp.stack([jnp.asarray(x) for x in a]), *heads)
+  out = {"params": dict(variables["params"]), "batch_stats": dict(variables["batch_stats"])}
+  for collection, got in stacked.items():
+    if not got["decoder"] and collection == "batch_stats":
+      continue  # a decoder without BatchNorm (the FC head)
+    want = flax.traverse_util.flatten_dict(jax.tree.map(jnp.shape, out[collection][FROZEN]))
+    have = flax.traverse_util.flatten_dict(jax.tree.map(jnp.shape, got))
+    if want != have:
+      diff = sorted(set(want.items()) ^ set(have.items()))[:4]
+      raise ValueError(f"the target networks' decoders do not fit the readout's (first "
+                       f"differences, (path, stacked shape): {diff}); give the run the bank's "
+                       "model settings")
+    out[collection][FROZEN] = got
+  return out
+
+
+def freeze(tx: optax.GradientTransformation, module: Readout) -> optax.GradientTransformation:
+  """`tx` on the trainable parameters of `module` (stacked or not); its `FROZEN` parameters get
+  no update at all (not even weight decay) when it reads through a frozen target decoder."""
+  if not getattr(module, "frozen_target_decoder", False):
+    return tx
+  def labels(params):
+    return {k: jax.tree.map(lambda _, k=k: "frozen" if k == FROZEN else "train", v)
+            for k, v in params.items()}
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
+def decoder_groups(targets: Sequence[str]) -> tuple[tuple[int, ...], ...]:
+  """The indices of the stacked readouts into each target (they share its frozen decoder), in
+  order of first appearance: ('a', 'b', 'a') -> ((0, 2), (1,))."""
+  groups: dict[str, list[int]] = {}
+  for k, t in enumerate(targets):
+    groups.setdefault(t, []).append(k)
+  return tuple(tuple(g) for g in groups.values())
 
 
 def is_regression(spec: tasks.TaskSpec) -> bool:
@@ -190,14 +346,19 @@ def init_stacked(module: nn.Module, sample: jax.Array, seeds: Sequence[int]) -> 
   return jax.jit(lambda s: jax.lax.map(one, s))(jnp.asarray(np.asarray(seeds, np.uint32)))
 
 
-def stacked_apply(module: nn.Module, shared_inputs: bool = False
+def stacked_apply(module: nn.Module, shared_inputs: bool = False,
+                  groups: Sequence[Sequence[int]] | None = None
                   ) -> Callable[..., tuple[jax.Array, Any]]:
   """The loop's `apply_fn` for K stacked copies of `module` (a `Readout` or a `TaskNetwork`).
 
   inputs (B, K, ...) -- or (B, ...) given to every copy when `shared_inputs` -- -> predictions
   (K, B, ...). Every copy gets the same dropout key, as it would if trained alone with the same
   seed. A module with `conv_impl='auto'` runs the backend's stacked conv (`conv.for_stacking`).
+  Readouts through frozen target decoders run `_through_target_heads` (`groups`: as
+  `decoder_groups` gives them; default: one per copy).
   """
+  if getattr(module, "frozen_target_decoder", False):
+    return _through_target_heads(module, shared_inputs, groups)
   module = conv_lib.for_stacking(module)
   def apply_one(variables, x, train, rngs):
     if train:
@@ -208,6 +369,42 @@ def stacked_apply(module: nn.Module, shared_inputs: bool = False
   def apply(variables, inputs, train: bool, rngs=None):
     in_axes = (0, None if shared_inputs else 1, None, None)
     return jax.vmap(apply_one, in_axes=in_axes)(variables, inputs, train, rngs)
+  return apply
+
+
+def _through_target_heads(module: Readout, shared_inputs: bool,
+                          groups: Sequence[Sequence[int]] | None
+                          ) -> Callable[..., tuple[jax.Array, Any]]:
+  """`stacked_apply` for readouts through frozen target decoders: the K transfer functions
+  vmapped, then each group of copies (readouts into one target, which share its decoder) through
+  that decoder once, unstacked, their examples folded into its batch. Unstacked, the decoder
+  steps 3x faster on CPU than vmapped over the K copies (im2col at 64x64); one call per group
+  rather than per copy compiles 6x faster at the same step time (BUILD_NOTES.md, "Transfers").
+  The frozen variables get no gradient (`stop_gradient`; `freeze` keeps the optimizer off them
+  too). Nothing here holds BatchNorm statistics that train: they are returned unchanged."""
+  transfer = conv_lib.for_stacking(module.transfer_function())
+  head = module.target_head()
+
+  def apply(variables, inputs, train: bool, rngs=None):
+    del train, rngs  # no BatchNorm or dropout that trains
+    params = variables["params"]
+    k = jax.tree.leaves(params)[0].shape[0]
+    z = jax.vmap(lambda p, x: transfer.apply({"params": p}, x),
+                 in_axes=(0, None if shared_inputs else 1))(params["transfer"], inputs)
+    frozen = jax.lax.stop_gradient({"params": params[FROZEN],
+                                    "batch_stats": variables["batch_stats"].get(FROZEN, {})})
+    groups_k = groups or [(i,) for i in range(k)]
+    if sorted(i for g in groups_k for i in g) != list(range(k)):
+      raise ValueError(f"decoder groups {groups_k} do not cover the {k} stacked readouts once")
+    out = [None] * k
+    for group in groups_k:
+      idx = np.asarray(group)
+      zs = z[idx]  # (G, B, h, w, c)
+      first = jax.tree.map(lambda a, i=int(idx[0]): a[i], frozen)
+      pred = head.apply(first, zs.reshape(-1, *zs.shape[2:]))
+      for j, i in enumerate(group):
+        out[i] = pred.reshape(len(group), -1, *pred.shape[1:])[j]
+    return jnp.stack(out), variables["batch_stats"]
   return apply
 
 

@@ -101,9 +101,16 @@ class StackedSource(Sequence):
 
 def train_stacked(module, spec: tasks.TaskSpec, source: StackedSource, seeds: Sequence[int],
                   opt_cfg: Mapping, train_cfg: Mapping, workdir: pathlib.Path,
-                  shared_inputs: bool = False, shard: bool = False) -> loop.TrainState:
+                  shared_inputs: bool = False, shard: bool = False,
+                  target_networks: Sequence[readout_lib.TargetNetwork] | None = None
+                  ) -> loop.TrainState:
   """Trains K = len(seeds) copies of `module` (copy k on target k of `source`) in one compiled
   step of the training loop; resumes from `workdir`'s checkpoint.
+
+  A readout through the frozen target decoder (`module.frozen_target_decoder`) takes copy k's
+  decoder from `target_networks[k]`, its target's trained network (`readout.target_decoders`);
+  the optimizer leaves it as it is (`readout.freeze`), and the copies into one target run its
+  decoder together (`readout.decoder_groups`).
 
   With `shard`, the copies are split over the devices of the loop's mesh (`train_cfg`'s
   num_devices and local_devices), D of them: each device trains ceil(K/D) whole copies on the
@@ -117,17 +124,28 @@ def train_stacked(module, spec: tasks.TaskSpec, source: StackedSource, seeds: Se
   sample = jnp.asarray((first if shared_inputs else first[0])[None])
   k = len(seeds)
   cfg = loop_config(train_cfg, num_examples=len(source))
-  apply_fn = readout_lib.stacked_apply(module, shared_inputs)
-  loss_fn = readout_lib.stacked_loss(spec)
+  frozen = getattr(module, "frozen_target_decoder", False)
+  if frozen and (target_networks is None or len(target_networks) != k):
+    raise ValueError(f"{k} readouts through frozen target decoders need {k} target networks")
+  padded = k
   if shard:
     mesh = sharding.make_mesh(cfg.num_devices, local=cfg.local_devices)
     padded = sharding.padded_stack_size(k, mesh)
     seeds = [*seeds, *range(max(seeds) + 1, max(seeds) + 1 + padded - k)]
     cfg = dataclasses.replace(cfg, stack_size=padded)
+  # The padded copies repeat the last copy's inputs, so its target network too.
+  nets = [*target_networks, *[target_networks[-1]] * (padded - k)] if frozen else []
+  apply_fn = readout_lib.stacked_apply(
+      module, shared_inputs, readout_lib.decoder_groups([n.name for n in nets]) if frozen else None)
+  loss_fn = readout_lib.stacked_loss(spec)
+  if padded > k:
     apply_fn, loss_fn = _padded(apply_fn, loss_fn, k, padded, shared_inputs)
   variables = readout_lib.init_stacked(module, sample, seeds)
+  if frozen:
+    variables = readout_lib.target_decoders(module, nets, variables)
   state = loop.train(apply_fn=apply_fn, loss_fn=loss_fn, variables=variables,
-                     tx=optimizer(opt_cfg), data=grain.MapDataset.source(source), cfg=cfg,
+                     tx=readout_lib.freeze(optimizer(opt_cfg), module),
+                     data=grain.MapDataset.source(source), cfg=cfg,
                      workdir=str(workdir), learning_rate_fn=train_task.learning_rate_schedule(
                          ml_collections.ConfigDict(dict(opt_cfg))))
   if len(seeds) == k:
@@ -152,9 +170,11 @@ def _padded(apply_fn, loss_fn, k: int, padded: int, shared_inputs: bool):
 
 
 def stacked_losses(module, spec: tasks.TaskSpec, state: loop.TrainState, source: StackedSource,
-                   shared_inputs: bool = False, batch: int = 32) -> np.ndarray:
-  """Per-example held-out losses of every stacked copy on `source`: (K, N)."""
-  apply = readout_lib.stacked_apply(module, shared_inputs)
+                   shared_inputs: bool = False, batch: int = 32,
+                   groups: Sequence[Sequence[int]] | None = None) -> np.ndarray:
+  """Per-example held-out losses of every stacked copy on `source`: (K, N). `groups`: copies
+  sharing a frozen target decoder (`readout.stacked_apply`)."""
+  apply = readout_lib.stacked_apply(module, shared_inputs, groups)
 
   @jax.jit
   def fn(v, b):
