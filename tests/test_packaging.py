@@ -99,3 +99,13 @@ def test_the_experiment_configs_build_on_the_packaged_ones():
     assert c.model.width == 2 * base.model.width
     assert c.taskbank.num_steps == 2 * base.taskbank.num_steps
     assert c.transfer.to_dict() == base.transfer.to_dict()
+
+
+def test_the_frozen_decoder_config_keeps_the_packaged_baselines():
+  """Only the readouts change: the from-scratch baselines (Gain) keep the packaged batch."""
+  frozen = REPO_ROOT / "experiments" / "configs" / "taxonomy_frozen_decoder.py"
+  for arg in ("default", "tiny", "paper"):
+    base, c = config_files.load_config(f"taxonomy:{arg}"), config_files.load_config(f"{frozen}:{arg}")
+    assert c.readout.frozen_target_decoder and not c.readout.residual
+    assert c.scratch.to_dict() == base.scratch.to_dict()
+    assert c.taskbank.to_dict() == base.taskbank.to_dict()

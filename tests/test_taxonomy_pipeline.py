@@ -179,4 +179,9 @@ def test_derived_config_fields_follow_their_source_one_way():
   assert config.readout.fc_hidden == 7
   config_files.apply_overrides(config, ["taxonomy.order=1"])
   assert (config.taxonomy.order, config.transfer.max_order) == (1, 2)
+  batch = config.transfer.batch_size  # the baselines' batch follows the transfers' until set
+  config_files.apply_overrides(config, [f"transfer.batch_size={batch // 2}"])
+  assert config.scratch.batch_size == batch // 2
+  config_files.apply_overrides(config, [f"scratch.batch_size={batch}"])
+  assert (config.scratch.batch_size, config.transfer.batch_size) == (batch, batch // 2)
   assert config.to_dict()["taxonomy"]["order"] == 1

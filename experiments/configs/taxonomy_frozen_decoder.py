@@ -33,6 +33,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.readout.residual = False
   c.readout.standardize_residual = False
   if arg in ("default", "full"):
+    c.scratch.batch_size = c.transfer.batch_size  # the baselines (Gain) as the packaged run's
     c.transfer.num_steps = CPU_STEPS
     c.transfer.batch_size = CPU_BATCH
   return c

@@ -201,6 +201,7 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # The from-scratch baselines (Gain): the task network's architecture on the transfer budget.
   c.scratch = ml_collections.ConfigDict()
   c.scratch.num_steps = size["scratch_steps"]
+  c.scratch.batch_size = _follows(c.transfer, "batch_size")
 
   c.taxonomy = ml_collections.ConfigDict()
   c.taxonomy.graph_budgets = size["graph_budgets"]

@@ -223,7 +223,8 @@ def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
     lr, decay_at = c.transfer.learning_rate, c.transfer.get("decay_at", ())
     # A budget smaller than a batch trains on batches of the whole budget.
     views = min(len(run.views("validation")), int(c.transfer.budget or 0) or 1 << 30)
-    batch, seed = min(c.transfer.batch_size, views), c.transfer.seed
+    batch = min(int((c.get("scratch") or {}).get("batch_size", c.transfer.batch_size)), views)
+    seed = c.transfer.seed
   else:
     steps, lr, decay_at = int(tb.num_steps), c.optimizer.learning_rate, tb.get("decay_at", ())
     batch, seed = tb.batch_size, tb.seed
