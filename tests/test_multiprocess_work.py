@@ -14,6 +14,7 @@ import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import jax
@@ -176,3 +177,48 @@ def test_work_group_shares_and_part_bounds(monkeypatch):
 def test_wait_for_times_out():
   with pytest.raises(TimeoutError, match="never"):
     workers.wait_for(lambda: False, "never", timeout=0.1)
+
+
+def test_a_silent_process_stops_the_others_waiting(tmp_path, monkeypatch):
+  monkeypatch.setenv(workers.LOST_AFTER_ENV, "0.8")
+  group = workers.WorkGroup(0, 3)
+  with workers.heartbeat(group, tmp_path) as beating:
+    folder = tmp_path / workers.HEARTBEAT_DIR
+    assert beating.heartbeats == str(folder) and (folder / "0").is_file()
+    first = (folder / "0").stat().st_mtime
+    time.sleep(0.5)
+    assert (folder / "0").stat().st_mtime > first  # the thread beats (every 0.2 s here)
+    # Process 1 beat long ago (its file's time is the filesystem's, as ours); 2 never started.
+    (folder / "1").touch()
+    past = (folder / "1").stat().st_mtime - 60
+    os.utime(folder / "1", (past, past))
+    start = time.time()
+    with pytest.raises(workers.WorkerLostError,
+                       match=r"process 1 has been silent for \d+ s; process 2 has not started"):
+      workers.wait_for(lambda: False, "the others' units", group=beating)
+    assert 0.8 <= time.time() - start < 5  # not before it waited as long as it allows
+    # Beating processes are waited for as long as it takes.
+    for other in ("1", "2"):
+      (folder / other).touch()
+    deadline = time.time() + 2.5
+    stop = threading.Event()
+    def keep_beating():
+      while not stop.wait(0.1):
+        for other in ("1", "2"):
+          (folder / other).touch()
+    thread = threading.Thread(target=keep_beating)
+    thread.start()
+    try:
+      workers.wait_for(lambda: time.time() > deadline, "the others' units", group=beating)
+    finally:
+      stop.set()
+      thread.join()
+  beat = (folder / "0").stat().st_mtime
+  time.sleep(0.5)
+  assert (folder / "0").stat().st_mtime == beat  # stopped beating on leaving
+  monkeypatch.setenv(workers.LOST_AFTER_ENV, "0")  # 0: wait for ever
+  assert workers.WorkGroup(0, 2, str(folder)).lost(1e9) == []
+  monkeypatch.setenv(workers.LOST_AFTER_ENV, "soon")
+  with pytest.raises(ValueError, match="not a number of seconds"):
+    workers.lost_after_seconds()
+  assert workers.WorkGroup(0, 1).lost(1e9) == []  # a group of one waits on nobody

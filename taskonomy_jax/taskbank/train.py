@@ -204,17 +204,18 @@ def _train_tasks(config: ml_collections.ConfigDict, workdir: str,
   check_per_task(config)
   os.makedirs(workdir, exist_ok=True)
   multi = group.count > 1
-  if group.is_first:  # the one writer of bank.json
-    _check_bank_file(config, workdir)
-  else:  # a bank.json of an earlier run may be there: the one process 0 checks is waited for
-    workers.wait_for(lambda: files.read_json(os.path.join(workdir, BANK_FILE)) ==
-                     json.loads(config.to_json()), "process 0's bank.json")
-    _check_bank_file(config, workdir, write=False)
-  if config.get("compilation_cache", False):
-    enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
-  records = _train_share(config, workdir, group.share(names), multi)
-  workers.wait_for(lambda: all(is_done(workdir, n) for n in names),
-                   "the other processes' task networks")
+  with workers.heartbeat(group, workdir) as beating:  # the other processes see this one alive
+    if beating.is_first:  # the one writer of bank.json
+      _check_bank_file(config, workdir)
+    else:  # a bank.json of an earlier run may be there: the one process 0 checks is waited for
+      workers.wait_for(lambda: files.read_json(os.path.join(workdir, BANK_FILE)) ==
+                       json.loads(config.to_json()), "process 0's bank.json", group=beating)
+      _check_bank_file(config, workdir, write=False)
+    if config.get("compilation_cache", False):
+      enable_compilation_cache(os.path.join(os.path.abspath(workdir), ".jax_cache"))
+    records = _train_share(config, workdir, beating.share(names), multi)
+    workers.wait_for(lambda: all(is_done(workdir, n) for n in names),
+                     "the other processes' task networks", group=beating)
   return {n: records.get(n) or done_record(workdir, n) for n in names}
 
 

@@ -20,15 +20,25 @@ by all processes (`taskonomy train --set multihost=True`) still joins jax.distri
 
 The process's place comes from the launcher: JAX_PROCESS_ID / JAX_NUM_PROCESSES (the variables
 `sharding.maybe_initialize_distributed` reads), or SLURM_PROCID / SLURM_NTASKS under srun.
+
+A process that dies must not leave the others waiting for ever: each beats (`heartbeat`:
+touches `<workdir>/.workers/<index>` every 30 s), and a process waiting on the others
+(`wait_for`) stops with `WorkerLostError`, naming the silent process, once one has not beaten
+for `lost_after_seconds()` (15 min; env TASKONOMY_WORKER_LOST_AFTER, 0: wait for ever) while it
+waited at least as long. Heartbeats are compared by their files' times, both set by the shared
+filesystem, so the hosts' clocks need not agree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import pathlib
 import sys
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
 from taskonomy_jax import workdir_lock
@@ -37,6 +47,36 @@ T = TypeVar("T")
 # (index variable, count variable), first match wins.
 ENV = (("JAX_PROCESS_ID", "JAX_NUM_PROCESSES"), ("SLURM_PROCID", "SLURM_NTASKS"))
 POLL_SECONDS = 0.5
+HEARTBEAT_DIR = ".workers"
+LOST_AFTER_ENV = "TASKONOMY_WORKER_LOST_AFTER"
+LOST_AFTER_SECONDS = 900.0
+
+
+class WorkerLostError(RuntimeError):
+  """Another process of the run stopped beating while this one waited for its work."""
+
+
+def lost_after_seconds() -> float:
+  """How long a silent process is waited for (env TASKONOMY_WORKER_LOST_AFTER; 0: for ever).
+
+  Raises:
+    ValueError: the variable is not a number of seconds.
+  """
+  value = os.environ.get(LOST_AFTER_ENV, "")
+  if not value:
+    return LOST_AFTER_SECONDS
+  try:
+    return float(value)
+  except ValueError:
+    raise ValueError(f"{LOST_AFTER_ENV}={value!r} is not a number of seconds (0: wait for "
+                     "ever)") from None
+
+
+def _mtime(path: pathlib.Path) -> float | None:
+  try:
+    return path.stat().st_mtime
+  except FileNotFoundError:
+    return None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +85,8 @@ class WorkGroup:
 
   index: int = 0
   count: int = 1
+  # The folder of the run's heartbeat files, while this process beats (`heartbeat`).
+  heartbeats: str | None = None
 
   @property
   def is_first(self) -> bool:
@@ -55,6 +97,29 @@ class WorkGroup:
     """This process's items: every `count`-th from `index` (round robin, so neighbouring items,
     often of similar cost, go to different processes)."""
     return list(items)[self.index::self.count]
+
+  def lost(self, waited: float) -> list[str]:
+    """The other processes taken for dead after this one waited `waited` seconds: silent (or
+    never started) for longer than `lost_after_seconds()` by the heartbeat files' times."""
+    if self.heartbeats is None or self.count == 1:
+      return []
+    limit = lost_after_seconds()
+    if limit <= 0 or waited < limit:
+      return []
+    folder = pathlib.Path(self.heartbeats)
+    own = _mtime(folder / str(self.index))
+    if own is None:  # our own beat vanished (the workdir was removed): nothing to compare
+      return []
+    out = []
+    for other in range(self.count):
+      if other == self.index:
+        continue
+      beat = _mtime(folder / str(other))
+      if beat is None:
+        out.append(f"process {other} has not started")
+      elif own - beat > limit:
+        out.append(f"process {other} has been silent for {own - beat:.0f} s")
+    return out
 
 
 def work_group(enabled: bool) -> WorkGroup:
@@ -79,18 +144,58 @@ def work_group(enabled: bool) -> WorkGroup:
   return group
 
 
-def wait_for(done: Callable[[], bool], what: str, timeout: float | None = None) -> None:
+@contextlib.contextmanager
+def heartbeat(group: WorkGroup, workdir: str | pathlib.Path) -> Iterator[WorkGroup]:
+  """Beats for this process of `group` while inside (a thread touching
+  `<workdir>/.workers/<index>`); yields the group to pass to `wait_for`. A group of one does
+  not beat."""
+  if group.count == 1:
+    yield group
+    return
+  folder = pathlib.Path(workdir) / HEARTBEAT_DIR
+  folder.mkdir(parents=True, exist_ok=True)
+  path = folder / str(group.index)
+  interval = min(30.0, max(lost_after_seconds(), 0.4) / 4)
+  stop = threading.Event()
+
+  def beat():
+    while True:
+      path.touch()
+      if stop.wait(interval):
+        return
+
+  path.touch()
+  thread = threading.Thread(target=beat, name="taskonomy-heartbeat", daemon=True)
+  thread.start()
+  try:
+    yield dataclasses.replace(group, heartbeats=str(folder))
+  finally:
+    stop.set()
+    thread.join()
+
+
+def wait_for(done: Callable[[], bool], what: str, timeout: float | None = None,
+             group: WorkGroup | None = None) -> None:
   """Returns once `done()` (the other processes' markers exist); says once what it waits for.
 
   Raises:
-    TimeoutError: not done within `timeout` seconds (None: wait as long as it takes; a dead
-      process is rerun, and this one with it).
+    TimeoutError: not done within `timeout` seconds (None: wait as long as it takes).
+    WorkerLostError: another process of `group` (one beating, `heartbeat`) is lost
+      (`WorkGroup.lost`): rerun it with the same command and environment; finished units are
+      kept, and this process's run resumes the same way.
   """
   start, said = time.time(), False
   while not done():
     if not said:
       print(f"waiting for {what}", file=sys.stderr, flush=True)
       said = True
-    if timeout is not None and time.time() - start > timeout:
+    waited = time.time() - start
+    if timeout is not None and waited > timeout:
       raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+    lost = group.lost(waited) if group is not None else []
+    if lost:
+      raise WorkerLostError(
+          f"waiting for {what}: {'; '.join(lost)} (no heartbeat in {group.heartbeats} for "
+          f"over {lost_after_seconds():.0f} s, {LOST_AFTER_ENV}); rerun the lost process with "
+          "its command and environment, then this one: finished units are kept")
     time.sleep(POLL_SECONDS)

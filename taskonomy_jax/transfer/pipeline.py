@@ -136,7 +136,7 @@ def _units(run: Run, stage: str, names: Sequence[str],
     run.log.append({"stage": stage, "unit": name, "ran": ran,
                     "seconds": round(time.time() - start, 2)})
   workers.wait_for(lambda: all(stages.is_done(run.stage_dir(stage) / n) for n in everything),
-                   f"the other processes' {stage} units")
+                   f"the other processes' {stage} units", group=run.group)
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -469,7 +469,7 @@ def _transfer_stage(run: Run, stage: str, members_of: Callable[[str], list[Membe
              if not stages.is_done(run.stage_dir(stage) / g)
              for p in range(n) if _part_size(members_of, g, n, p)]
     workers.wait_for(lambda: all(map(stages.is_done, parts)),
-                     f"the other processes' {stage} parts")
+                     f"the other processes' {stage} parts", group=run.group)
   _units(run, stage, groups, lambda unit, tmp: _join_parts(run, stage, unit, n, tmp))
 
 
@@ -663,21 +663,22 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
 @workdir_lock.locked  # a second run on the workdir is refused, naming the first
 def _run_stages(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
                 until: str | None, group: workers.WorkGroup) -> Run:
-  run = Run(config, pathlib.Path(workdir), group)
-  run.workdir.mkdir(parents=True, exist_ok=True)
-  configure_jax(run.workdir / "jax_cache")
-  if group.is_first:
-    # The config the run was made with: predictors and exports rebuild its networks from it.
-    stages.write_json_atomic(run.workdir / "config.json", config.to_dict())
-  for i, name in enumerate(STAGES):
-    start = time.time()
-    print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
-    STAGE_FNS[name](run)
-    ran = sum(e["ran"] for e in run.log if e["stage"] == name)
-    print(f"[{i + 1}/{len(STAGES)}] {name}: {ran} unit(s) run, "
-          f"{time.time() - start:.1f} s", flush=True)
-    if name == until:
-      break
+  with workers.heartbeat(group, workdir) as beating:  # the other processes see this one alive
+    run = Run(config, pathlib.Path(workdir), beating)
+    run.workdir.mkdir(parents=True, exist_ok=True)
+    configure_jax(run.workdir / "jax_cache")
+    if group.is_first:
+      # The config the run was made with: predictors and exports rebuild its networks from it.
+      stages.write_json_atomic(run.workdir / "config.json", config.to_dict())
+    for i, name in enumerate(STAGES):
+      start = time.time()
+      print(f"[{i + 1}/{len(STAGES)}] {name}", flush=True)
+      STAGE_FNS[name](run)
+      ran = sum(e["ran"] for e in run.log if e["stage"] == name)
+      print(f"[{i + 1}/{len(STAGES)}] {name}: {ran} unit(s) run, "
+            f"{time.time() - start:.1f} s", flush=True)
+      if name == until:
+        break
   me = run.group.index
   timings = run.workdir / ("timings.json" if me == 0 else f"timings.process{me}.json")
   stages.write_json_atomic(timings, run.log)
