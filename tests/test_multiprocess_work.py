@@ -218,6 +218,10 @@ def test_a_silent_process_stops_the_others_waiting(tmp_path, monkeypatch):
   assert (folder / "0").stat().st_mtime == beat  # stopped beating on leaving
   monkeypatch.setenv(workers.LOST_AFTER_ENV, "0")  # 0: wait for ever
   assert workers.WorkGroup(0, 2, str(folder)).lost(1e9) == []
+  with workers.heartbeat(group, tmp_path):  # ... and beat at the 30 s pace, not in a tight loop
+    beat = (folder / "0").stat().st_mtime
+    time.sleep(0.3)
+    assert (folder / "0").stat().st_mtime == beat
   monkeypatch.setenv(workers.LOST_AFTER_ENV, "soon")
   with pytest.raises(ValueError, match="not a number of seconds"):
     workers.lost_after_seconds()

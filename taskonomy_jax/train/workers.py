@@ -155,16 +155,16 @@ def heartbeat(group: WorkGroup, workdir: str | pathlib.Path) -> Iterator[WorkGro
   folder = pathlib.Path(workdir) / HEARTBEAT_DIR
   folder.mkdir(parents=True, exist_ok=True)
   path = folder / str(group.index)
-  interval = min(30.0, max(lost_after_seconds(), 0.4) / 4)
+  limit = lost_after_seconds()
+  # Four beats within the limit; when nobody is ever taken for dead, still one every 30 s.
+  interval = 30.0 if limit <= 0 else min(30.0, limit / 4)
   stop = threading.Event()
 
   def beat():
-    while True:
+    while not stop.wait(interval):
       path.touch()
-      if stop.wait(interval):
-        return
 
-  path.touch()
+  path.touch()  # the first beat, before anyone can look
   thread = threading.Thread(target=beat, name="taskonomy-heartbeat", daemon=True)
   thread.start()
   try:
