@@ -129,10 +129,10 @@ class Readout(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    kernels = kernels_lib.select(self.conv_impl)
-    conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
     if self.frozen_target_decoder:
       return self.target_head(name=FROZEN)(self.transfer_function(name="transfer")(x))
+    kernels = kernels_lib.select(self.conv_impl)
+    conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
     for i in range(2):  # the paper's two-layer readout
       x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
       x = norm(name=f"bn{i}")(x)
@@ -398,12 +398,11 @@ def _through_target_heads(module: Readout, shared_inputs: bool,
       raise ValueError(f"decoder groups {groups_k} do not cover the {k} stacked readouts once")
     out = [None] * k
     for group in groups_k:
-      idx = np.asarray(group)
-      zs = z[idx]  # (G, B, h, w, c)
-      first = jax.tree.map(lambda a, i=int(idx[0]): a[i], frozen)
+      zs = z[np.asarray(group)]  # (G, B, h, w, c)
+      first = jax.tree.map(lambda a, i=group[0]: a[i], frozen)
       pred = head.apply(first, zs.reshape(-1, *zs.shape[2:]))
-      for j, i in enumerate(group):
-        out[i] = pred.reshape(len(group), -1, *pred.shape[1:])[j]
+      for i, p in zip(group, pred.reshape(len(group), -1, *pred.shape[1:]), strict=True):
+        out[i] = p
     return jnp.stack(out), variables["batch_stats"]
   return apply
 
