@@ -30,30 +30,16 @@ import json
 import pathlib
 import time
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
 from taskonomy_jax import tasks
-from taskonomy_jax.taskbank import train as taskbank_train
 from taskonomy_jax.taskbank.bank import TaskBank
-from taskonomy_jax.transfer import training
+from taskonomy_jax.transfer import readout, training
 
 SPLITS = ("validation", "test")  # transfer training, held out
-
-
-class TransferFunction(nn.Module):
-  """(B, h, w, C_in) -> (B, h, w, rep_channels): into the target network's representation."""
-
-  rep_channels: int = 8
-  hidden: int = 8
-
-  @nn.compact
-  def __call__(self, x: jax.Array) -> jax.Array:
-    x = nn.relu(nn.Conv(self.hidden, (3, 3), padding=1)(x))
-    return nn.Conv(self.rep_channels, (3, 3), padding=1)(x)
 
 
 def masked_l1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -62,12 +48,12 @@ def masked_l1(pred: np.ndarray, target: np.ndarray, mask: np.ndarray) -> np.ndar
   return (np.abs(pred - target) * mask).sum(axes) / np.maximum(mask.sum(axes), 1)
 
 
-def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path, target: str,
+def probe_target(bank: TaskBank, reps: dict, views: pathlib.Path, target: str,
                  steps: int, batch: int = 16, seed: int = 0, objective: str = "decoder",
                  learning_rate: float = 2e-3, warm_steps: int = 0) -> dict[str, float]:
   """{source: held-out L1 / the median image's} for every other network of `bank`."""
   model, variables = bank.network(target)
-  stats = taskbank_train.target_stats(bank_dir, target)  # outputs are standardised: map back
+  stats = bank.target_stats(target)  # outputs are standardised: map back
   mean, std = (0.0, 1.0) if stats is None else (float(stats["mean"][0]), float(stats["std"][0]))
   y = {s: np.load(views / s / f"{target}.target.npy").astype(np.float32) for s in SPLITS}
   m = {s: np.load(views / s / f"{target}.mask.npy").astype(np.float32) for s in SPLITS}
@@ -80,14 +66,17 @@ def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path,
   # 'decoder' objective.
   rep_sd = reps[target]["validation"].std((0, 1, 2)) + 1e-6
 
+  def transfer_function(x):  # the pipeline's (readout.TransferFunction), into this width
+    return readout.TransferFunction(rep_channels=x.shape[-1])
+
   def predict(params, x):
-    z = TransferFunction(rep_channels=x.shape[-1]).apply(params, x)
+    z = transfer_function(x).apply(params, x)
     out = model.apply(variables, z, False, method=lambda net, r, t: net.decoder(r, t))
     return out * std + mean
 
   def rep_loss(params, x, r, w):
     del w
-    return jnp.mean(((TransferFunction(rep_channels=x.shape[-1]).apply(params, x) - r)
+    return jnp.mean(((transfer_function(x).apply(params, x) - r)
                      / rep_sd) ** 2)
 
   def decoder_loss(params, x, t, w):
@@ -115,7 +104,7 @@ def probe_target(bank: TaskBank, bank_dir: str, reps: dict, views: pathlib.Path,
     x = reps[source]
     mu, sd = x["validation"].mean((0, 1, 2)), x["validation"].std((0, 1, 2)) + 1e-6
     x = {s: (a - mu) / sd for s, a in x.items()}
-    params = TransferFunction(rep_channels=x["test"].shape[-1]).init(
+    params = transfer_function(x["test"]).init(
         jax.random.key(seed), jnp.asarray(x["validation"][:2]))
     rng = np.random.default_rng(seed)
     for (tx, step), kind, n in phases:
@@ -144,8 +133,7 @@ def main() -> None:
   p.add_argument("--out", help="write the results as JSON here")
   args = p.parse_args()
   workdir = pathlib.Path(args.workdir)
-  bank_dir = str(workdir / "03_taskbank" / "bank")
-  bank = TaskBank.load(bank_dir)
+  bank = TaskBank.load(str(workdir / "03_taskbank" / "bank"))
   views = workdir / "02_views"
   images = {s: np.load(views / s / "rgb.npy") for s in SPLITS}
   start = time.perf_counter()
@@ -156,7 +144,7 @@ def main() -> None:
   for target in args.targets.split(","):
     if tasks.get(target).decoder != "pixel":
       raise SystemExit(f"{target}: only pixel targets have a decoder to freeze")
-    scores = results[target] = probe_target(bank, bank_dir, reps, views, target, args.steps,
+    scores = results[target] = probe_target(bank, reps, views, target, args.steps,
                                             batch=args.batch, learning_rate=args.learning_rate,
                                             warm_steps=args.warm_steps,
                                             objective=args.objective)
