@@ -423,3 +423,33 @@ def test_report_without_evidence():
   assert any("not evaluated" in line for line in gates.summary_lines(rep))
   rep = gates.report({}, inputs["transfers"], inputs["known"])
   assert rep["failed"] == ["networks"]  # a required gate with nothing to judge fails
+
+
+def test_random_checks_tell_a_tie_from_a_reversal():
+  # depth_zbuffer: random ranks 4th of 5 by affinity, but only a source within its interval is
+  # below it (a tie); reshading: random 3rd of 4 with two sources worse beyond it (a reversal).
+  known = {"evidence": {
+      "depth_zbuffer": {"rank": 4, "of": 5, "num_better": 3, "passes": False,
+                        "worse_sources": ["a"]},
+      "reshading": {"rank": 3, "of": 4, "num_better": 2, "passes": False,
+                    "worse_sources": ["c", "d"]}}, "passes": False}
+  def diff(low, high):
+    return {"mean": (low + high) / 2, "low": low, "high": high, "beats_random": high < 0}
+  transfers = {"depth_zbuffer": {"a": diff(-0.01, 0.02), "b": diff(-0.3, -0.1),
+                                 "c": diff(-0.2, 0.01), "d": diff(-0.4, -0.2)},
+               "reshading": {"a": diff(-0.3, -0.1), "b": diff(-0.02, 0.01),
+                             "c": diff(0.05, 0.1), "d": diff(0.01, 0.2)}}
+  inputs = _passing_inputs()
+  inputs["known"] = {**inputs["known"], "random_worst_two": known}
+  inputs["transfers"] = {**inputs["transfers"], **transfers}
+  gate = gates.report(**inputs)["gates"]["random_worst_two"]
+  tie, reversal = gate["evidence"]["depth_zbuffer"], gate["evidence"]["reshading"]
+  assert tie["better_beyond_interval"] == ["b", "d"] and tie["worse_beyond_interval"] == []
+  assert reversal["better_beyond_interval"] == ["a"]
+  assert reversal["worse_beyond_interval"] == ["c", "d"]
+  assert tie["rank"] == 4 and tie["passes"] is False  # the verdict stays the ranks'
+  assert gate["line"] == (
+      "0/2 targets right; wrong: depth_zbuffer (no source worse than random beyond the "
+      "interval: a tie), reshading (2 sources worse than random beyond the interval)")
+  depth_pair = gates.report(**inputs)["gates"]["depth_pair"]["evidence"]
+  assert depth_pair and all("worse_beyond_interval" not in e for e in depth_pair.values())
