@@ -8,6 +8,7 @@ earlier build left in build/lib, so a build in the checkout could pass on stale 
 
 from __future__ import annotations
 
+import json
 import os
 import pathlib
 import shutil
@@ -109,3 +110,20 @@ def test_the_frozen_decoder_config_keeps_the_packaged_baselines():
     assert c.readout.frozen_target_decoder and not c.readout.residual
     assert c.scratch.to_dict() == base.scratch.to_dict()
     assert c.taskbank.to_dict() == base.taskbank.to_dict()
+
+
+def test_the_strong_bank_config_is_the_frozen_decoder_one_with_a_longer_bank():
+  """What the committed docs/taxonomy_bank1200_frozen_decoder/ run was given by `--set`."""
+  configs = REPO_ROOT / "experiments" / "configs"
+  base = config_files.load_config(str(configs / "taxonomy_frozen_decoder.py"))
+  c = config_files.load_config(str(configs / "taxonomy_strong_bank.py"))
+  assert (c.taskbank.num_steps, c.transfer.num_steps, c.transfer.batch_size) == (1200, 400, 16)
+  assert c.readout.to_dict() == base.readout.to_dict()
+  assert c.scratch.to_dict() == base.scratch.to_dict()
+  run = json.loads((REPO_ROOT / "docs" / "taxonomy_bank1200_frozen_decoder" / "config.json")
+                   .read_text())
+  assert run["taskbank"]["num_steps"] == c.taskbank.num_steps
+  assert {k: run["transfer"][k] for k in ("num_steps", "batch_size")} == {
+      "num_steps": c.transfer.num_steps, "batch_size": c.transfer.batch_size}
+  tiny = config_files.load_config(f"{configs / 'taxonomy_strong_bank.py'}:tiny")
+  assert tiny.taskbank.num_steps == config_files.load_config("taxonomy:tiny").taskbank.num_steps
