@@ -7,8 +7,8 @@ intervals. With the task networks trained 1,200 steps instead of 400 and each re
 its sources through the target network's frozen decoder (`taxonomy_frozen_decoder.py`, here
 at the probe's 400 steps and batch 16), random projection is last of 7 for depth_euclidean and
 6th for depth_zbuffer, and its two remaining misses (reshading, 3D keypoints) are ties
-(docs/random_projection.md; that run's report: docs/taxonomy_bank1200_frozen_decoder/). About
-35 minutes on 2 cores (task bank ~15, transfers 687 + 408 s), 4.1 GB peak:
+(docs/random_projection.md; this config's run: docs/taxonomy_bank1200_frozen_decoder/). 35 min
+21 s on 2 quiet cores (task bank 823 s, transfers 683 + 406 s), peak RSS 4.27 GiB:
 
   taskonomy taxonomy --config experiments/configs/taxonomy_strong_bank.py --workdir out/strong
 
