@@ -442,7 +442,8 @@ def test_random_checks_tell_a_tie_from_a_reversal():
   inputs = _passing_inputs()
   inputs["known"] = {**inputs["known"], "random_worst_two": known}
   inputs["transfers"] = {**inputs["transfers"], **transfers}
-  gate = gates.report(**inputs)["gates"]["random_worst_two"]
+  rep = gates.report(**inputs)
+  gate = rep["gates"]["random_worst_two"]
   tie, reversal = gate["evidence"]["depth_zbuffer"], gate["evidence"]["reshading"]
   assert tie["better_beyond_interval"] == ["b", "d"] and tie["worse_beyond_interval"] == []
   assert reversal["better_beyond_interval"] == ["a"]
@@ -451,5 +452,5 @@ def test_random_checks_tell_a_tie_from_a_reversal():
   assert gate["line"] == (
       "0/2 targets right; wrong: depth_zbuffer (no source worse than random beyond the "
       "interval: a tie), reshading (2 sources worse than random beyond the interval)")
-  depth_pair = gates.report(**inputs)["gates"]["depth_pair"]["evidence"]
+  depth_pair = rep["gates"]["depth_pair"]["evidence"]
   assert depth_pair and all("worse_beyond_interval" not in e for e in depth_pair.values())

@@ -497,7 +497,7 @@ def _separated(check: Mapping[str, Any], transfers: Mapping[str, Mapping]) -> di
   for target, e in check["evidence"].items():
     per = transfers.get(target, {})
     evidence[target] = {
-        **e, "better_beyond_interval": [s for s, r in per.items() if r["high"] < 0],
+        **e, "better_beyond_interval": [s for s, r in per.items() if r["beats_random"]],
         "worse_beyond_interval": [s for s, r in per.items() if r["low"] > 0]}
   return {**check, "evidence": evidence}
 
