@@ -219,11 +219,12 @@ def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
   tb = c.taskbank
   scratch = stage == "scratch"
   if scratch:
-    steps = int((c.get("scratch") or {}).get("num_steps", c.transfer.num_steps))
+    sc = c.get("scratch") or {}  # configs without the section train as the transfers
+    steps = int(sc.get("num_steps", c.transfer.num_steps))
     lr, decay_at = c.transfer.learning_rate, c.transfer.get("decay_at", ())
     # A budget smaller than a batch trains on batches of the whole budget.
     views = min(len(run.views("validation")), int(c.transfer.budget or 0) or 1 << 30)
-    batch = min(int((c.get("scratch") or {}).get("batch_size", c.transfer.batch_size)), views)
+    batch = min(int(sc.get("batch_size", c.transfer.batch_size)), views)
     seed = c.transfer.seed
   else:
     steps, lr, decay_at = int(tb.num_steps), c.optimizer.learning_rate, tb.get("decay_at", ())
