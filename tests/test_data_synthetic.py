@@ -11,7 +11,8 @@ import tensorflow_datasets as tfds
 
 from data_builders.taskonomy import taskonomy_dataset_builder as real
 from data_builders.taskonomy_synthetic import taskonomy_synthetic_dataset_builder as synth
-from taskonomy_jax import cli
+from taskonomy_jax import cli, world
+from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.data import encodings as enc
 from taskonomy_jax.data import features as features_lib
 from taskonomy_jax.data import layout, synthetic
@@ -215,3 +216,11 @@ def test_omnidata_loader_reads_the_export_and_agrees(built, tmp_path, monkeypatc
       else:
         np.testing.assert_allclose(theirs, _ours(domain, rec[domain]), atol=1e-6,
                                    err_msg=f"{domain} of {building}/{point}/{view}")
+
+
+def test_albedo_drift_reaches_the_world_from_the_builder_and_the_run_config():
+  """None keeps `WorldConfig`'s default; a value (a run's `data.albedo_drift`) is the world's."""
+  assert CFG.world().albedo_drift == world.WorldConfig().albedo_drift > 0
+  plain = synth.SyntheticConfig(name="plain", albedo_drift=0.0)
+  assert plain.world().albedo_drift == 0.0
+  assert taxonomy_config.get_config().data.albedo_drift == world.WorldConfig().albedo_drift

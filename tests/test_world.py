@@ -3,6 +3,7 @@ independent computation (geometry, intrinsics, poses from point_info, brute-forc
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 
@@ -13,7 +14,7 @@ from PIL import Image
 from taskonomy_jax import cli, world
 from taskonomy_jax.world import camera as cam
 from taskonomy_jax.world import categories as cats
-from taskonomy_jax.world import layout, raycast
+from taskonomy_jax.world import layout, raycast, shading
 
 CFG = world.WorldConfig(resolution=48, points_per_building=4, views_per_point=(2, 3),
                         window_probability=1.0)
@@ -318,6 +319,10 @@ def test_point_info_keys_and_nonfixated_points(rendered):
 def test_bad_input_is_rejected():
   with pytest.raises(ValueError, match="resolution"):
     world.WorldConfig(resolution=4)
+  with pytest.raises(ValueError, match=r"albedo_drift must be in \[0, 1\)"):
+    world.WorldConfig(albedo_drift=1.0)
+  with pytest.raises(ValueError, match="albedo_drift"):
+    world.WorldConfig(albedo_drift=-0.1)
   with pytest.raises(ValueError, match="seed"):
     world.generate_building(-1, CFG)
 
@@ -364,3 +369,29 @@ def test_cameras_are_shared_between_points(rendered):
       k = b.points[v.point].cameras[v.view]
       np.testing.assert_allclose(v.point_info["camera_location"], b.camera_location[k])
     assert max(len(p) for p in points_of_camera.values()) >= 2
+
+
+# The domains computed from the image itself (render.py); every other one is geometry.
+FROM_RGB = {"rgb", "edge_texture", "keypoints2d", "segment_unsup2d", "segment_unsup25d"}
+
+
+def test_albedo_drift_changes_the_image_alone(rendered):
+  """The drift multiplies albedo only: without it the geometric domains are byte-identical and
+  the image (and what is computed from it) differs; its multipliers stay within
+  1 -+ drift and average to ~1."""
+  bld, views = rendered[0]
+  plain_cfg = dataclasses.replace(CFG, albedo_drift=0.0)
+  plain = list(world.render_views(world.generate_building(SEEDS[0], plain_cfg), plain_cfg))
+  for worn, bare in zip(views, plain, strict=True):
+    for name, value in worn.domains.items():
+      same = np.array_equal(np.asarray(value), np.asarray(bare.domains[name]))
+      assert same == (name not in FROM_RGB), name
+  drift = CFG.albedo_drift
+  assert drift > 0
+  rng = np.random.default_rng(0)
+  waves = bld.materials.noise[rng.integers(len(bld.materials.noise), size=20_000)]
+  factor = shading.drift_factor(waves, rng.uniform(-20, 20, (20_000, 3)), drift)
+  assert factor.min() >= 1 - drift - 1e-9 and factor.max() <= 1 + drift + 1e-9
+  assert abs(factor.mean() - 1) < 0.05
+  np.testing.assert_array_equal(shading.drift_factor(waves, rng.normal(size=(20_000, 3)), 0),
+                                1.0)

@@ -35,6 +35,7 @@ class SyntheticConfig(tfds.core.BuilderConfig):
     num_train, num_validation, num_test: buildings per split.
     first_seed: the world seed of the first training building.
     points_per_building, views_per_point: passed to `world.WorldConfig`.
+    albedo_drift: passed to `world.WorldConfig`; None: its default.
     domains: the domains to store.
   """
 
@@ -45,11 +46,13 @@ class SyntheticConfig(tfds.core.BuilderConfig):
   first_seed: int = 0
   points_per_building: int = 8
   views_per_point: tuple[int, int] = (2, 4)
+  albedo_drift: float | None = None
   domains: tuple[str, ...] = features_lib.ALL_DOMAINS
 
   def world(self) -> Any:
+    drift = {} if self.albedo_drift is None else {"albedo_drift": self.albedo_drift}
     return synthetic.world_config(self.resolution, points_per_building=self.points_per_building,
-                                  views_per_point=tuple(self.views_per_point))
+                                  views_per_point=tuple(self.views_per_point), **drift)
 
   def seeds(self) -> dict[str, range]:
     a = self.first_seed
@@ -62,8 +65,12 @@ class SyntheticConfig(tfds.core.BuilderConfig):
 class Builder(tfds.core.GeneratorBasedBuilder):
   """DatasetBuilder for synthetic Taskonomy."""
 
-  VERSION = tfds.core.Version("1.0.0")
-  RELEASE_NOTES = {"1.0.0": "Initial release."}  # noqa: RUF012 (TFDS reads it from the class)
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {  # noqa: RUF012 (TFDS reads it from the class)
+      "1.0.0": "Initial release.",
+      "1.1.0": "Slow albedo drift on every material (`WorldConfig.albedo_drift`): RGB and "
+               "the domains computed from it change, geometry does not.",
+  }
   BUILDER_CONFIGS = [  # noqa: RUF012 (TFDS reads it from the class)
       SyntheticConfig(name="r32_mini", resolution=32, num_train=2, num_validation=1,
                       num_test=1, points_per_building=3,

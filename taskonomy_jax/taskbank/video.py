@@ -91,7 +91,7 @@ def render_walk(seed: int, frames: int, resolution: int,
     gsafe = np.maximum(glob, 0)
     n = hits.normal / np.maximum(np.linalg.norm(hits.normal, axis=1, keepdims=True), 1e-12)
     p = location + t[:, None] * d_world
-    rgb = render.shade_rgb(bld, p, n, gsafe, bld.room_of(p + 0.05 * n), valid)
+    rgb = render.shade_rgb(bld, cfg, p, n, gsafe, bld.room_of(p + 0.05 * n), valid)
     yield draw.to_uint8(rgb.reshape(resolution, resolution, 3))
 
 

@@ -27,7 +27,8 @@ def build_dataset(cfg: Mapping, data_dir: pathlib.Path) -> None:
   config = synth.SyntheticConfig(
       name=cfg["name"], resolution=cfg["resolution"], num_train=cfg["num_train"],
       num_validation=cfg["num_validation"], num_test=cfg["num_test"],
-      points_per_building=cfg["points_per_building"], first_seed=cfg.get("first_seed", 0))
+      points_per_building=cfg["points_per_building"], first_seed=cfg.get("first_seed", 0),
+      albedo_drift=cfg.get("albedo_drift"))
   builder = synth.Builder(config=config, data_dir=str(data_dir))
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig())
 

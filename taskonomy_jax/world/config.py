@@ -22,6 +22,12 @@ class WorldConfig:
     max_obliqueness_deg: largest angle between the point's surface normal and the view ray.
     max_depth: depth beyond this range (metres) is invalid (the dataset's 16-bit cap is 128 m).
     window_probability: chance that an outer wall segment has a window onto the void.
+    albedo_drift: contrast of each material's slow albedo variation (stains, fading, dirt;
+      periods of 1.5-6 m), each colour channel scaled by 1 + albedo_drift * its own plane wave,
+      so hue and brightness drift over a surface. Without it a cell's colour names its surface
+      and shading far more plainly than in real scans, and an untrained encoder, which keeps
+      the colour, rivals trained networks as a source of 3D tasks (docs/random_projection.md).
+      0: each material is its two pattern colours alone (synthetic dataset 1.0.0).
   """
 
   resolution: int = 64
@@ -36,6 +42,7 @@ class WorldConfig:
   max_obliqueness_deg: float = 75.0
   max_depth: float = 128.0
   window_probability: float = 0.6
+  albedo_drift: float = 0.85
 
   def __post_init__(self):
     if not isinstance(self.resolution, int) or self.resolution < 8:
@@ -50,3 +57,5 @@ class WorldConfig:
       raise ValueError(f"points_per_building must be >= 1, got {self.points_per_building}")
     if not 10.0 <= self.fov_deg[0] <= self.fov_deg[1] < 150.0:
       raise ValueError(f"fov_deg must be (min, max) within [10, 150), got {self.fov_deg}")
+    if not 0.0 <= self.albedo_drift < 1.0:  # >= 1 would turn albedo negative (then clipped)
+      raise ValueError(f"albedo_drift must be in [0, 1), got {self.albedo_drift}")

@@ -247,8 +247,8 @@ def _point_info(bld: Building, cfg: WorldConfig, p: int, v: int, rot: np.ndarray
   }
 
 
-def shade_rgb(bld: Building, p_world: np.ndarray, n_world: np.ndarray, prim: np.ndarray,
-              rooms: np.ndarray, valid: np.ndarray) -> np.ndarray:
+def shade_rgb(bld: Building, cfg: WorldConfig, p_world: np.ndarray, n_world: np.ndarray,
+              prim: np.ndarray, rooms: np.ndarray, valid: np.ndarray) -> np.ndarray:
   """Tone-mapped colour of N ray hits: (N, 3) in [0, 1], `VOID_RGB` where `valid` is False.
 
   Args:
@@ -256,7 +256,7 @@ def shade_rgb(bld: Building, p_world: np.ndarray, n_world: np.ndarray, prim: np.
     prim: (N,) global primitive index of each hit (any index where not valid).
     rooms: (N,) room of each hit; valid: (N,) bool.
   """
-  alb = shading.albedo(bld, p_world, n_world, bld.prim_material[prim])
+  alb = shading.albedo(bld, p_world, n_world, bld.prim_material[prim], cfg.albedo_drift)
   rgb = shading.tone_map(alb * shading.irradiance(bld, p_world, n_world, rooms))
   return np.where(valid[:, None], rgb, VOID_RGB)
 
@@ -296,7 +296,7 @@ def render_view(bld: Building, cfg: WorldConfig, p: int, v: int, _cache=None,
   p_world = np.where(valid[:, None], loc + t[:, None] * d_world, 0.0)
   p_cam = d_cam_unit * t[:, None]
   rooms = bld.room_of(p_world + 0.05 * n_world)
-  rgb = shade_rgb(bld, p_world, n_world, gsafe, rooms, valid)
+  rgb = shade_rgb(bld, cfg, p_world, n_world, gsafe, rooms, valid)
   shape2, shape3 = (res, res), (res, res, 3)
   rgb_img = rgb.reshape(shape3)
   valid_img = valid.reshape(shape2)

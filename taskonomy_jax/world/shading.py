@@ -12,6 +12,10 @@ import numpy as np
 from taskonomy_jax.world.scene import Building
 
 AMBIENT = 0.18
+# The drift's waves are the material's grain waves (`Materials.noise`) slowed to periods of
+# 1.5-6 m, so the drift needs no random draws of its own: the buildings' geometry, and every
+# domain not computed from the image, stay as they are without it.
+DRIFT_SLOWDOWN = 0.12
 
 
 def _surface_uv(p: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -28,8 +32,18 @@ def _hash(i: np.ndarray, j: np.ndarray) -> np.ndarray:
   return h - np.floor(h)
 
 
-def albedo(bld: Building, p: np.ndarray, n: np.ndarray, material: np.ndarray) -> np.ndarray:
-  """Albedo (N, 3) in [0, 1] at hit points p (N, 3) with normals n (N, 3) of `material` (N,)."""
+def drift_factor(waves: np.ndarray, p: np.ndarray, drift: float) -> np.ndarray:
+  """(N, 3) albedo multipliers `1 + drift * sin(.)` at points p (N, 3), one slow plane wave per
+  colour channel from the point's material grain waves `waves` (N, 3, 4)
+  (`WorldConfig.albedo_drift`)."""
+  phase = np.einsum("nkc,nc->nk", waves[..., :3] * DRIFT_SLOWDOWN, p) + 1.7 * waves[..., 3]
+  return 1.0 + drift * np.sin(phase)
+
+
+def albedo(bld: Building, p: np.ndarray, n: np.ndarray, material: np.ndarray,
+           drift: float = 0.0) -> np.ndarray:
+  """Albedo (N, 3) in [0, 1] at hit points p (N, 3) with normals n (N, 3) of `material` (N,);
+  `drift`: `drift_factor`'s contrast (0: the materials' patterns alone)."""
   m = bld.materials
   c1, c2 = m.color1[material], m.color2[material]
   pattern, scale, angle = m.pattern[material], m.scale[material], m.angle[material]
@@ -64,6 +78,8 @@ def albedo(bld: Building, p: np.ndarray, n: np.ndarray, material: np.ndarray) ->
   mix[sel] = (du * du + dv * dv < 0.09).astype(float)
   col = c1 * (1 - mix[:, None]) + c2 * mix[:, None]
   col *= (1.0 + 0.08 * grain)[:, None]
+  if drift:
+    col *= drift_factor(waves, p, drift)
   return np.clip(col, 0.0, 1.0)
 
 
