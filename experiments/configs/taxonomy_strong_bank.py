@@ -1,9 +1,10 @@
 """The taxonomy with a task bank trained 3x as long and the original's frozen-decoder transfer:
 the configuration under which no 3D known answer is contradicted beyond its interval.
 
-`make taxonomy`'s run fits 15 minutes on 2 CPU cores; there, random projection ranks mid-field
-for depth_euclidean and 3D keypoints with sources worse than it beyond their bootstrap
-intervals. With the task networks trained 1,200 steps instead of 400 and each readout mapping
+Measured on the world of synthetic dataset 1.0.0 (no albedo drift; add `--set
+data.albedo_drift=0.0` to rerun it), where `make taxonomy`'s 15-minute run ranked random
+projection mid-field for depth_euclidean and 3D keypoints with sources worse than it beyond
+their bootstrap intervals. With the task networks trained 1,200 steps instead of 400 and each readout mapping
 its sources through the target network's frozen decoder (`taxonomy_frozen_decoder.py`, here
 at the probe's 400 steps and batch 16), random projection is last of 7 for depth_euclidean and
 6th for depth_zbuffer, and its two remaining misses (reshading, 3D keypoints) are ties
