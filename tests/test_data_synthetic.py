@@ -223,4 +223,7 @@ def test_albedo_drift_reaches_the_world_from_the_builder_and_the_run_config():
   assert CFG.world().albedo_drift == world.WorldConfig().albedo_drift > 0
   plain = synth.SyntheticConfig(name="plain", albedo_drift=0.0)
   assert plain.world().albedo_drift == 0.0
-  assert taxonomy_config.get_config().data.albedo_drift == world.WorldConfig().albedo_drift
+  run = taxonomy_config.get_config()
+  assert run.data.albedo_drift is None  # the world's own default
+  run.data.albedo_drift = 0.0  # what `--set data.albedo_drift=0.0` does
+  assert run.data.albedo_drift == 0.0

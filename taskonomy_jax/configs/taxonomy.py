@@ -21,8 +21,6 @@ Splits: the task bank trains on `train`; transfers and the from-scratch baseline
 
 import ml_collections
 
-from taskonomy_jax import world
-
 # The targets of the default synthetic run: the seven 1-channel L1 pixel tasks, whose readouts
 # stack into one compiled model per stage: 2D edges and keypoints, and the paper's 3D cluster (occlusion
 # edges, 3D keypoints, reshading, both depths). Sized for `make taxonomy`'s 15 minutes on 2
@@ -129,10 +127,10 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.data.num_test = size["num_test"]
   c.data.points_per_building = size["points_per_building"]
   # The world of the run: its first building's seed (the splits follow it in order) and the
-  # materials' albedo drift (world/config.py; `--set data.albedo_drift=0.0` renders the world
-  # of synthetic dataset 1.0.0, which the runs before it used).
+  # materials' albedo drift (None: `world.WorldConfig`'s; `--set data.albedo_drift=0.0` renders
+  # the world of synthetic dataset 1.0.0, which the runs before it used).
   c.data.first_seed = 0
-  c.data.albedo_drift = world.WorldConfig.albedo_drift
+  c.data.albedo_drift = None
 
   c.model = ml_collections.ConfigDict()
   c.model.width = size["width"]
