@@ -3,8 +3,8 @@
 render -> build dataset -> task bank -> representations -> transfers (orders 1-4) -> AHP
 affinities -> BIP -> figures and gates. Sizes:
 
-  default: 7 targets, orders 1-3, 48/30/10 buildings, a 16x16x8 representation; 13 min 58 s
-    and 3.30 GiB peak for `make taxonomy` on 2 quiet CPU cores, the venv install included
+  default: 7 targets, orders 1-3, 48/30/10 buildings, a 16x16x8 representation; 13 min 8 s
+    and 3.53 GiB peak for `make taxonomy` on 2 quiet CPU cores, the venv install included
     (BUILD_NOTES.md, "The taxonomy pipeline and its gates"). Its gates are printed last and
     saved as report.json.
     taskonomy taxonomy --config taxonomy --workdir out/taxonomy
