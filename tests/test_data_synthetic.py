@@ -11,7 +11,7 @@ import tensorflow_datasets as tfds
 
 from data_builders.taskonomy import taskonomy_dataset_builder as real
 from data_builders.taskonomy_synthetic import taskonomy_synthetic_dataset_builder as synth
-from taskonomy_jax import cli, world
+from taskonomy_jax import cli, config_files, world
 from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.data import encodings as enc
 from taskonomy_jax.data import features as features_lib
@@ -225,5 +225,5 @@ def test_albedo_drift_reaches_the_world_from_the_builder_and_the_run_config():
   assert plain.world().albedo_drift == 0.0
   run = taxonomy_config.get_config()
   assert run.data.albedo_drift is None  # the world's own default
-  run.data.albedo_drift = 0.0  # what `--set data.albedo_drift=0.0` does
+  config_files.apply_overrides(run, ["data.albedo_drift=0.0"])  # the CLI's --set
   assert run.data.albedo_drift == 0.0
