@@ -216,8 +216,38 @@ def test_bootstrap_affinities_are_the_tables_affinities_on_the_resampled_views()
   mult = gates.point_resamples(groups, 3, seed=5)
   for b in range(3):
     views = np.repeat(np.arange(len(groups)), mult[b])
-    table = affinity.affinity_table(gates._resampled(per_target, views))
+    table = affinity.affinity_table(gates._resampled(per_target, dict.fromkeys(per_target, views)))
     assert samples[b] == pytest.approx([table.affinity[t] for t in transfers], abs=1e-12)
+
+
+def test_per_target_points_resample_shared_points():
+  """Targets measured on different examples (a multi-view target's samples) share each
+  resample's draw of camera points; one array for all gives the shared-views resamples."""
+  per_target, _, groups = _run(signal=True, points=10, views=3)
+  shared = gates.target_resamples(per_target, groups, 4, seed=2)
+  assert all(np.array_equal(m, gates.point_resamples(groups, 4, seed=2))
+             for m in shared.values())
+  # One target keeps only the first view of each of points 0..6, in another order.
+  first, other = list(per_target)[:2]
+  keep = np.array([np.flatnonzero(groups == p)[0] for p in np.unique(groups)[:7]])[::-1]
+  tl = per_target[first]
+  fewer = {**per_target, first: affinity.TargetLosses(
+      tl.candidates, tl.losses[:, keep], tl.self_losses[keep], tl.scratch_losses[keep])}
+  by_target = {**dict.fromkeys(per_target, groups), first: groups[keep]}
+  mult = gates.target_resamples(fewer, by_target, 4, seed=2)
+  assert mult[first].shape == (4, 7)
+  for b in range(4):  # each example counts as often as its point was drawn for every target
+    drawn = {int(g): int(m) for g, m in zip(groups, mult[other][b], strict=True)}
+    assert [drawn[int(g)] for g in groups[keep]] == mult[first][b].tolist()
+  with pytest.raises(ValueError, match="examples"):
+    gates.target_resamples(fewer, groups, 4)
+  with pytest.raises(ValueError, match="no point ids"):
+    gates.target_resamples(fewer, {first: groups[keep]}, 4)
+  # The gates run on per-target examples.
+  baselines = {t: (tl.self_losses + 1, tl.self_losses + 1) for t, tl in fewer.items()}
+  rep = gates.run_gates(fewer, baselines, by_target, budgets=(1.0,), num_resamples=50,
+                        interval_resamples=20, selection_resamples=5)
+  assert rep["gates"]["networks"]["passes"] is True  # every network 1 below its baselines
 
 
 def test_affinity_intervals_contain_the_estimate_and_shrink_with_more_data():

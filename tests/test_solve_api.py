@@ -280,6 +280,11 @@ def test_figures_command(tmp_path, capfd, paper_results_dir, default_table):
   curve = summary["curves"]["order <= 1"]
   assert curve["budget"] == sorted(curve["budget"]) and curve["budget"][0] == 1  # 0 infeasible
   assert [g["budget"] for g in summary["graphs"]] == [2, 4]
+  by_budget = json.loads((tmp_path / "taxonomies_by_budget.json").read_text())
+  assert by_budget["order"] == 1
+  assert [t["budget"] for t in by_budget["taxonomies"]] == curve["budget"]
+  for tax, quality in zip(by_budget["taxonomies"], curve["quality"], strict=True):
+    assert len(tax["supervised"]) <= tax["budget"] and tax["mean_quality"] == quality
   # With every task supervisable and a budget of all of them, every target is served by its
   # best first-order option, so the last point's Quality is that of those choices.
   last_q = curve["quality"][-1]

@@ -96,6 +96,50 @@ def test_stacked_inputs_concatenate_sources_and_pad():
     readout.pad_channels(np.zeros((1, 7)), 6)
 
 
+def test_multi_view_inputs_put_each_views_sources_side_by_side():
+  rng = np.random.default_rng(0)
+  reps = {s: rng.normal(size=(5, 2, 2, 2)).astype(np.float32) for s in ("a", "b")}
+  records = np.array([[0, 3], [4, 1], [2, 2]])  # three pairs of views
+  x = training.StackedInputs(reps, [("a",), ("a", "b")], channels=4, records=records)
+  assert len(x) == 3
+  batch = x.batch(0, 3)
+  assert batch.shape == (3, 2, 2, 2, 8)  # (B, K, h, w, V * channels)
+  for i, views in enumerate(records):
+    for v, view in enumerate(views):
+      block = batch[i, :, :, :, 4 * v:4 * (v + 1)]
+      np.testing.assert_array_equal(block[0], readout.pad_channels(reps["a"][view], 4))
+      np.testing.assert_array_equal(
+          block[1], np.concatenate([reps["a"][view], reps["b"][view]], -1))
+  np.testing.assert_array_equal(x[1], batch[1])
+
+
+def test_multi_view_readouts_run_each_view_through_the_same_layers():
+  """A fixated-pose readout applies its convs to each view's block with one set of weights
+  (as the task network's one encoder), then reads both views' features together."""
+  spec = tasks.get("fixated_pose")
+  module = readout.build(spec, SMALL)
+  rng = np.random.default_rng(0)
+  a, b = (rng.normal(size=(3, 2, 2, 8)).astype(np.float32) for _ in range(2))
+  v = module.init({"params": jax.random.key(0)}, np.concatenate([a, b], -1), train=False)
+  assert v["params"]["conv0"]["kernel"].shape[-2] == 8  # one view's channels
+
+  def conv0(x):
+    _, inter = module.apply(v, x, capture_intermediates=True, mutable=["intermediates"])
+    return np.asarray(inter["intermediates"]["conv0"]["__call__"][0])
+
+  ab, ba = conv0(np.concatenate([a, b], -1)), conv0(np.concatenate([b, a], -1))
+  assert ab.shape == (6, 2, 2, SMALL["readout_channels"])  # (B * V, h, w, c)
+  ab, ba = ab.reshape(3, 2, *ab.shape[1:]), ba.reshape(3, 2, *ba.shape[1:])
+  np.testing.assert_allclose(ab[:, 0], ba[:, 1], rtol=1e-6)
+  np.testing.assert_allclose(ab[:, 1], ba[:, 0], rtol=1e-6)
+  out = module.apply(v, np.concatenate([a, b], -1))
+  assert out.shape == (3, 6)
+  # The head reads the views in order: swapping them changes the predicted relative pose.
+  assert not np.allclose(out, module.apply(v, np.concatenate([b, a], -1)))
+  with pytest.raises(ValueError, match="not a transfer target"):
+    readout.build(tasks.get("jigsaw"), SMALL)
+
+
 def test_zero_padding_does_not_change_a_readout():
   spec = tasks.get("room_layout")
   module = readout.build(spec, SMALL)
@@ -126,6 +170,9 @@ def test_group_tasks_stacks_equal_shapes_only():
                                  "room_layout", "random"])
   assert groups == [["normal", "autoencoding"], ["depth_zbuffer", "reshading"], ["room_layout"],
                     ["random"]]
+  # Multi-view targets read samples of their own: fixated and non-fixated pose do not stack.
+  assert training.group_tasks(["fixated_pose", "nonfixated_pose", "room_layout"]) == [
+      ["fixated_pose"], ["nonfixated_pose"], ["room_layout"]]
 
 
 def test_affinity_table_from_losses():

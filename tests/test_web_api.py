@@ -157,7 +157,7 @@ def test_infeasible_is_422_and_names_the_minimum_budget(client):
 @pytest.mark.parametrize("data", ["../../etc/passwd", "/work/shared/paper_results", "4k"])
 def test_data_is_never_a_server_path(client, data):
   r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, "data": data})
-  assert r.status_code == 400 and "default, 1k, 16k, upload" in r.json()["message"]
+  assert r.status_code == 400 and "default, 1k, 16k, synthetic, upload" in r.json()["message"]
 
 
 def test_bad_affinity_uploads_are_400(client):
@@ -279,7 +279,7 @@ def test_unknown_fields_are_400_and_list_the_accepted_ones(client, field):
     ("budget", [1], "budget: expected a number >= 0"),
     ("order", {"n": 1}, "order: expected an integer from 1 to 4"),
     ("graph", "yes", 'graph: expected true or false, got "yes"'),
-    ("data", ["default"], "data: expected one of default, 1k, 16k, upload"),
+    ("data", ["default"], "data: expected one of default, 1k, 16k, synthetic, upload"),
 ])
 def test_wrongly_typed_fields_are_400(client, field, value, words):
   r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, field: value})

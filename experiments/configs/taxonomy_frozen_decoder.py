@@ -13,7 +13,7 @@ steps at batch 8 to stay near the default run's time:
   taskonomy taxonomy --config experiments/configs/taxonomy_frozen_decoder.py --workdir out/fd \
       --bank out/taxonomy/03_taskbank/bank    # on the default run's task bank
 
-Any size of the packaged config works (`:tiny`, `:full`, `:paper`: the paper's sizes keep their
+Any size of the packaged config works (`:tiny`, `:cpu_full`, `:paper`: the paper's sizes keep their
 own transfer steps and batch); `--set` overrides apply on top.
 """
 
@@ -26,13 +26,13 @@ CPU_STEPS, CPU_BATCH = 200, 8
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  """`arg`: a size of the packaged taxonomy config ('default', 'full', 'tiny', 'paper')."""
+  """`arg`: a size of the packaged taxonomy config ('default', 'cpu_full', 'tiny', 'paper')."""
   c = taxonomy.get_config(arg)
   c.readout.frozen_target_decoder = True
   # The frozen decoder predicts the target itself, in its units.
   c.readout.residual = False
   c.readout.standardize_residual = False
-  if arg in ("default", "full"):
+  if arg in ("default", "cpu_full"):
     c.scratch.batch_size = c.transfer.batch_size  # the baselines (Gain) as the packaged run's
     c.transfer.num_steps = CPU_STEPS
     c.transfer.batch_size = CPU_BATCH

@@ -29,9 +29,9 @@ FROZEN_DECODER = pathlib.Path(__file__).with_name("taxonomy_frozen_decoder.py")
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  """`arg`: a size of the packaged taxonomy config ('default', 'full', 'tiny', 'paper')."""
+  """`arg`: a size of the packaged taxonomy config ('default', 'cpu_full', 'tiny', 'paper')."""
   c = config_files.load_config(f"{FROZEN_DECODER}:{arg}")
-  if arg in ("default", "full"):
+  if arg in ("default", "cpu_full"):
     c.taskbank.num_steps *= BANK_STEPS_FACTOR
     c.transfer.num_steps = TRANSFER_STEPS
     c.transfer.batch_size = TRANSFER_BATCH

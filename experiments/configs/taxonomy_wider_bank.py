@@ -13,7 +13,7 @@ widen too, and Gain compares like with like.
   taskonomy taxonomy --config experiments/configs/taxonomy_wider_bank.py:tiny --workdir /tmp/wb
 
 then compare `out/wider_bank/08_taxonomy/out/report.json` with the default run's
-(`docs/taxonomy_default/`). Any size of the packaged config works (`:full`, `:paper`); `--set`
+(`docs/taxonomy_default/`). Any size of the packaged config works (`:cpu_full`, `:paper`); `--set`
 overrides still apply on top. Cost: not measured; the task-bank stage does about 4x the
 encoder FLOPs per step (twice the width, convolutions scale with its square) for twice the
 steps, so expect it to dominate the run on CPU.
@@ -28,7 +28,7 @@ STEPS_FACTOR = 2  # task-bank training steps relative to the packaged config's
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  """`arg`: a size of the packaged taxonomy config ('default', 'full', 'tiny', 'paper')."""
+  """`arg`: a size of the packaged taxonomy config ('default', 'cpu_full', 'tiny', 'paper')."""
   c = taxonomy.get_config(arg)
   c.model.width *= WIDTH_FACTOR
   c.taskbank.num_steps *= STEPS_FACTOR

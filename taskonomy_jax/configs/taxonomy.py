@@ -8,7 +8,9 @@ affinities -> BIP -> figures and gates. Sizes:
     (BUILD_NOTES.md, "The taxonomy pipeline and its gates"). Its gates are printed last and
     saved as report.json.
     taskonomy taxonomy --config taxonomy --workdir out/taxonomy
-  full:    17 targets, the paper's beam 5 and orders 1-4: not timed; an hour or more here.
+  cpu_full: every task of the registry as a source (26), the paper's 22 targets (the
+    multi-view ones too), its beam 5 and orders 1-4; docs/taxonomy_cpu_full holds its run.
+    taskonomy taxonomy --config taxonomy:cpu_full --workdir out/taxonomy_cpu_full
   tiny:    the same stages at toy size, about a minute (the end-to-end tests).
     taskonomy taxonomy --config taxonomy:tiny --workdir /tmp/tax
   paper:   the paper's sizes (256x256 ResNet-50 task bank, 1-4 order transfers on 16k images)
@@ -33,8 +35,13 @@ TARGETS = (
 )
 MORE_TARGETS = (*TARGETS, "autoencoding", "normal", "curvature", "room_layout",
                 "vanishing_point")
-ALL_TARGETS = (*MORE_TARGETS, "segment_unsup2d", "segment_unsup25d", "segment_semantic",
-               "class_object", "class_scene")
+# Every target of the paper (22): the single-view ones, then the multi-view ones, whose readouts
+# read the sources' representations of each view side by side (paper Sec. 3.2).
+ALL_TARGETS = (*MORE_TARGETS, "denoising", "segment_unsup2d", "segment_unsup25d",
+               "segment_semantic", "class_object", "class_scene", "fixated_pose",
+               "nonfixated_pose", "egomotion", "point_matching")
+# The paper's source-only tasks (no transfers into them) and random projection.
+SOURCE_ONLY = ("colorization", "inpainting", "jigsaw", "random")
 
 
 def _follows(section: ml_collections.ConfigDict, field: str) -> ml_collections.FieldReference:
@@ -45,11 +52,12 @@ def _follows(section: ml_collections.ConfigDict, field: str) -> ml_collections.F
   return section.get_ref(field) + 0
 
 
-# The values that differ between the sizes. `full`, `tiny` and `paper` are written as changes
-# to `default` (`paper` to `full`), so each row shows what that size is about.
+# The values that differ between the sizes. `cpu_full`, `tiny` and `paper` are written as changes
+# to `default` (`paper` to `cpu_full`), so each row shows what that size is about.
 SIZES = {
     "default": dict(
         targets=TARGETS,
+        extra_sources=("random",),
         resolution=64,
         # Buildings per split. The task bank learns from `train`; `validation` is the transfer
         # budget; `test` holds the tournaments and the gates' intervals. 48 training buildings:
@@ -90,7 +98,9 @@ SIZES = {
         budget=4,
     ),
 }
-SIZES["full"] = dict(SIZES["default"], targets=ALL_TARGETS, beam=5, max_order=4)
+# Every task of the registry as a source, every paper target, the paper's beam 5 and orders 1-4.
+SIZES["cpu_full"] = dict(SIZES["default"], targets=ALL_TARGETS, extra_sources=SOURCE_ONLY,
+                         beam=5, max_order=4, graph_budgets=(2, 4, 6, 8, 10, 12), budget=8)
 SIZES["tiny"] = dict(
     SIZES["default"], targets=("depth_zbuffer", "edge_texture"), resolution=32, num_train=2,
     num_validation=1, num_test=1, points_per_building=3, taskbank_steps=8, taskbank_batch_size=8,
@@ -98,22 +108,23 @@ SIZES["tiny"] = dict(
     graph_budgets=(1, 2), budget=1)
 # The paper's sizes: ResNet-50 at stride 16, its 15-layer decoder as the readout, Adam 1e-4.
 SIZES["paper"] = dict(
-    SIZES["full"], resolution=256, num_train=60, width=64, blocks=(3, 4, 6, 3), output_stride=16,
+    SIZES["cpu_full"], resolution=256, num_train=60, width=64, blocks=(3, 4, 6, 3), output_stride=16,
     decoder_width_multiplier=1.0, decoder_min_channels=1, fc_hidden=2048, learning_rate=1e-4,
     taskbank_steps=200_000, taskbank_batch_size=32, cpu_readout=False, transfer_steps=30_000,
     transfer_batch_size=32, scratch_steps=30_000)
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
-  """`arg`: 'default' (make taxonomy), 'full' (every single-view target), 'tiny' (tests) or
-  'paper'."""
+  """`arg`: 'default' (make taxonomy), 'cpu_full' (every task, the paper's orders), 'tiny'
+  (tests) or 'paper'."""
   if arg not in SIZES:
     raise ValueError(f"config argument must be one of {tuple(SIZES)}, got {arg!r}")
   size = SIZES[arg]
   c = ml_collections.ConfigDict()
   c.targets = size["targets"]
-  # Sources: every task network of the bank (= the targets) plus random projection.
-  c.extra_sources = ("random",)
+  # Sources: every task network of the bank: the targets', and the extra sources' (random
+  # projection; `cpu_full`: also the paper's source-only tasks).
+  c.extra_sources = size["extra_sources"]
   # One of several processes (JAX_PROCESS_ID/JAX_NUM_PROCESSES or SLURM_PROCID/SLURM_NTASKS,
   # taskonomy_jax/train/workers.py) on a shared workdir: each trains its share of the task bank
   # and of every transfer group on its own devices; process 0 joins the results.

@@ -277,14 +277,25 @@ class MultiViewSource:
   def __getitem__(self, i: int) -> dict[str, Any]:
     members, _ = self.members(i)
     records = [self.source[j] for j in members]
+    target, mask = self._target(records)
+    return {"rgb": np.stack([input_image(r["rgb"]) for r in records]), "target": target,
+            "mask": mask, "records": np.array(members, np.int32)}
+
+  def target(self, i: int, records: Sequence[Mapping[str, Any]] | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sample `i`'s (target, mask, (V,) record indices), without decoding its images.
+    `records`: the split's records, already read, to take the samples' views from."""
+    members, _ = self.members(i)
+    rows = [self.source[j] if records is None else records[j] for j in members]
+    return (*self._target(rows), np.array(members, np.int32))
+
+  def _target(self, records: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
     infos = [enc.decode_point_info(r["point_info"]) for r in records]
     for info, r in zip(infos, records, strict=True):
       key = features_lib.record_key(r)
       info.setdefault("building", key.building)
       info.setdefault("point", key.point)
-    target, mask = targets_lib.multi_view_target(self.task, infos)
-    return {"rgb": np.stack([input_image(r["rgb"]) for r in records]), "target": target,
-            "mask": mask, "records": np.array(members, np.int32)}
+    return targets_lib.multi_view_target(self.task, infos)
 
 
 def multi_view_dataset(source: MultiViewSource, *, batch_size: int, seed: int,

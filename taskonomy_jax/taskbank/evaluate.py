@@ -100,6 +100,15 @@ BASELINES: dict[str, BaselineFn] = {
 METRIC_BASELINES: dict[str, BaselineFn] = {"xent": _class_prior}
 
 
+def loss_baseline(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
+                  resolution: int) -> np.ndarray:
+  """The best constant prediction under the task's training *loss* where it differs from
+  `baseline_prediction`'s: the class frequencies for (weighted) cross entropy against labels."""
+  if spec.loss in ("softmax_xent", "weighted_softmax_xent"):
+    return _class_prior(spec, train, resolution)
+  return baseline_prediction(spec, train, resolution)
+
+
 def baseline_prediction(spec: tasks.TaskSpec, train: Mapping[str, np.ndarray],
                         resolution: int) -> np.ndarray:
   """The constant prediction, `spec.output_shape(resolution)`, from stacked training examples."""

@@ -6,6 +6,8 @@
   supervision budget, one curve per maximum order.
 - `similarity_tree.png`: tasks clustered by their transfer-out affinities (the paper's Fig. 13).
 - `figures.json`: the numbers behind the curves and graphs.
+- `taxonomies_by_budget.json`: the taxonomy (`Taxonomy.to_json`) at every feasible budget, at
+  the highest order.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
   out.mkdir(parents=True, exist_ok=True)
   budgets = list(range(0, len(table.nodes) + 1))
   paths = [out / "affinity_matrix.png", out / "taxonomies.png",
-           out / "quality_gain_vs_budget.png", out / "similarity_tree.png", out / "figures.json"]
+           out / "quality_gain_vs_budget.png", out / "similarity_tree.png", out / "figures.json",
+           out / "taxonomies_by_budget.json"]
   draw.affinity_heatmap(table, paths[0], title=f"First-order task affinities ({data})")
   tree_leaves = draw.similarity_dendrogram(table, paths[3],
                                            title=f"Task similarity tree ({data})")
@@ -74,4 +77,6 @@ def make_figures(out: pathlib.Path, data: str = "default", root: str | None = No
              "curves": series, "similarity_tree_leaves": tree_leaves,
              "graphs": [t.to_json() for t in graphs]}
   files.write_atomic(paths[4], json.dumps(summary, indent=1))
+  files.write_atomic(paths[5], json.dumps({"data": table.source, "order": top, "taxonomies": [
+      dataclasses.replace(t, selection=None).to_json() for t in sweeps[top]]}, indent=1))
   return paths

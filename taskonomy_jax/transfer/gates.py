@@ -275,16 +275,43 @@ def known_answers(first_order: Mapping[tuple[str, str], float], targets: Iterabl
 # --- noise on the affinities and on the selection ----------------------------------------------
 
 
+# Camera points of the held-out examples: one (N,) array every target is measured on, or per
+# target its own (N_t,) array (a multi-view target's samples are not the views), all in one id
+# space.
+Groups = np.ndarray | Mapping[str, np.ndarray]
+
+
 def _check_per_target(per_target: Mapping[str, affinity.TargetLosses],
-                      groups: np.ndarray) -> int:
+                      groups: Groups) -> dict[str, np.ndarray]:
+  """Every target's (N_t,) point ids, checked against its losses."""
   if not per_target:
     raise ValueError("per_target is empty: no target's losses to resample")
-  n = len(groups)
+  shared = not isinstance(groups, Mapping)
+  missing = [] if shared else sorted(set(per_target) - set(groups))
+  if missing:
+    raise ValueError(f"no point ids for {', '.join(missing)}")
+  out = {t: np.asarray(groups if shared else groups[t]) for t in per_target}
   for target, tl in per_target.items():
+    n = len(out[target])
     if len(tl.self_losses) != n:
-      raise ValueError(f"{target}: {len(tl.self_losses)} held-out views but {n} point ids; every "
-                       "target must be measured on the same views")
-  return n
+      raise ValueError(f"{target}: {len(tl.self_losses)} held-out examples but {n} point ids; "
+                       "each target's losses and point ids must be of the same examples")
+  return out
+
+
+def target_resamples(per_target: Mapping[str, affinity.TargetLosses], groups: Groups,
+                     num_resamples: int, seed: int = 0) -> dict[str, np.ndarray]:
+  """`point_resamples` shared by every target: one draw of the camera points (over every id
+  any target has), each target's examples taking their point's multiplicity.
+
+  Returns:
+    target -> (B, N_t) int multiplicities. With one (N,) array for all targets, each is
+    `point_resamples(groups, num_resamples, seed)`.
+  """
+  by_target = _check_per_target(per_target, groups)
+  universe = np.unique(np.concatenate([g.ravel() for g in by_target.values()]))
+  counts = point_resamples(universe, num_resamples, seed)  # (B, P): universe ids are distinct
+  return {t: counts[:, np.searchsorted(universe, g)] for t, g in by_target.items()}
 
 
 def bootstrap_affinities(per_target: Mapping[str, affinity.TargetLosses], groups: np.ndarray,
@@ -300,18 +327,18 @@ def bootstrap_affinities(per_target: Mapping[str, affinity.TargetLosses], groups
   took 0.3 s at 7 targets x 9 candidates x 220 views and 2.6 s at 22 targets x 31.
 
   Args:
-    per_target: every target's losses; all measured on the same N views.
-    groups: (N,) camera point of each view.
+    per_target: every target's losses.
+    groups: (N,) camera point of each view, or per target its examples' (`Groups`).
 
   Returns:
     The T transfers (each target's candidates, then `self`) and a (B, T) array of affinities.
   """
-  _check_per_target(per_target, groups)
-  weights = point_resamples(groups, num_resamples, seed).astype(np.float64)  # (B, N)
-  total = weights.sum(axis=1)
+  resamples = target_resamples(per_target, groups, num_resamples, seed)
   transfers: list[Transfer] = []
   columns = []
   for target, tl in per_target.items():
+    weights = resamples[target].astype(np.float64)  # (B, N_t)
+    total = weights.sum(axis=1)
     losses = np.concatenate([tl.losses, tl.self_losses[None]])
     _check_losses(f"{target}'s losses", losses)
     s = len(losses)
@@ -338,11 +365,13 @@ def affinity_intervals(per_target: Mapping[str, affinity.TargetLosses], groups: 
   return {t: (float(lo), float(hi)) for t, lo, hi in zip(transfers, low, high, strict=True)}
 
 
-def _resampled(per_target: Mapping[str, affinity.TargetLosses], views: np.ndarray
-               ) -> dict[str, affinity.TargetLosses]:
-  """Every target's losses on the views `views` (an index array, repeats allowed)."""
-  return {t: affinity.TargetLosses(tl.candidates, tl.losses[:, views], tl.self_losses[views],
-                                   tl.scratch_losses[views]) for t, tl in per_target.items()}
+def _resampled(per_target: Mapping[str, affinity.TargetLosses],
+               examples: Mapping[str, np.ndarray]) -> dict[str, affinity.TargetLosses]:
+  """Every target's losses on its examples `examples[target]` (an index array, repeats
+  allowed)."""
+  return {t: affinity.TargetLosses(tl.candidates, tl.losses[:, examples[t]],
+                                   tl.self_losses[examples[t]], tl.scratch_losses[examples[t]])
+          for t, tl in per_target.items()}
 
 
 def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], groups: np.ndarray,
@@ -362,8 +391,8 @@ def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], group
   which compiles every time, took 1.5 times as long).
 
   Args:
-    per_target: every target's losses, on the same N views; the targets are the BIP's targets.
-    groups: (N,) camera point of each view.
+    per_target: every target's losses; the targets are the BIP's targets.
+    groups: (N,) camera point of each view, or per target its examples' (`Groups`).
     budgets: supervision budgets to solve at.
     order: maximum transfer order; sources, costs, solver: as `bip.build_problem` / `BipSolver`.
 
@@ -371,14 +400,14 @@ def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], group
     budget -> {"+".join(sorted(supervised set)) or "infeasible": fraction of resamples}, most
     frequent first.
   """
-  n = _check_per_target(per_target, groups)
+  multiplicity = target_resamples(per_target, groups, num_resamples, seed)
   targets = list(per_target)
   need = bip.min_budget(bip.build_problem(affinity.affinity_table(per_target), targets, sources,
                                           order, costs))
-  multiplicity = point_resamples(groups, num_resamples, seed)
   counts: dict[float, dict[str, int]] = {b: {} for b in budgets}
-  for mult in multiplicity:
-    table = affinity.affinity_table(_resampled(per_target, np.repeat(np.arange(n), mult)))
+  for r in range(num_resamples):
+    examples = {t: np.repeat(np.arange(m.shape[1]), m[r]) for t, m in multiplicity.items()}
+    table = affinity.affinity_table(_resampled(per_target, examples))
     model = bip.BipSolver(bip.build_problem(table, targets, sources, order, costs), solver)
     for budget in budgets:
       key = api.INFEASIBLE
@@ -603,7 +632,7 @@ def summary_lines(rep: Mapping[str, Any]) -> list[str]:
 
 
 def run_gates(per_target: Mapping[str, affinity.TargetLosses],
-              baselines: Mapping[str, tuple[np.ndarray, np.ndarray]], groups: np.ndarray,
+              baselines: Mapping[str, tuple[np.ndarray, np.ndarray]], groups: Groups,
               converged: Mapping[Transfer | str, bool] | None = None,
               paper: AffinityTable | None = None, budgets: Sequence[float] = (),
               order: int = 1, random: str = RANDOM, num_resamples: int = 1000,
@@ -613,19 +642,20 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
 
   Args:
     per_target: every target's losses (`affinity.TargetLosses`, first-order candidates with
-      `(random,)` among them), all on the same N views.
-    baselines: target -> ((N,) mean-image losses, (N,) median-image losses).
-    groups: (N,) camera point of each view.
+      `(random,)` among them).
+    baselines: target -> ((N_t,) mean-image losses, (N_t,) median-image losses).
+    groups: (N,) camera point of each view, or per target its examples' (`Groups`).
     converged: readout -> plateaued. paper: the paper's table (`load_paper()`), or None.
     budgets: budgets for `selection_frequencies` (none: skipped); order: its transfer order.
   """
   missing = sorted(set(per_target) - set(baselines))
   if missing:
     raise ValueError(f"no mean/median-image losses for {', '.join(missing)}")
-  networks = {t: network_gate(tl.self_losses, *baselines[t], groups, num_resamples, seed)
+  points = _check_per_target(per_target, groups)
+  networks = {t: network_gate(tl.self_losses, *baselines[t], points[t], num_resamples, seed)
               for t, tl in per_target.items()}
-  transfers = {t: transfers_vs_random(tl.candidates, tl.losses, groups, random, num_resamples,
-                                      seed) for t, tl in per_target.items()}
+  transfers = {t: transfers_vs_random(tl.candidates, tl.losses, points[t], random,
+                                      num_resamples, seed) for t, tl in per_target.items()}
   table = affinity.affinity_table(per_target)
   frequencies = (selection_frequencies(per_target, groups, budgets, order, selection_resamples,
                                        seed) if len(budgets) else None)
@@ -639,5 +669,5 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
 
 __all__ = ["affinity_intervals", "bootstrap_affinities", "bootstrap_diff", "known_answers",
            "load_paper", "network_gate", "paper_agreement", "point_resamples", "report",
-           "run_gates", "selection_frequencies", "summary_lines", "three_d_cohesion",
-           "transfers_vs_random"]
+           "run_gates", "selection_frequencies", "summary_lines", "target_resamples",
+           "three_d_cohesion", "transfers_vs_random"]

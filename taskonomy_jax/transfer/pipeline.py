@@ -301,16 +301,17 @@ def _bank_outputs(run: Run, stage: str, bank_dir: pathlib.Path, names: Sequence[
       _check_rep(run, name, reps)
       np.save(tmp / f"{name}.validation.rep.npy", reps[:len(val)])
       np.save(tmp / f"{name}.test.rep.npy", reps[len(val):])
-    if spec.decoder == "none":  # random projection: a representation, no predictions
+    if name not in run.targets:  # a source only (random projection, jigsaw, ...)
       return
-    losses = training.prediction_losses(spec, bank.batch_apply(name), test.rgb,
+    losses = training.prediction_losses(spec, bank.batch_apply(name), test.images(name),
                                         test.target(name), test.mask(name))
     np.save(tmp / f"{name}.{'self_losses' if stage == 'taskbank' else 'losses'}.npy", losses)
     if stage == "taskbank":
       train = run.views("train")
-      for kind, image in training.trivial_images(train.target(name), train.mask(name)).items():
+      for kind, image in training.trivial_predictions(
+          spec, train.target(name), train.mask(name), int(run.config.data.resolution)).items():
         np.save(tmp / f"{name}.{kind}_losses.npy",
-                training.prediction_losses(spec, training.constant(image), test.rgb,
+                training.prediction_losses(spec, training.constant(image), test.images(name),
                                            test.target(name), test.mask(name)))
   _units(run, stage, list(names), fn, who="share")
 
@@ -377,7 +378,7 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   so the parts train what the group trains in one process.
   """
   spec = tasks.get(members[0][0])
-  channels = run.config.transfer.max_order * run.config.model.rep_channels
+  channels = run.config.transfer.max_order * run.config.model.rep_channels  # per view
   cands = [srcs for _, srcs in members]
   needed = sorted({s for c in cands for s in c})
   stats = source_stats(run, needed)
@@ -385,8 +386,10 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   transforms = {t: residual(run, t) for t in {t for t, _ in members}}
 
   def source(views: views_lib.Views, split: str, limit: int | None = None):
+    # A multi-view target stacks with no other (`training.group_key`): one set of samples.
     return training.StackedSource(
-        training.StackedInputs({s: run.rep(s, split) for s in needed}, cands, channels, stats),
+        training.StackedInputs({s: run.rep(s, split) for s in needed}, cands, channels, stats,
+                               records=views.records(spec.name)),
         [_residual_targets(views, t, transforms[t]) for t, _ in members],
         [views.mask(t) for t, _ in members], limit=limit)
 
@@ -587,7 +590,8 @@ def gates_report(run: Run) -> dict[str, Any]:
   tc = run.config.taxonomy
   # The taxonomy's own budget too, so taxonomy.json always says how stable its choice is.
   budgets = tuple(sorted({*map(float, tc.graph_budgets), float(tc.budget)}))
-  return gates.run_gates(per_target, baselines, run.views("test").points,
+  test = run.views("test")
+  return gates.run_gates(per_target, baselines, {t: test.task_points(t) for t in run.targets},
                          converged=converged_readouts(run), paper=gates.load_paper(),
                          budgets=budgets, order=tc.order)
 
@@ -654,9 +658,10 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   """
   if until is not None and until not in STAGES:
     raise ValueError(f"unknown stage {until!r}; stages: {', '.join(STAGES)}")
-  unknown = [t for t in config.targets if tasks.get(t).decoder not in ("pixel", "vector")]
+  unknown = [t for t in config.targets if not readout_lib.is_transfer_target(tasks.get(t))]
   if unknown:
-    raise ValueError(f"targets {unknown} are not single-view pixel or vector tasks")
+    raise ValueError(f"targets {unknown} are not transfer targets (pixel, vector or multi-view "
+                     "tasks; the source-only tasks and random projection can be extra_sources)")
   group = workers.work_group(bool(config.get("multihost", False)))
   return _run_stages(config, workdir, until, group)
 

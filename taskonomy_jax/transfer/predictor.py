@@ -218,6 +218,13 @@ class TransferPredictor:
     run = open_run(workdir, config)
     chosen = chosen_transfers(run) if transfers is None else [
         t if isinstance(t, Transfer) else Transfer.parse(t) for t in transfers]
+    # One image in: the multi-view targets (poses, egomotion, point matching) are left out of
+    # the taxonomy's transfers, and refused when named.
+    multi_view = [t for t in chosen if tasks.get(t.target).num_views > 1]
+    if multi_view and transfers is not None:
+      raise ValueError(f"{', '.join(map(str, multi_view))}: multi-view targets take several "
+                       "views; the predictor maps one image to single-view targets")
+    chosen = [t for t in chosen if t not in multi_view]
     if not chosen:
       raise ValueError("no transfers to run")
     targets = [t.target for t in chosen]

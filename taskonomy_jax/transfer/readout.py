@@ -100,6 +100,7 @@ class TargetHead(nn.Module):
 
 class Readout(nn.Module):
   """(B, h, w, C_in) representation(s) -> the target's prediction (B, *spec.output_shape(16h)).
+  A multi-view target's input holds its V views' inputs side by side, (B, h, w, V * C).
 
   Attributes mirror `TaskNetwork`'s decoder settings, so the decoder is built by the same
   factory as the task networks' (`networks.build_decoder`): one definition of each decoder kind.
@@ -133,6 +134,12 @@ class Readout(nn.Module):
       return self.target_head(name=FROZEN)(self.transfer_function(name="transfer")(x))
     kernels = kernels_lib.select(self.conv_impl)
     conv, norm = kernels.conv(self.dtype), kernels.norm(train, self.dtype)
+    batch, views = x.shape[0], self.spec.num_views
+    if views > 1:  # (B, h, w, V * C): each view's block through the same layers, as the
+      # task network runs one encoder over every view
+      b, h, w, c = x.shape
+      x = x.reshape(b, h, w, views, c // views).transpose(0, 3, 1, 2, 4)
+      x = x.reshape(b * views, h, w, c // views)
     for i in range(2):  # the paper's two-layer readout
       x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
       x = norm(name=f"bn{i}")(x)
@@ -142,8 +149,8 @@ class Readout(nn.Module):
       raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
     if self.spec.decoder == "pixel":
       out = decoder(x, train)
-    else:
-      out = decoder(x.reshape(x.shape[0], -1), train)
+    else:  # every view's features side by side
+      out = decoder(x.reshape(batch, -1), train)
     return out.astype(jnp.float32)
 
   # Named as submodules of a readout; unnamed, they apply on their own variables
@@ -173,9 +180,9 @@ def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
   unknown = set(config) - known
   if unknown:
     raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
-  if spec.num_views > 1 or spec.decoder not in ("pixel", "vector"):
-    raise ValueError(f"{spec.name!r} ({spec.decoder} decoder, {spec.num_views} views) is not a "
-                     "single-view target; transfers here go to pixel and vector tasks")
+  if not is_transfer_target(spec):
+    raise ValueError(f"{spec.name!r} ({spec.decoder} decoder, {spec.num_tiles} tiles) is not a "
+                     "transfer target; transfers go to pixel, vector and multi-view tasks")
   config = dict(config)
   conv_lib.get(config.get("conv_impl", conv_lib.AUTO))  # a bad name fails here, not at apply
   if config.get("pixel_head", "decoder") not in PIXEL_HEADS:
@@ -185,6 +192,9 @@ def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
   if config["residual"] and config.get("frozen_target_decoder", False):
     raise ValueError("a readout through the frozen target decoder predicts the target itself: "
                      "set readout.residual (and standardize_residual) False")
+  if config.get("frozen_target_decoder", False) and spec.num_views > 1:
+    raise ValueError(f"{spec.name!r} takes {spec.num_views} views: readouts through a frozen "
+                     "target decoder go to single-view targets only")
   if config.get("frozen_target_decoder", False):
     config["pixel_head"] = "decoder"  # the task networks' own
   return Readout(spec=spec, **config)
@@ -254,6 +264,13 @@ def decoder_groups(targets: Sequence[str]) -> tuple[tuple[int, ...], ...]:
   for k, t in enumerate(targets):
     groups.setdefault(t, []).append(k)
   return tuple(tuple(g) for g in groups.values())
+
+
+def is_transfer_target(spec: tasks.TaskSpec) -> bool:
+  """Tasks a readout can predict: pixel and vector outputs, of one view or of several (poses,
+  egomotion, point matching; not jigsaw's tiles, a source-only task)."""
+  return spec.decoder in ("pixel", "vector") or (spec.decoder == "siamese"
+                                                 and spec.num_tiles == 1)
 
 
 def is_regression(spec: tasks.TaskSpec) -> bool:

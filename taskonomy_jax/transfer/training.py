@@ -22,6 +22,7 @@ import optax
 
 from taskonomy_jax import models, tasks
 from taskonomy_jax.models import conv as conv_lib
+from taskonomy_jax.taskbank import evaluate
 from taskonomy_jax.taxonomy import ahp
 from taskonomy_jax.train import loop, sharding
 from taskonomy_jax.train import task as train_task
@@ -51,8 +52,12 @@ def optimizer(opt_cfg: Mapping[str, Any]) -> optax.GradientTransformation:
 # --- stacking -------------------------------------------------------------------------------
 
 def group_key(spec: tasks.TaskSpec) -> tuple:
-  """Tasks with equal keys have networks of one shape and one loss: they stack (vmap)."""
-  return (spec.decoder, spec.channels, spec.loss, spec.output_stride, spec.num_views, spec.dtype)
+  """Tasks with equal keys have networks of one shape and one loss and read the same samples:
+  they stack (vmap). A multi-view task's samples are its own (view pairs or triplets), so it
+  stacks with no other task."""
+  own = spec.name if spec.num_views > 1 else ""
+  return (spec.decoder, spec.channels, spec.loss, spec.output_stride, spec.num_views, spec.dtype,
+          own)
 
 
 def group_tasks(names: Sequence[str]) -> list[list[str]]:
@@ -239,6 +244,22 @@ def trivial_images(targets: np.ndarray, masks: np.ndarray | None,
   return {"mean": mean, "median": median.astype(np.float32)}
 
 
+def trivial_predictions(spec: tasks.TaskSpec, targets: np.ndarray, masks: np.ndarray,
+                        resolution: int, max_examples: int = 1024) -> dict[str, np.ndarray]:
+  """The two constant predictions a task network must beat, {"mean", "median"}, from training
+  targets: for regressions the per-pixel mean and median target (`trivial_images`); for the
+  other losses the best constant under the loss as "mean" (the class frequencies for cross
+  entropy, the mean distribution for soft targets, one embedding everywhere for the metric
+  segmentations: `evaluate.loss_baseline`) and the task bank evaluation's baseline as "median"
+  (the majority class; `evaluate.baseline_prediction`)."""
+  if readout_lib.is_regression(spec):
+    return trivial_images(targets, masks, max_examples)
+  stride = max(1, -(-len(targets) // max_examples))
+  train = {"targets": np.asarray(targets[::stride]), "mask": np.asarray(masks[::stride])}
+  return {"mean": evaluate.loss_baseline(spec, train, resolution),
+          "median": evaluate.baseline_prediction(spec, train, resolution)}
+
+
 def prediction_losses(spec: tasks.TaskSpec, predict: Callable[[np.ndarray], np.ndarray],
                       images: np.ndarray, targets: np.ndarray, masks: np.ndarray,
                       batch: int = 64) -> np.ndarray:
@@ -279,13 +300,19 @@ class StackedInputs(Sequence):
   split) standardises each source first: sources' activations differ in scale by orders of
   magnitude (an untrained encoder's most of all), which a few hundred readout steps cannot
   undo; standardised, every source starts on an equal footing.
+
+  `records` ((N, V) view indices into the representations) makes the examples multi-view
+  samples: example i is V views' inputs side by side, (K, h, w, V * channels), view v's block
+  the channels [v * channels, (v + 1) * channels) (`readout.Readout` splits them again).
   """
 
   def __init__(self, reps: Mapping[str, np.ndarray], candidates: Sequence[tuple[str, ...]],
-               channels: int, stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None):
+               channels: int, stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None,
+               records: np.ndarray | None = None):
     self.reps, self.candidates, self.channels = reps, list(candidates), channels
     self.stats = dict(stats or {})
-    self.n = len(next(iter(reps.values())))
+    self.records = None if records is None else np.asarray(records)
+    self.n = len(next(iter(reps.values()))) if records is None else len(self.records)
 
   def __len__(self) -> int:
     return self.n
@@ -296,14 +323,19 @@ class StackedInputs(Sequence):
     return self.batch(i, i + 1)[0]
 
   def batch(self, start: int, stop: int) -> np.ndarray:
-    """(stop - start, K, h, w, channels) for a contiguous range."""
-    parts = {s: self._standardized(s, start, stop) for s in {s for c in self.candidates for s in c}}
+    """(stop - start, K, h, w, channels) for a contiguous range (V * channels multi-view)."""
+    rows = slice(start, stop) if self.records is None else self.records[start:stop]
+    parts = {s: self._standardized(s, rows) for s in {s for c in self.candidates for s in c}}
     cols = [readout_lib.pad_channels(np.concatenate([parts[s] for s in srcs], -1), self.channels)
             for srcs in self.candidates]
-    return np.stack(cols, axis=1)
+    out = np.stack(cols, axis=1)  # (B, K, h, w, channels), or (B, K, V, h, w, channels)
+    if self.records is None:
+      return out
+    b, k, v, h, w, c = out.shape
+    return out.transpose(0, 1, 3, 4, 2, 5).reshape(b, k, h, w, v * c)
 
-  def _standardized(self, source: str, start: int, stop: int) -> np.ndarray:
-    x = np.asarray(self.reps[source][start:stop], np.float32)
+  def _standardized(self, source: str, rows: slice | np.ndarray) -> np.ndarray:
+    x = np.asarray(self.reps[source][rows], np.float32)
     if source not in self.stats:
       return x
     mean, std = self.stats[source]

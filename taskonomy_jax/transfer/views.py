@@ -4,6 +4,11 @@ Every later stage (task bank, representations, transfers) reads the same decoded
 encoder input (N, H, W, 3) in [-1, 1] and, per target task, the training target and its
 valid mask, from `taskonomy_jax.data` (one definition of every target). Arrays are `.npy` files,
 memory-mapped on read.
+
+A multi-view target (poses, egomotion, point matching) has its own samples: one per view that
+has partners of the kind the task needs (`data.pipeline.MultiViewSource`, one fixed draw),
+stored as the (N_t, V) indices of its views among the split's views (`{task}.records.npy`),
+its targets and masks, and the camera point of its first view (`{task}.point.npy`).
 """
 
 from __future__ import annotations
@@ -33,15 +38,26 @@ def build_dataset(cfg: Mapping, data_dir: pathlib.Path) -> None:
   builder.download_and_prepare(download_config=tfds.download.DownloadConfig())
 
 
+# The record fields a multi-view sample's target is computed from (no images).
+_SAMPLE_FIELDS = ("point_info", "building", "point", "view", "point_location")
+# The partner draw of the multi-view samples (fixed: every run of a split has the same samples).
+SAMPLE_SEED = 0
+
+
 def decode_split(cfg: Mapping, data_dir: pathlib.Path, split: str, task_names: Sequence[str],
                  out: pathlib.Path, batch: int = 64) -> int:
-  """Writes `rgb.npy` and `{task}.target.npy` / `{task}.mask.npy` for one split; returns N."""
+  """Writes `rgb.npy`, `point.npy` and `{task}.target.npy` / `{task}.mask.npy` for one split
+  (and `{task}.records.npy` / `{task}.point.npy` for multi-view tasks); returns N views."""
   source = catalog.builder("taskonomy_synthetic", cfg["name"],
                            str(data_dir)).as_data_source(split=split)
-  decode = pipeline.SingleViewDecoder(task_names)
+  names = [tasks.get(t).name for t in task_names]
+  multi_view = [t for t in names if t in pipeline.MULTI_VIEW_KINDS]
+  decode = pipeline.SingleViewDecoder([t for t in names if t not in multi_view])
   parts: dict[str, list[np.ndarray]] = {}
+  light: list[dict[str, np.ndarray]] = []  # every record's fields but its images
   for start in range(0, len(source), batch):
     records = [source[i] for i in range(start, min(start + batch, len(source)))]
+    light += [{k: r[k] for k in _SAMPLE_FIELDS} for r in records]
     stacked = {k: np.stack([np.asarray(r[k]) for r in records]) for k in records[0]}
     ex = decode(stacked)
     parts.setdefault("rgb", []).append(ex["rgb"])
@@ -59,6 +75,16 @@ def decode_split(cfg: Mapping, data_dir: pathlib.Path, split: str, task_names: S
   np.save(out / "point.npy", point_ids.astype(np.int32))
   for name, chunks in parts.items():
     np.save(out / f"{name}.npy", np.concatenate(chunks))
+  index = pipeline.ViewIndex.from_records(light) if multi_view else None
+  for task in multi_view:
+    samples = pipeline.MultiViewSource(source, task, seed=SAMPLE_SEED, index=index)
+    target, mask, records = zip(*(samples.target(i, light) for i in range(len(samples))),
+                                strict=True)
+    records = np.stack(records)
+    np.save(out / f"{task}.target.npy", np.stack(target))
+    np.save(out / f"{task}.mask.npy", np.stack(mask).astype(np.float32))
+    np.save(out / f"{task}.records.npy", records)
+    np.save(out / f"{task}.point.npy", point_ids[records[:, 0]].astype(np.int32))
   return len(source)
 
 
@@ -93,3 +119,22 @@ class Views:
   def points(self) -> np.ndarray:
     """(N,) int: which camera point (building and point) each view belongs to."""
     return np.load(self.folder / "point.npy")
+
+  def records(self, task: str) -> np.ndarray | None:
+    """A multi-view task's (N_t, V) view indices of each sample; None for a single-view task,
+    whose samples are the views themselves."""
+    name = tasks.get(task).name
+    return self._map(f"{name}.records.npy") if name in pipeline.MULTI_VIEW_KINDS else None
+
+  def task_points(self, task: str) -> np.ndarray:
+    """(N_t,) int: the camera point of each of `task`'s samples (a multi-view sample's is its
+    first view's), in the ids of `points`."""
+    name = tasks.get(task).name
+    if name in pipeline.MULTI_VIEW_KINDS:
+      return np.load(self.folder / f"{name}.point.npy")
+    return self.points
+
+  def images(self, task: str) -> np.ndarray:
+    """`task`'s network inputs: (N, H, W, 3), or (N_t, V, H, W, 3) for a multi-view task."""
+    records = self.records(task)
+    return self.rgb if records is None else np.asarray(self.rgb)[np.asarray(records)]

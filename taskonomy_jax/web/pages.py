@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.taxonomy import published
 from taskonomy_jax.web.errors import WebError
 
 _CSS = """
@@ -59,6 +60,14 @@ def _v(fields: Mapping[str, str], key: str, default: str = "") -> str:
   return html.escape(str(fields.get(key, default) or default), quote=True)
 
 
+def _data_label(data: str) -> str:
+  if data == "upload":
+    return "my affinities (upload JSON)"
+  if data in published.COMPUTED:
+    return f"computed: {data} world, every task (docs/taxonomy_cpu_full)"
+  return f"published {data}"
+
+
 def transfer_page(fields: Mapping[str, str], data_choices: Sequence[str],
                   err: WebError | None = None, tax: dict | None = None,
                   graph_png: str = "") -> str:
@@ -69,8 +78,7 @@ def transfer_page(fields: Mapping[str, str], data_choices: Sequence[str],
   orders = "".join(f"<option{' selected' if str(k) == order else ''}>{k}</option>"
                    for k in range(1, 5))
   data = str(fields.get("data", "default"))
-  datas = "".join(f"<option value='{d}'{' selected' if d == data else ''}>"
-                  f"{'published ' + d if d != 'upload' else 'my affinities (upload JSON)'}"
+  datas = "".join(f"<option value='{d}'{' selected' if d == data else ''}>{_data_label(d)}"
                   "</option>" for d in data_choices)
   form = f"""
 <form id=transfer-form method=post action=/transfer enctype=multipart/form-data>
