@@ -52,6 +52,19 @@ def test_cohesion_of_a_separate_branch_is_one_and_mixed_groups_lower():
   assert np.isnan(similarity.cohesion(z, labels, ["t0", "not_a_leaf"]))
 
 
+def test_family_placement_names_each_members_cluster():
+  feats, labels = _two_blobs()
+  z = similarity.similarity_tree(feats)
+  flat = hierarchy.fcluster(z, t=2, criterion="maxclust")
+  blob = similarity.family_placement(z, labels, ["t5", "t6", "t7", "t8", "t4", "absent"], flat)
+  assert blob["members"] == ["t4", "t5", "t6", "t7", "t8"] and blob["cohesion"] == 1.0
+  assert blob["p"] < 0.05 and len(set(blob["cluster_of"].values())) == 1
+  mixed = similarity.family_placement(z, labels, ["t0", "t8"], flat)
+  assert mixed["cohesion"] == pytest.approx(2 / 9) and mixed["p"] > 0.5
+  assert mixed["cluster_of"]["t0"] != mixed["cluster_of"]["t8"]
+  assert similarity.family_placement(z, labels, ["t0"], flat)["p"] is None
+
+
 def test_cohesion_equals_brute_force_over_all_subtrees():
   rng = np.random.default_rng(2)
   feats = rng.normal(size=(8, 2))
@@ -101,6 +114,8 @@ def test_published_affinities_give_the_papers_3d_branch(paper_results_dir, tmp_p
   assert similarity.cohesion_p_value(z, sources, similarity.THREE_D, samples=300) < 0.01
   # The same table compared with itself: identical trees.
   same = similarity.compare_trees(table, table, sources, targets)
+  assert same["paper"]["families"]["3d"]["cohesion"] == 1.0
+  assert same["paper"]["families"] == same["ours"]["families"]
   assert same["cophenetic_correlation"] == pytest.approx(1.0)
   assert same["adjusted_rand_index"] == pytest.approx(1.0)
   leaves = draw.similarity_dendrogram(table, tmp_path / "tree.png")

@@ -98,9 +98,23 @@ SIZES = {
         budget=4,
     ),
 }
+# `cpu_full`'s own recipes for the task networks the shared one left at their trivial baseline
+# on the held-out views (docs/taxonomy_cpu_full/README.md): the multi-view tasks draw fresh
+# partner views every time (with one fixed pair per view they memorised the 48 training
+# buildings) and colour-jittered views, the class and layout tasks colour-jittered (and
+# mirrored) views, curvature standardised targets, as the depths.
+_MULTI_VIEW = {"data": {"draws_per_anchor": 16, "augment": ("color",)}}
+_CLASSES = {"data": {"augment": ("hflip", "color")}}
+FULL_PER_TASK = {
+    "fixated_pose": _MULTI_VIEW, "nonfixated_pose": _MULTI_VIEW, "egomotion": _MULTI_VIEW,
+    "point_matching": _MULTI_VIEW, "class_object": _CLASSES, "class_scene": _CLASSES,
+    "room_layout": {"data": {"augment": ("color",)}},
+    "curvature": {"data": {"standardize_targets": "regressions"}},
+}
 # Every task of the registry as a source, every paper target, the paper's beam 5 and orders 1-4.
 SIZES["cpu_full"] = dict(SIZES["default"], targets=ALL_TARGETS, extra_sources=SOURCE_ONLY,
-                         beam=5, max_order=4, graph_budgets=(2, 4, 6, 8, 10, 12), budget=8)
+                         beam=5, max_order=4, graph_budgets=(2, 4, 6, 8, 10, 12), budget=8,
+                         per_task=FULL_PER_TASK)
 SIZES["tiny"] = dict(
     SIZES["default"], targets=("depth_zbuffer", "edge_texture"), resolution=32, num_train=2,
     num_validation=1, num_test=1, points_per_building=3, taskbank_steps=8, taskbank_batch_size=8,
@@ -171,8 +185,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # 1.02x the median image (BUILD_NOTES.md, "The taxonomy pipeline and its gates").
   c.taskbank.standardize_targets = "vectors"
   depth = {"data": {"standardize_targets": "regressions"}}
-  c.taskbank.per_task = ml_collections.ConfigDict(
-      {"depth_zbuffer": depth, "depth_euclidean": depth})  # {task: settings over these}
+  c.taskbank.per_task = ml_collections.ConfigDict(  # {task: settings over these}
+      {"depth_zbuffer": depth, "depth_euclidean": depth, **size.get("per_task", {})})
   c.taskbank.augment = ()
   c.taskbank.bn_recompute_batches = 0
   # An already trained bank to read instead of training one (`taskonomy taxonomy --bank DIR`).

@@ -20,6 +20,13 @@ from taskonomy_jax.taxonomy.affinities import AffinityTable
 # The paper's 3D cluster (Fig. 13).
 THREE_D = ("edge_occlusion", "keypoints3d", "reshading", "depth_zbuffer", "depth_euclidean",
            "normal", "curvature", "segment_unsup25d")
+# The other families of the paper's tree (Fig. 13): 2D, low-dimensional geometric, semantic.
+TWO_D = ("autoencoding", "denoising", "colorization", "inpainting", "edge_texture",
+         "keypoints2d", "segment_unsup2d")
+GEOMETRIC = ("room_layout", "vanishing_point", "fixated_pose", "nonfixated_pose", "egomotion",
+             "point_matching")
+SEMANTIC = ("segment_semantic", "class_object", "class_scene")
+FAMILIES = {"3d": THREE_D, "2d": TWO_D, "geometric": GEOMETRIC, "semantic": SEMANTIC}
 
 
 def transfer_out_features(table: AffinityTable, sources: Sequence[str],
@@ -105,6 +112,19 @@ def cohesion_p_value(linkage: np.ndarray, labels: Sequence[str], group: Sequence
   return (hits + 1) / (samples + 1)
 
 
+def family_placement(linkage: np.ndarray, labels: Sequence[str], family: Sequence[str],
+                     flat: Sequence[int]) -> dict:
+  """`family`'s members among `labels`, its `cohesion` and permutation p-value, and the flat
+  cluster (`flat`, one id per label) of each member."""
+  members = [s for s in labels if s in set(family)]
+  enough = len(members) >= 2 and len(members) < len(labels)
+  return {"members": members,
+          "cohesion": cohesion(linkage, labels, family) if enough else None,
+          "p": cohesion_p_value(linkage, labels, family) if enough else None,
+          "cluster_of": {s: int(f) for s, f in zip(labels, flat, strict=True)
+                         if s in set(family)}}
+
+
 def cophenetic_correlation(a: np.ndarray, b: np.ndarray) -> float:
   """Pearson correlation of two trees' cophenetic distances over the same leaves (1 = the same
   merge structure and heights up to scale)."""
@@ -146,7 +166,11 @@ def compare_trees(ours: AffinityTable, paper: AffinityTable, sources: Sequence[s
     out[name] = {"group_cohesion": cohesion(z, sources, group),
                  "group_cohesion_p": cohesion_p_value(z, sources, group),
                  "clusters": {int(c): [s for s, f in zip(sources, flat, strict=True) if f == c]
-                              for c in sorted(set(flat))}}
+                              for c in sorted(set(flat))},
+                 # Where each family of the paper's tree falls: its cohesion, p-value and the
+                 # flat clusters its members landed in (NaN/None with under 2 members here).
+                 "families": {f: family_placement(z, sources, members, flat)
+                              for f, members in FAMILIES.items()}}
     out[name]["_flat"] = flat
   out["group"] = [g for g in group if g in set(sources)]
   out["cophenetic_correlation"] = cophenetic_correlation(trees["ours"], trees["paper"])
