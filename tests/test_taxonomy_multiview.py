@@ -9,6 +9,7 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from taskonomy_jax import config_files, tasks
 from taskonomy_jax.configs import taxonomy as taxonomy_config
@@ -64,10 +65,11 @@ def test_a_multi_view_readout_reads_each_views_representation(run):
   inputs = np.concatenate([readout.pad_channels(rep[records[:, v]], channels)
                            for v in range(2)], axis=-1)
   variables = checkpoint.load_variables(str(run.ckpt / "transfers1" / unit.name))
-  one = {c: {n: np.asarray(a)[k] for n, a in _flat(variables[c]).items()}
-         for c in ("params", "batch_stats")}
+  one = {c: traverse_util.unflatten_dict({n: np.asarray(a)[k] for n, a in
+                                          traverse_util.flatten_dict(variables[c]).items()})
+         for c in ("params", "batch_stats")}  # readout k of the stack
   module = readout.build(spec, pipeline.readout_config(run))
-  out = np.asarray(module.apply({c: _unflat(v) for c, v in one.items()}, inputs))
+  out = np.asarray(module.apply(one, inputs))
   offset, scale = pipeline.residual(run, target)
   pred = out * scale + offset
   got = readout.per_example_losses(spec, jnp.asarray(pred), {
@@ -90,22 +92,3 @@ def test_gates_and_taxonomy_cover_every_target(run):
   with pytest.raises(ValueError, match="multi-view"):
     predictor.TransferPredictor.load(run.workdir, ["fixated_pose<-jigsaw"], run.config)
 
-
-def _flat(tree, prefix=()):
-  out = {}
-  for key, value in tree.items():
-    if isinstance(value, dict):
-      out.update(_flat(value, (*prefix, key)))
-    else:
-      out[(*prefix, key)] = value
-  return out
-
-
-def _unflat(flat):
-  tree: dict = {}
-  for path, value in flat.items():
-    node = tree
-    for key in path[:-1]:
-      node = node.setdefault(key, {})
-    node[path[-1]] = value
-  return tree

@@ -76,6 +76,22 @@ def test_api_solve_equals_library_call(client, paper_results_dir):
   assert got["data"] == "default" and got["cost"] <= 2
 
 
+def test_the_computed_synthetic_table_is_offered_beside_the_published_ones(client):
+  """The page lists `synthetic` (docs/taxonomy_cpu_full, shipped with the package) and both the
+  page and the JSON API answer on it as the library does."""
+  page = client.get("/transfer").text
+  assert "value='synthetic'" in page and "value='16k'" in page
+  r = client.post("/api/solve", json={"targets": TARGETS, "budget": 2, "order": 2,
+                                      "data": "synthetic"})
+  assert r.status_code == 200, r.text
+  want = api.solve_taxonomy(TARGETS, 2, order=2, data="synthetic").to_json()
+  assert r.json()["served"] == want["served"] and r.json()["supervised"] == want["supervised"]
+  assert r.json()["data"] == want["data"] != "default"
+  form = client.post("/transfer", data={"targets": ",".join(TARGETS), "budget": "2",
+                                        "order": "2", "data": "synthetic"})
+  assert form.status_code == 200 and "<option value='synthetic' selected>" in form.text
+
+
 def test_api_solve_accepts_code_names_and_a_comma_string(client):
   a = client.post("/api/solve", json={"targets": "rgb2sfnorm, reshade", "budget": 1}).json()
   b = client.post("/api/solve", json={"targets": ["normal", "reshading"], "budget": 1}).json()
