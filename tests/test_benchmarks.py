@@ -320,3 +320,10 @@ def test_frozen_decoder_benchmark_times_both_variants():
                                            repeats=1)
   assert set(result) == {"grouped", "per_readout", "grouped_compile", "per_readout_compile"}
   assert all(v > 0 for v in result.values())
+
+
+def test_metric_embedding_grid_benchmark_compares_equal_computations():
+  from benchmarks import metric_embedding_grid
+  result = metric_embedding_grid.measure(readouts=2, batch=2, repeats=1)
+  assert result["equal_loss"] and result["max_grad_diff"] == 0.0
+  assert result["gather"] > 0 and result["slice"] > 0

@@ -69,6 +69,22 @@ def test_metric_embedding_known_answers():
   assert float(metrics.pair_accuracy(same_emb, segments)) == pytest.approx(0.5, abs=0.01)
 
 
+@pytest.mark.parametrize("h, w, grid", [(64, 64, 16), (32, 48, 16), (30, 64, 16), (8, 8, 16)])
+def test_grid_sample_takes_the_documented_pixels(h, w, grid):
+  """The strided slice (grid divides the image) and the gather pick the same pixels: row
+  (i * H) // g + H // (2g), column alike, g = min(grid, side); gradients land on them alone."""
+  x = jnp.arange(2 * h * w * 3, dtype=jnp.float32).reshape(2, h, w, 3)
+  gh, gw = min(grid, h), min(grid, w)
+  rows = [(i * h) // gh + h // (2 * gh) for i in range(gh)]
+  cols = [(j * w) // gw + w // (2 * gw) for j in range(gw)]
+  want = np.asarray(x)[:, rows][:, :, cols].reshape(2, gh * gw, 3)
+  np.testing.assert_array_equal(np.asarray(losses.grid_sample(x, grid)), want)
+  grad = np.asarray(jax.grad(lambda x: losses.grid_sample(x, grid).sum())(x))
+  hit = np.zeros((h, w), bool)
+  hit[np.ix_(rows, cols)] = True
+  assert np.all(grad[:, hit] == 1) and np.all(grad[:, ~hit] == 0)
+
+
 def test_angular_error():
   pred = jnp.array([[[[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]]]])
   target = jnp.array([[[[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]]])

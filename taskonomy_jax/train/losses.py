@@ -85,11 +85,21 @@ def soft_xent(logits: Array, target_probs: Array, weights: Array | None = None) 
 
 
 def grid_sample(x: Array, grid: int = EMBEDDING_GRID) -> Array:
-  """Values at a regular grid of pixels: (B, H, W, ...) -> (B, grid * grid, ...)."""
+  """Values at a regular grid of pixels: (B, H, W, ...) -> (B, grid * grid, ...): rows
+  (i * H) // g + H // (2g) for i < g = min(grid, H), columns alike.
+
+  Where the grid divides the image that is a strided slice, which XLA:CPU differentiates 1.5x
+  faster than the gather of the general case (`benchmarks/metric_embedding_grid.py`: 50
+  stacked readouts' 64-channel outputs at 64x64), with the same values and gradients.
+  """
   h, w = x.shape[1:3]
-  rows = (jnp.arange(min(grid, h)) * h) // min(grid, h) + h // (2 * min(grid, h))
-  cols = (jnp.arange(min(grid, w)) * w) // min(grid, w) + w // (2 * min(grid, w))
-  x = x[:, rows][:, :, cols]
+  gh, gw = min(grid, h), min(grid, w)
+  if h % gh == 0 and w % gw == 0:
+    x = x[:, (h // gh) // 2::h // gh, (w // gw) // 2::w // gw]
+  else:
+    rows = (jnp.arange(gh) * h) // gh + h // (2 * gh)
+    cols = (jnp.arange(gw) * w) // gw + w // (2 * gw)
+    x = x[:, rows][:, :, cols]
   return x.reshape(x.shape[0], -1, *x.shape[3:])
 
 
