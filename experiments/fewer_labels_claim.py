@@ -15,10 +15,11 @@ Prints one line per named target set and a summary over random 10-target sets; w
 numbers to `--out` (JSON) if given.
 
 `--sweep DATA,DATA,...` instead solves every budget 1-10 for the named sets on each table side
-by side (a published set, `synthetic`, or an affinity-table file) and writes the curves
-(`--figure`, PNG) and a Markdown table (`--out`, with the JSON beside it):
+by side (a published set or an affinity-table file) and writes the curves (`--figure`, PNG)
+and a Markdown table (`--out`, with the JSON beside it):
 
-    .venv/bin/python experiments/fewer_labels_claim.py --sweep synthetic,default \
+    .venv/bin/python experiments/fewer_labels_claim.py \
+        --sweep docs/taxonomy_cpu_full/affinities.json,default \
         --figure docs/taxonomy_cpu_full/fewer_labels.png --out docs/taxonomy_cpu_full/fewer_labels.md
 """
 

@@ -168,7 +168,7 @@ def compare_trees(ours: AffinityTable, paper: AffinityTable, sources: Sequence[s
                  "clusters": {int(c): [s for s, f in zip(sources, flat, strict=True) if f == c]
                               for c in sorted(set(flat))},
                  # Where each family of the paper's tree falls: its cohesion, p-value and the
-                 # flat clusters its members landed in (NaN/None with under 2 members here).
+                 # flat clusters its members landed in (None with under 2 members here).
                  "families": {f: family_placement(z, sources, members, flat)
                               for f, members in FAMILIES.items()}}
     out[name]["_flat"] = flat

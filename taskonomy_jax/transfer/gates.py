@@ -314,7 +314,7 @@ def target_resamples(per_target: Mapping[str, affinity.TargetLosses], groups: Gr
   return {t: counts[:, np.searchsorted(universe, g)] for t, g in by_target.items()}
 
 
-def bootstrap_affinities(per_target: Mapping[str, affinity.TargetLosses], groups: np.ndarray,
+def bootstrap_affinities(per_target: Mapping[str, affinity.TargetLosses], groups: Groups,
                          num_resamples: int = 200, seed: int = 0
                          ) -> tuple[list[Transfer], np.ndarray]:
   """`affinity.affinity_table`'s affinities on cluster-bootstrap resamples of the views.
@@ -350,7 +350,7 @@ def bootstrap_affinities(per_target: Mapping[str, affinity.TargetLosses], groups
   return transfers, np.concatenate(columns, axis=1)
 
 
-def affinity_intervals(per_target: Mapping[str, affinity.TargetLosses], groups: np.ndarray,
+def affinity_intervals(per_target: Mapping[str, affinity.TargetLosses], groups: Groups,
                        num_resamples: int = 200, seed: int = 0, level: float = 0.95
                        ) -> dict[Transfer, tuple[float, float]]:
   """Percentile interval of every transfer's affinity over cluster-bootstrap resamples.
@@ -374,7 +374,7 @@ def _resampled(per_target: Mapping[str, affinity.TargetLosses],
           for t, tl in per_target.items()}
 
 
-def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], groups: np.ndarray,
+def selection_frequencies(per_target: Mapping[str, affinity.TargetLosses], groups: Groups,
                           budgets: Sequence[float], order: int = 1, num_resamples: int = 50,
                           seed: int = 0, sources: Sequence[str] | None = None,
                           costs: Mapping[str, float] | None = None,

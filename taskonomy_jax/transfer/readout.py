@@ -137,9 +137,9 @@ class Readout(nn.Module):
     batch, views = x.shape[0], self.spec.num_views
     if views > 1:  # (B, h, w, V * C): each view's block through the same layers, as the
       # task network runs one encoder over every view
-      b, h, w, c = x.shape
-      x = x.reshape(b, h, w, views, c // views).transpose(0, 3, 1, 2, 4)
-      x = x.reshape(b * views, h, w, c // views)
+      _, h, w, c = x.shape
+      x = x.reshape(batch, h, w, views, c // views).transpose(0, 3, 1, 2, 4)
+      x = x.reshape(batch * views, h, w, c // views)
     for i in range(2):  # the paper's two-layer readout
       x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
       x = norm(name=f"bn{i}")(x)

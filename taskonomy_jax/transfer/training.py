@@ -252,10 +252,11 @@ def trivial_predictions(spec: tasks.TaskSpec, targets: np.ndarray, masks: np.nda
   entropy, the mean distribution for soft targets, one embedding everywhere for the metric
   segmentations: `evaluate.loss_baseline`) and the task bank evaluation's baseline as "median"
   (the majority class; `evaluate.baseline_prediction`)."""
+  stride = max(1, -(-len(targets) // max_examples))  # as `trivial_images` spreads them
+  targets, masks = np.asarray(targets[::stride]), np.asarray(masks[::stride])
   if readout_lib.is_regression(spec):
     return trivial_images(targets, masks, max_examples)
-  stride = max(1, -(-len(targets) // max_examples))
-  train = {"targets": np.asarray(targets[::stride]), "mask": np.asarray(masks[::stride])}
+  train = {"targets": targets, "mask": masks}
   return {"mean": evaluate.loss_baseline(spec, train, resolution),
           "median": evaluate.baseline_prediction(spec, train, resolution)}
 
