@@ -327,3 +327,6 @@ def test_metric_embedding_grid_benchmark_compares_equal_computations():
   result = metric_embedding_grid.measure(readouts=2, batch=2, repeats=1)
   assert result["equal_loss"] and result["max_grad_diff"] == 0.0
   assert result["gather"] > 0 and result["slice"] > 0
+  step = metric_embedding_grid.measure_step(readouts=2, batch=2, repeats=1)
+  assert step["max_loss_diff"] < 1e-6 and step["max_param_diff"] < 1e-5
+  assert step["full"] > 0 and step["loss_pixels"] > 0

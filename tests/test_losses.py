@@ -85,6 +85,18 @@ def test_grid_sample_takes_the_documented_pixels(h, w, grid):
   assert np.all(grad[:, hit] == 1) and np.all(grad[:, ~hit] == 0)
 
 
+@pytest.mark.parametrize("side, block, want", [(64, 4, 2), (64, 2, None), (32, 2, 1), (8, 1, 0),
+                                               (48, 3, 1), (30, 2, None)])
+def test_grid_block_offset_is_where_grid_sample_reads_each_block(side, block, want):
+  """Known answers, and where an offset exists, `grid_sample` is exactly pixel (offset, offset)
+  of every block."""
+  assert losses.grid_block_offset(side, block) == want
+  if want is not None:
+    x = jnp.arange(side * side, dtype=jnp.float32).reshape(1, side, side, 1)
+    np.testing.assert_array_equal(np.asarray(losses.grid_sample(x)),
+                                  np.asarray(x[:, want::block, want::block]).reshape(1, -1, 1))
+
+
 def test_angular_error():
   pred = jnp.array([[[[1.0, 0.0, 0.0], [2.0, 0.0, 0.0]]]])
   target = jnp.array([[[[0.0, 1.0, 0.0], [1.0, 1.0, 0.0]]]])

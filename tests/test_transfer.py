@@ -278,6 +278,51 @@ def test_pixel_shuffle_head_places_each_cells_outputs_in_its_block():
   assert changed[:, 1].min() == 8 and changed[:, 1].max() == 11
 
 
+@pytest.mark.parametrize("offset", [0, 1, 3])
+def test_pixel_shuffle_head_computes_one_block_pixel_alone_with_the_same_variables(offset):
+  """`only_block_offset`: the full output's pixel (offset, offset) of every block, from the
+  variables (names, shapes, values at init) the full head has."""
+  from taskonomy_jax.models.decoders import PixelShuffleHead
+  full = PixelShuffleHead(out_channels=3, upsample_steps=2, apply_tanh=True)
+  one = PixelShuffleHead(out_channels=3, upsample_steps=2, apply_tanh=True,
+                         only_block_offset=offset)
+  x = np.random.default_rng(0).normal(size=(2, 3, 5, 4)).astype(np.float32)
+  v = full.init(jax.random.key(0), x)
+  assert jax.tree.all(jax.tree.map(np.array_equal, v, one.init(jax.random.key(0), x)))
+  want = np.asarray(full.apply(v, x))[:, offset::4, offset::4]
+  np.testing.assert_allclose(np.asarray(one.apply(v, x)), want, rtol=1e-6, atol=1e-7)
+  with pytest.raises(ValueError, match=r"only_block_offset must be in \[0, 4\)"):
+    PixelShuffleHead(out_channels=3, upsample_steps=2, only_block_offset=4).init(
+        jax.random.key(0), x)
+
+
+def test_loss_pixels_only_readouts_train_as_the_full_output():
+  """A metric-embedding readout under `loss_pixels_only` outputs only its loss's grid (one
+  pixel per representation cell) and gets the full output's loss and gradients from the same
+  variables; other targets' readouts are unchanged by the setting."""
+  from taskonomy_jax.train import losses
+  spec = tasks.get("segment_unsup2d")
+  cfg = {**SMALL, "output_stride": 4, "pixel_head": "shuffle"}
+  full, grid = readout.build(spec, cfg), readout.build(spec, {**cfg, "loss_pixels_only": True})
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(2, 16, 16, 8)).astype(np.float32)
+  segments = rng.integers(0, 4, (2, 64, 64))
+  v = full.init(jax.random.key(0), x)
+  assert jax.tree.all(jax.tree.map(np.array_equal, v, grid.init(jax.random.key(0), x)))
+  assert grid.apply(v, x).shape == (2, 16, 16, spec.channels)
+
+  def loss(params, module):
+    return losses.metric_embedding(module.apply({**v, "params": params}, x), segments)
+
+  (lf, gf), (lg, gg) = (jax.value_and_grad(loss)(v["params"], m) for m in (full, grid))
+  assert float(lf) == pytest.approx(float(lg), rel=1e-6)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-8), gf, gg)
+  depth = tasks.get("depth_zbuffer")
+  plain, flagged = readout.build(depth, cfg), readout.build(depth, {**cfg, "loss_pixels_only": True})
+  np.testing.assert_array_equal(np.asarray(flagged.apply(plain.init(jax.random.key(0), x), x)),
+                                np.asarray(plain.apply(plain.init(jax.random.key(0), x), x)))
+
+
 def test_residual_readouts_have_a_linear_output_and_classification_keeps_logits():
   spec = tasks.get("depth_zbuffer")
   cfg = {**SMALL, "output_stride": 4, "residual": True, "pixel_head": "shuffle"}

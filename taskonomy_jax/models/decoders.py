@@ -100,16 +100,46 @@ class PixelShuffleHead(nn.Module):
   upsample_steps: int = 4
   apply_tanh: bool = True
   dtype: Any = jnp.float32
+  # Only the output pixel at (offset, offset) of every 2^k x 2^k block: (B, h, w, out_channels),
+  # the values the full output has there, from 1/4^k of the 1x1 conv (the same variables). For
+  # a loss that reads one pixel per block (`losses.grid_block_offset`).
+  only_block_offset: int | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     f = 2 ** self.upsample_steps
     b, h, w, _ = x.shape
-    x = nn.Dense(f * f * self.out_channels, dtype=self.dtype, name="output")(x)
-    x = x.reshape(b, h, w, f, f, self.out_channels).transpose(0, 1, 3, 2, 4, 5)
-    x = x.reshape(b, h * f, w * f, self.out_channels)
+    c = self.out_channels
+    if self.only_block_offset is not None:
+      if not 0 <= self.only_block_offset < f:
+        raise ValueError(f"only_block_offset must be in [0, {f}), got {self.only_block_offset}")
+      first = (self.only_block_offset * f + self.only_block_offset) * c  # depth-to-space order
+      x = ColumnsDense(f * f * c, columns=(first, first + c), dtype=self.dtype, name="output")(x)
+      return jnp.tanh(x) if self.apply_tanh else x
+    x = nn.Dense(f * f * c, dtype=self.dtype, name="output")(x)
+    x = x.reshape(b, h, w, f, f, c).transpose(0, 1, 3, 2, 4, 5)
+    x = x.reshape(b, h * f, w * f, c)
     return jnp.tanh(x) if self.apply_tanh else x
+
+
+class ColumnsDense(nn.Module):
+  """`nn.Dense(features)`'s variables (same names, shapes, initialisers), applied for output
+  columns [start, stop) only: (..., D) -> (..., stop - start)."""
+
+  features: int
+  columns: tuple[int, int]
+  dtype: Any = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel = self.param("kernel", nn.initializers.lecun_normal(), (x.shape[-1], self.features),
+                        jnp.float32)
+    bias = self.param("bias", nn.initializers.zeros_init(), (self.features,), jnp.float32)
+    start, stop = self.columns
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel[:, start:stop], bias[start:stop],
+                                              dtype=self.dtype)
+    return jax.lax.dot_general(x, kernel, (((x.ndim - 1,), (0,)), ((), ()))) + bias
 
 
 class FCHead(nn.Module):

@@ -86,10 +86,12 @@ class TaskNetwork(nn.Module):
     return out.astype(jnp.float32)
 
 
-def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
+def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels,
+                   only_block_offset: int | None = None) -> nn.Module:
   """`net` is a TaskNetwork or a transfer readout: both carry `spec` and the representation's
   `output_stride`; the decoder upsamples from it to the task's own output stride. `kernels`:
-  the net's (`kernels.select(net.conv_impl)`)."""
+  the net's (`kernels.select(net.conv_impl)`). `only_block_offset`: the shuffle head's
+  (`PixelShuffleHead`)."""
   stride = net.spec.output_stride
   steps = int(math.log2(net.output_stride)) - int(math.log2(stride))
   if 2 ** int(math.log2(stride)) != stride or steps < 0:
@@ -98,7 +100,10 @@ def _pixel_decoder(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
   squash = applies_tanh(net)
   if getattr(net, "pixel_head", "decoder") == "shuffle":
     return PixelShuffleHead(net.spec.channels, upsample_steps=steps, apply_tanh=squash,
-                            dtype=net.dtype, name="decoder")
+                            dtype=net.dtype, only_block_offset=only_block_offset,
+                            name="decoder")
+  if only_block_offset is not None:
+    raise ValueError("only_block_offset needs the shuffle pixel head")
   return PixelDecoder(net.spec.channels, upsample_steps=steps,
                       width_multiplier=net.decoder_width_multiplier,
                       min_channels=getattr(net, "decoder_min_channels", 1),
@@ -119,7 +124,7 @@ def _fc_head(net: TaskNetwork, kernels: kernels_lib.Kernels) -> nn.Module:
                 dropout=net.dropout, dtype=net.dtype, kernels=kernels, name="decoder")
 
 
-_DECODERS: dict[str, Callable[[TaskNetwork, kernels_lib.Kernels], nn.Module | None]] = {
+_DECODERS: dict[str, Callable[..., nn.Module | None]] = {
     "pixel": _pixel_decoder,
     "vector": _fc_head,
     "siamese": _fc_head,
@@ -127,8 +132,9 @@ _DECODERS: dict[str, Callable[[TaskNetwork, kernels_lib.Kernels], nn.Module | No
 }
 
 
-def build_decoder(net: Any, kernels: kernels_lib.Kernels) -> nn.Module | None:
+def build_decoder(net: Any, kernels: kernels_lib.Kernels, **head_options: Any
+                  ) -> nn.Module | None:
   """The decoder of `net.spec.decoder`'s kind, sized by `net`'s decoder settings (a
   `TaskNetwork`, or a transfer readout with the same attributes) and built from `kernels`; None
-  for "none"."""
-  return _DECODERS[net.spec.decoder](net, kernels)
+  for "none". `head_options`: the pixel decoder's keyword arguments (`_pixel_decoder`)."""
+  return _DECODERS[net.spec.decoder](net, kernels, **head_options)

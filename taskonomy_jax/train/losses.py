@@ -84,6 +84,13 @@ def soft_xent(logits: Array, target_probs: Array, weights: Array | None = None) 
   return weighted_mean(-jnp.sum(target_probs * logp, axis=-1), weights)
 
 
+def grid_block_offset(side: int, block: int, grid: int = EMBEDDING_GRID) -> int | None:
+  """Where `grid_sample` takes exactly one pixel of every `block` x `block` block of a
+  `side` x `side` image, that pixel's row (= column) inside its block; else None."""
+  g = min(grid, side)
+  return block // 2 if side == g * block else None
+
+
 def grid_sample(x: Array, grid: int = EMBEDDING_GRID) -> Array:
   """Values at a regular grid of pixels: (B, H, W, ...) -> (B, grid * grid, ...): rows
   (i * H) // g + H // (2g) for i < g = min(grid, H), columns alike.

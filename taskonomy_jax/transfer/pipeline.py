@@ -395,7 +395,7 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
 
   train_source = source(val, "validation", run.config.transfer.budget or None)
   probe = source(val, "validation", min(PROBE_VIEWS, len(train_source)))
-  readout = readout_lib.build(spec, readout_config(run))
+  readout = readout_lib.build(spec, {**readout_config(run), "loss_pixels_only": True})
   seeds = [run.config.transfer.seed + first + k for k in range(len(members))]
   cfg = _transfer_train_cfg(run)
   half = max(1, cfg["num_steps"] // 2)

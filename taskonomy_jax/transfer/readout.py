@@ -127,6 +127,12 @@ class Readout(nn.Module):
   dropout: float = 0.5
   dtype: Any = jnp.float32
   conv_impl: str = conv_lib.AUTO  # taskonomy_jax/models/conv.py
+  # Output only the pixels the target's loss reads, where that is cheaper and exact: a metric
+  # embedding's grid (`losses.grid_sample`) through the shuffle head, one pixel per
+  # representation cell, is 1/16 of the head's output at output stride 4. Predictions are then
+  # (B, grid, grid, C), from which the loss reads the same values (a grid-sized image is its
+  # own grid); for training and held-out losses, not for showing predictions.
+  loss_pixels_only: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -144,14 +150,23 @@ class Readout(nn.Module):
       x = conv(self.readout_channels, (3, 3), padding=PAD1, name=f"conv{i}")(x)
       x = norm(name=f"bn{i}")(x)
       x = nn.relu(x)
-    decoder = networks.build_decoder(self, kernels)
-    if decoder is None:
-      raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
     if self.spec.decoder == "pixel":
+      decoder = networks.build_decoder(self, kernels, only_block_offset=self._loss_block_offset(x))
       out = decoder(x, train)
     else:  # every view's features side by side
+      decoder = networks.build_decoder(self, kernels)
+      if decoder is None:
+        raise ValueError(f"{self.spec.name!r} has no decoder: it cannot be a transfer target")
       out = decoder(x.reshape(batch, -1), train)
     return out.astype(jnp.float32)
+
+  def _loss_block_offset(self, x: jax.Array) -> int | None:
+    """The shuffle head's `only_block_offset` under `loss_pixels_only`, else None."""
+    if not (self.loss_pixels_only and self.pixel_head == "shuffle"
+            and self.spec.loss == "metric_embedding"):
+      return None
+    block = self.output_stride // self.spec.output_stride
+    return losses.grid_block_offset(x.shape[1] * block, block)
 
   # Named as submodules of a readout; unnamed, they apply on their own variables
   # (`_through_target_heads`).
@@ -172,11 +187,11 @@ class Readout(nn.Module):
 def build(spec: tasks.TaskSpec, config: Mapping[str, Any]) -> Readout:
   """A readout for target `spec` from `config` (keys: readout_channels, output_stride,
   residual, pixel_head, frozen_target_decoder, rep_channels, decoder_width_multiplier,
-  decoder_min_channels, fc_hidden, dropout, conv_impl; missing keys take the paper's values,
-  conv_impl 'auto'). `residual` applies to regression targets only."""
+  decoder_min_channels, fc_hidden, dropout, conv_impl, loss_pixels_only; missing keys take the
+  paper's values, conv_impl 'auto'). `residual` applies to regression targets only."""
   known = {"readout_channels", "output_stride", "residual", "pixel_head", "frozen_target_decoder",
            "rep_channels", "decoder_width_multiplier", "decoder_min_channels", "fc_hidden",
-           "dropout", "conv_impl"}
+           "dropout", "conv_impl", "loss_pixels_only"}
   unknown = set(config) - known
   if unknown:
     raise ValueError(f"unknown readout config keys {sorted(unknown)}; accepted: {sorted(known)}")
