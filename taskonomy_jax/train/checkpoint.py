@@ -41,7 +41,8 @@ _ALONE = False
 class _OwnNumpyHandler(ocp.type_handlers.NumpyHandler):
   """orbax's numpy handler, writing from whichever process saves: orbax's writes only from
   process 0 (a numpy array is taken for a copy every process holds), which left a checkpoint
-  saved by process 1 without its arrays."""
+  saved by process 1 without its arrays. Its body is orbax 0.12.8's with that test dropped
+  (private modules: the version requirements/constraints.txt pins)."""
 
   async def _background_serialize(self, values: Any, infos: Any, args: Any = None) -> None:
     writes = []
@@ -213,6 +214,7 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
 
 
 def _read_only_manager(path: str) -> ocp.CheckpointManager:
+  """A manager that only lists and reads `path`'s steps (alone, within a job)."""
   alone = _alone()
   if alone is None:
     return ocp.CheckpointManager(path, item_names=("state", "data"),
