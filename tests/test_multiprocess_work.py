@@ -1,6 +1,7 @@
 """`multihost=True`: two processes on this machine divide the task bank and the transfers of
 one taxonomy run (train/workers.py) and reach what one process reaches; a process SIGKILLed
-mid-run is rerun with the other and the run resumes.
+mid-run is rerun with the other and the run resumes. Each twice: as plain processes, and as one
+jax.distributed job over localhost (`job`), whose processes checkpoint their own networks.
 
 Every run is a CLI subprocess with the same XLA flags, so the numbers compared come from the
 same compiled programs.
@@ -12,22 +13,29 @@ import json
 import os
 import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 
+import grain
 import jax
 import numpy as np
 import pytest
 
 from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.train import checkpoint, workers
+from taskonomy_jax.train import checkpoint, loop, workers
 from taskonomy_jax.transfer import pipeline, stages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 PROCESSES = 2
+# What each process of a jax.distributed job says once it joined (workers._join_job).
+JOINED = f"one jax.distributed job of {PROCESSES} processes"
+# Plain processes, and one jax.distributed job (slow: its tests repeat the plain ones).
+JOB = pytest.mark.parametrize("job", [False, pytest.param(True, marks=pytest.mark.slow)],
+                              ids=["plain", "job"])
 
 
 def _cmd(workdir: pathlib.Path, *extra: str) -> list[str]:
@@ -35,11 +43,26 @@ def _cmd(workdir: pathlib.Path, *extra: str) -> list[str]:
           "--workdir", str(workdir), *extra]
 
 
-def _env(index: int | None = None) -> dict[str, str]:
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def _env(index: int | None = None, coordinator: str | None = None) -> dict[str, str]:
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+  env.pop(workers.COORDINATOR_ENV, None)
   if index is not None:
     env.update(JAX_PROCESS_ID=str(index), JAX_NUM_PROCESSES=str(PROCESSES))
+  if coordinator is not None:
+    env[workers.COORDINATOR_ENV] = coordinator
   return env
+
+
+def _group_envs(job: bool) -> list[dict[str, str]]:
+  """Each process's environment: a coordinator on a free localhost port makes them one job."""
+  coordinator = f"localhost:{_free_port()}" if job else None
+  return [_env(i, coordinator) for i in range(PROCESSES)]
 
 
 def _run_single(workdir: pathlib.Path, *extra: str) -> None:
@@ -48,17 +71,19 @@ def _run_single(workdir: pathlib.Path, *extra: str) -> None:
   assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
 
 
-def _start_group(workdir: pathlib.Path, *extra: str) -> list[subprocess.Popen]:
-  return [subprocess.Popen(_cmd(workdir, "--set", "multihost=True", *extra), env=_env(i),
+def _start_group(workdir: pathlib.Path, *extra: str, job: bool = False) -> list[subprocess.Popen]:
+  return [subprocess.Popen(_cmd(workdir, "--set", "multihost=True", *extra), env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           start_new_session=True) for i in range(PROCESSES)]
+                           start_new_session=True) for env in _group_envs(job)]
 
 
-def _run_group(workdir: pathlib.Path, *extra: str) -> None:
-  procs = _start_group(workdir, *extra)
+def _run_group(workdir: pathlib.Path, *extra: str, job: bool = False) -> None:
+  procs = _start_group(workdir, *extra, job=job)
   outs = [p.communicate(timeout=1800)[0] for p in procs]
   for p, out in zip(procs, outs, strict=True):
     assert p.returncode == 0, out[-4000:]
+    # A job's processes really were one: jax.process_count() was 2 in each.
+    assert (JOINED in out) == job, out[-4000:]
 
 
 def _weights(bank: pathlib.Path, task: str) -> list[np.ndarray]:
@@ -87,10 +112,11 @@ def _assert_same_affinities(a: pathlib.Path, b: pathlib.Path) -> None:
     np.testing.assert_allclose(lb[t].losses, la[t].losses, rtol=1e-4, atol=1e-6)
 
 
-def test_two_processes_train_the_single_process_task_bank(tmp_path):
-  """~25 s + ~20 s on 2 idle cores: the bank stage alone."""
+@JOB
+def test_two_processes_train_the_single_process_task_bank(tmp_path, job):
+  """~25 s + ~20 s on 2 idle cores (~35 s as a job): the bank stage alone."""
   _run_single(tmp_path / "one", "--until", "taskbank")
-  _run_group(tmp_path / "two", "--until", "taskbank")
+  _run_group(tmp_path / "two", "--until", "taskbank", job=job)
   _assert_same_bank(tmp_path / "one", tmp_path / "two")
   done = {p.parent.name for p in (tmp_path / "two" / "03_taskbank" / "bank").glob("*/done.json")}
   assert done == {"depth_zbuffer", "edge_texture", "random"}
@@ -110,8 +136,9 @@ def reference(tmp_path_factory):
 
 # The whole tiny taxonomy once in one process (~80 s) and once in two (~40 s): slow.
 @pytest.mark.slow
-def test_two_processes_reach_the_single_process_affinities(reference, tmp_path):
-  _run_group(tmp_path)
+@JOB
+def test_two_processes_reach_the_single_process_affinities(reference, tmp_path, job):
+  _run_group(tmp_path, job=job)
   _assert_same_bank(reference, tmp_path)
   _assert_same_affinities(reference, tmp_path)
   # The transfers were divided: each process wrote a part of the group, process 0 joined them.
@@ -124,8 +151,9 @@ def test_two_processes_reach_the_single_process_affinities(reference, tmp_path):
 
 # Reference run, killed run and the rerun: ~2.5 min: slow.
 @pytest.mark.slow
-def test_a_killed_process_is_rerun_and_the_run_resumes(reference, tmp_path):
-  procs = _start_group(tmp_path)
+@JOB
+def test_a_killed_process_is_rerun_and_the_run_resumes(reference, tmp_path, job):
+  procs = _start_group(tmp_path, job=job)
   ckpts = tmp_path / "checkpoints" / "transfers1"
   try:
     deadline = time.time() + 1200
@@ -140,7 +168,8 @@ def test_a_killed_process_is_rerun_and_the_run_resumes(reference, tmp_path):
       raise AssertionError("process 1 saved no transfer checkpoint before the run ended")
     procs[1].wait(timeout=60)
     assert procs[1].returncode == -signal.SIGKILL
-    # Process 0 now waits for process 1's part (forever): it goes down too, as in a job.
+    # Process 0 now waits for process 1's part (forever; in a job, until jax's coordination
+    # service takes it down): it goes down too, as in a batch job.
     time.sleep(1)
     os.killpg(procs[0].pid, signal.SIGKILL)
     procs[0].wait(timeout=60)
@@ -151,10 +180,57 @@ def test_a_killed_process_is_rerun_and_the_run_resumes(reference, tmp_path):
   assert not stages.is_done(tmp_path / "05_transfers1" / "00_depth_zbuffer")
   banks = sorted((tmp_path / "03_taskbank" / "bank").glob("*/done.json"))
   stamps = {p: p.stat().st_mtime_ns for p in banks}
-  _run_group(tmp_path)
+  _run_group(tmp_path, job=job)
   assert {p: p.stat().st_mtime_ns for p in banks} == stamps  # finished networks: skipped
   _assert_same_bank(reference, tmp_path)
   _assert_same_affinities(reference, tmp_path)
+
+
+# Each process of a job saves a network of its own (a state on its device and the position of
+# its data iterator, as the training loop does) and reads it back, alone.
+_SAVE_ALONE = """
+import sys
+import grain, jax, numpy as np
+from taskonomy_jax.train import checkpoint, loop, workers
+group = workers.work_group(True)
+me = jax.process_index()
+params = {"w": jax.device_put(np.full((2, 3), me, np.float32), jax.local_devices()[0])}
+data = loop.batched_iterator(grain.MapDataset.range(12), 2, seed=0, split_by_process=False)
+mngr = checkpoint.manager(f"{sys.argv[1]}/net{me}", save_every=1, keep=1)
+for step in (1, 2, 3):  # both processes save at once, several times
+  next(data)
+  checkpoint.save(mngr, step, {"step": np.asarray(step, np.int32), "params": params}, data)
+mngr.wait_until_finished()
+back = checkpoint.load_variables(f"{sys.argv[1]}/net{me}")
+assert back["params"]["w"].tolist() == [[me] * 3] * 2, back
+print("saved alone, process_count", jax.process_count())
+"""
+
+
+def test_each_process_of_a_job_checkpoints_its_own_network(tmp_path):
+  """~10 s: two processes of one jax.distributed job each write a checkpoint alone, which one
+  process (no job) restores, iterator position included, as a single-process rerun would."""
+  procs = [subprocess.Popen([sys.executable, "-c", _SAVE_ALONE, str(tmp_path)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for env in _group_envs(job=True)]
+  for p in procs:
+    out = p.communicate(timeout=300)[0]
+    assert p.returncode == 0, out[-4000:]
+    assert JOINED in out and "saved alone, process_count 2" in out, out[-4000:]
+  for me in range(PROCESSES):
+    workdir = str(tmp_path / f"net{me}")
+    assert checkpoint.load_variables(workdir)["params"]["w"].tolist() == [[me] * 3] * 2
+    data = loop.batched_iterator(grain.MapDataset.range(12), 2, seed=0, split_by_process=False)
+    mngr = checkpoint.manager(workdir, save_every=1, keep=1)
+    abstract = {"step": jax.ShapeDtypeStruct((), np.int32),
+                "params": {"w": jax.ShapeDtypeStruct((2, 3), np.float32)}}
+    assert int(checkpoint.restore(mngr, abstract, data)["step"]) == 3
+    mngr.close()
+    expected = loop.batched_iterator(grain.MapDataset.range(12), 2, seed=0,
+                                     split_by_process=False)
+    for _ in range(3):
+      next(expected)
+    np.testing.assert_array_equal(next(data), next(expected))  # resumes where it was saved
 
 
 def test_work_group_shares_and_part_bounds(monkeypatch):

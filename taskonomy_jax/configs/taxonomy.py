@@ -142,7 +142,8 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.extra_sources = size["extra_sources"]
   # One of several processes (JAX_PROCESS_ID/JAX_NUM_PROCESSES or SLURM_PROCID/SLURM_NTASKS,
   # taskonomy_jax/train/workers.py) on a shared workdir: each trains its share of the task bank
-  # and of every transfer group on its own devices; process 0 joins the results.
+  # and of every transfer group on its own devices; process 0 joins the results. With
+  # JAX_COORDINATOR_ADDRESS set, the processes are one jax.distributed job.
   c.multihost = False
 
   c.data = ml_collections.ConfigDict()

@@ -5,11 +5,19 @@ Layout: `<workdir>/checkpoints/<step>/{state,data}`; `state` is the `TrainState`
 restarted run continues with exactly the batches the interrupted one would have seen.
 Orbax writes each step to a temporary directory and renames it on success, so a run killed
 mid-save leaves the previous checkpoint intact.
+
+Inside a jax.distributed job whose processes each train their own networks (train/workers.py),
+`checkpoint_alone()` makes every checkpoint this process's own: orbax otherwise takes each for one
+global checkpoint that all processes write together. The files are the ones a single process
+writes, so a single-process run restores them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
+import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -19,8 +27,93 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging as absl_logging
+from etils import epath
+from orbax.checkpoint._src.futures import future as orbax_future
+from orbax.checkpoint._src.serialization import ocdbt_utils
+from orbax.checkpoint._src.serialization import tensorstore_utils as ts_utils
 
 CHECKPOINT_DIR = "checkpoints"
+# Set by `checkpoint_alone()`: this process of a jax.distributed job writes and reads every
+# checkpoint by itself.
+_ALONE = False
+
+
+class _OwnNumpyHandler(ocp.type_handlers.NumpyHandler):
+  """orbax's numpy handler, writing from whichever process saves: orbax's writes only from
+  process 0 (a numpy array is taken for a copy every process holds), which left a checkpoint
+  saved by process 1 without its arrays. Its body is orbax 0.12.8's with that test dropped
+  (private modules: the version requirements/constraints.txt pins)."""
+
+  async def _background_serialize(self, values: Any, infos: Any, args: Any = None) -> None:
+    writes = []
+    for value, info, arg in zip(values, infos, args, strict=True):
+      await info.await_path_creation()
+      ocdbt = info.is_ocdbt_checkpoint
+      spec = ts_utils.build_array_write_spec(
+          info=info, arg=arg, global_shape=value.shape, local_shape=value.shape,
+          dtype=value.dtype, use_ocdbt=ocdbt, metadata_key=self._metadata_key,
+          process_index=ocdbt_utils.get_process_index_for_subdir(
+              use_ocdbt=ocdbt, override_ocdbt_process_id=self._override_ocdbt_process_id))
+      writes.append(self._open_and_write(value, spec.json, info.ts_context))
+    await asyncio.gather(*writes)
+
+
+class _OwnIteratorHandler(grain.checkpoint.CheckpointHandler):
+  """grain's iterator handler under the file name a single process gives it
+  (`process_0-of-1.json`, grain names it by the jax process): the iterator is this process's
+  alone, so a run with any number of processes resumes it."""
+
+  FILE = "process_0-of-1.json"
+
+  def save(self, directory: epath.Path, item: Any = None, args: Any = None) -> None:
+    item = item or args.item
+    (directory / self.FILE).write_text(json.dumps(item.get_state(), indent=4))
+
+  def restore(self, directory: epath.Path, item: Any = None, args: Any = None) -> Any:
+    item = item or args.item
+    item.set_state(json.loads((directory / self.FILE).read_text()))
+    item.start_prefetch()
+    return item
+
+
+@ocp.args.register_with_handler(_OwnIteratorHandler, for_save=True)
+@dataclasses.dataclass
+class _OwnIteratorSave(ocp.args.CheckpointArgs):
+  item: Any
+
+
+@ocp.args.register_with_handler(_OwnIteratorHandler, for_restore=True)
+@dataclasses.dataclass
+class _OwnIteratorRestore(ocp.args.CheckpointArgs):
+  item: Any
+
+
+def checkpoint_alone() -> None:
+  """From now on this process saves and restores each checkpoint by itself, with no other
+  process of its jax.distributed job taking part (each trains its own networks,
+  train/workers.py). Without a job (one process) orbax already does; nothing changes."""
+  global _ALONE
+  if jax.process_count() == 1 or _ALONE:
+    return
+  ocp.type_handlers.register_type_handler(np.ndarray, _OwnNumpyHandler(), override=True)
+  # A save's steps signal each other (e.g. "directories created") under coordination-service
+  # keys named by an operation number every process counts from 0: one process's signal would
+  # release another's save before its folders exist. Per-process key names keep them apart.
+  contract = orbax_future.AwaitableSignalsContract
+  contract.awaitable_signals_contract_prefix = (
+      f"{contract.awaitable_signals_contract_prefix}_process{jax.process_index()}")
+  _ALONE = True
+
+
+def _alone() -> ocp.options.MultiprocessingOptions | None:
+  """Options making this process the only one, and the primary one, of a checkpoint (None:
+  orbax's default, every process of the job). The barrier prefix keeps its coordination keys
+  apart from another process's saves going on at the same time."""
+  if not _ALONE:
+    return None
+  me = jax.process_index()
+  return ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                            barrier_sync_key_prefix=f"process{me}")
 
 
 def manager(workdir: str, save_every: int, keep: int) -> ocp.CheckpointManager:
@@ -28,15 +121,30 @@ def manager(workdir: str, save_every: int, keep: int) -> ocp.CheckpointManager:
   if save_every <= 0 or keep <= 0:
     raise ValueError(f"checkpoint save_every ({save_every}) and keep ({keep}) must be positive")
   path = os.path.abspath(os.path.join(workdir, CHECKPOINT_DIR))
-  options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep)
-  return ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
+  alone = _alone()
+  if alone is None:
+    options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep)
+    return ocp.CheckpointManager(path, options=options, item_names=("state", "data"))
+  os.makedirs(path, exist_ok=True)  # orbax creates no root for a subset of processes
+  options = ocp.CheckpointManagerOptions(save_interval_steps=save_every, max_to_keep=keep,
+                                         multiprocessing_options=alone, create=False)
+  return ocp.CheckpointManager(path, options=options, item_handlers=_own_handlers(alone))
+
+
+def _own_handlers(alone: ocp.options.MultiprocessingOptions) -> dict[str, Any]:
+  """The items' handlers for a checkpoint of this process alone (orbax gives its default ones
+  the job's options, so that process 0 alone would write the state's metadata)."""
+  return {"state": ocp.StandardCheckpointHandler(multiprocessing_options=alone),
+          "data": _OwnIteratorHandler()}
 
 
 def save(mngr: ocp.CheckpointManager, step: int, state: Any,
          data_iter: grain.DatasetIterator | None, force: bool = False) -> bool:
+  if _ALONE:  # orbax refuses a jax.Array on one process's devices within a job: host copies
+    state = jax.device_get(state)
   items = {"state": ocp.args.StandardSave(state)}
   if data_iter is not None:
-    items["data"] = grain.checkpoint.CheckpointSave(data_iter)
+    items["data"] = (_OwnIteratorSave if _ALONE else grain.checkpoint.CheckpointSave)(data_iter)
   return mngr.save(step, args=ocp.args.Composite(**items), force=force)
 
 
@@ -67,7 +175,8 @@ def restore(mngr: ocp.CheckpointManager, abstract_state: Any,
   step = mngr.latest_step() if step is None else step
   items = {"state": ocp.args.StandardRestore(abstract_state)}
   if data_iter is not None:
-    items["data"] = grain.checkpoint.CheckpointRestore(data_iter)
+    restore_args = _OwnIteratorRestore if _ALONE else grain.checkpoint.CheckpointRestore
+    items["data"] = restore_args(data_iter)
   return mngr.restore(step, args=ocp.args.Composite(**items))["state"]
 
 
@@ -89,8 +198,7 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
     path = os.path.join(path, CHECKPOINT_DIR)
   if not os.path.isdir(os.path.join(path, "state")):
     with _orbax_warnings_off():
-      mngr = ocp.CheckpointManager(path, item_names=("state", "data"),
-                                   options=ocp.CheckpointManagerOptions(read_only=True))
+      mngr = _read_only_manager(path)
     steps = list(mngr.all_steps())
     step = mngr.latest_step() if step is None else step
     if step is None:
@@ -103,6 +211,17 @@ def load_variables(workdir_or_checkpoint: str, step: int | None = None) -> dict[
   with _orbax_warnings_off():
     restored = _restore_on_this_host(os.path.join(path, "state"))
   return {"params": restored["params"], "batch_stats": restored.get("batch_stats", {})}
+
+
+def _read_only_manager(path: str) -> ocp.CheckpointManager:
+  """A manager that only lists and reads `path`'s steps (alone, within a job)."""
+  alone = _alone()
+  if alone is None:
+    return ocp.CheckpointManager(path, item_names=("state", "data"),
+                                 options=ocp.CheckpointManagerOptions(read_only=True))
+  options = ocp.CheckpointManagerOptions(read_only=True, create=False,
+                                         multiprocessing_options=alone)
+  return ocp.CheckpointManager(path, options=options, item_handlers=_own_handlers(alone))
 
 
 @contextlib.contextmanager
@@ -121,7 +240,9 @@ def _orbax_warnings_off() -> Iterator[None]:
 def _restore_on_this_host(path: str) -> Any:
   """A saved pytree with every array on this process's first device, whatever mesh saved it
   (orbax refuses a plain restore on another topology, e.g. 8 devices' checkpoint on a laptop)."""
-  ckptr = ocp.StandardCheckpointer()
+  alone = _alone()
+  ckptr = (ocp.StandardCheckpointer() if alone is None
+           else ocp.StandardCheckpointer(multiprocessing_options=alone))
   device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
   target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
                         ckptr.metadata(path).item_metadata)

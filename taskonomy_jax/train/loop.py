@@ -140,9 +140,8 @@ class LoopConfig:
   fsdp: bool = False
   progress: bool = True
   # Train on this process's devices alone, on all of the data: one of many networks processes
-  # train side by side (task bank, transfer units; train/workers.py). False: one network over
-  # every process's devices. (Orbax 0.12 cannot checkpoint such a network inside a
-  # jax.distributed job, so those processes do not join one.)
+  # train side by side (task bank, transfer units; train/workers.py), each checkpointed by its
+  # process alone. False: one network over every process's devices.
   local_devices: bool = False
   # K > 0: the state stacks K copies of a model on its leading axis (transfer readouts); they
   # are split over the mesh's devices (K a multiple of them) and the batch is replicated

@@ -1,22 +1,22 @@
 """Work divided among processes that each train their own networks (`multihost=True` on
 `taskonomy taskbank train` and `taskonomy taxonomy`).
 
-The task bank and the transfers are many independent networks, so the processes of such a run
-do not form one jax.distributed job: each is a plain JAX process on its own devices (its local
-mesh), takes every `count`-th unit of a work list from its `index` on, and writes its units
-into the shared workdir, each unit atomically and with a completion marker. Processes meet by
-waiting for those markers (`wait_for`), never on a message: a rerun after a process died sees
-exactly what finished, and a barrier cannot pass on a stale file of an earlier attempt.
+The task bank and the transfers are many independent networks: each process trains on its own
+devices (its local mesh), takes every `count`-th unit of a work list from its `index` on, and
+writes its units into the shared workdir, each unit atomically and with a completion marker.
+Processes meet by waiting for those markers (`wait_for`), never on a message: a rerun after a
+process died sees exactly what finished, and a barrier cannot pass on a stale file of an
+earlier attempt.
 
-Why not jax.distributed: orbax 0.12.8 treats every checkpoint of a jax.distributed job as one
-global checkpoint. A network on one process's devices is refused ("Cannot serialize host local
-jax.Array"); saved from host memory with `MultiprocessingOptions(active_processes={me})`, two
-processes' async saves collided on coordination-service keys (both number their operations
-from 0), and with those keys prefixed per process, a save by process 1 lost its array metadata
-(orbax leaves parts of it to process 0) -- all tried on the tiny taxonomy, two processes. The
-processes need no collective anyway: nothing is reduced across networks. One network trained
-by all processes (`taskonomy train --set multihost=True`) still joins jax.distributed
-(train/sharding.py).
+When the launcher names a coordinator (JAX_COORDINATOR_ADDRESS), the processes form one
+jax.distributed job (`_join_job`), and each checkpoints its own networks alone
+(`checkpoint.checkpoint_alone`: orbax would otherwise take every checkpoint for one global
+checkpoint written by all processes); the checkpoints are those a single process writes. No
+collective runs: nothing is reduced across networks. jax's coordination service takes the
+others down once one process dies (after its heartbeat timeout); a rerun of all resumes. Without
+a coordinator the processes are plain JAX processes and divide the work the same way. One
+network trained by all processes (`taskonomy train --set multihost=True`) always joins
+jax.distributed (train/sharding.py).
 
 The process's place comes from the launcher: JAX_PROCESS_ID / JAX_NUM_PROCESSES (the variables
 `sharding.maybe_initialize_distributed` reads), or SLURM_PROCID / SLURM_NTASKS under srun.
@@ -41,7 +41,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
+import jax
+
 from taskonomy_jax import workdir_lock
+from taskonomy_jax.train import checkpoint, sharding
 
 T = TypeVar("T")
 # (index variable, count variable), first match wins.
@@ -50,6 +53,7 @@ POLL_SECONDS = 0.5
 HEARTBEAT_DIR = ".workers"
 LOST_AFTER_ENV = "TASKONOMY_WORKER_LOST_AFTER"
 LOST_AFTER_SECONDS = 900.0
+COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
 
 
 class WorkerLostError(RuntimeError):
@@ -141,7 +145,27 @@ def work_group(enabled: bool) -> WorkGroup:
   if not 0 <= group.index < group.count:
     raise ValueError(f"process index {group.index} is not in [0, {group.count})")
   workdir_lock.set_process_index(group.index)
+  _join_job(group)
   return group
+
+
+def _join_job(group: WorkGroup) -> None:
+  """Makes the group one jax.distributed job when the launcher names its coordinator
+  (JAX_COORDINATOR_ADDRESS); each process then checkpoints its own networks alone
+  (`checkpoint.checkpoint_alone`). Without a coordinator the processes stay plain JAX processes.
+
+  Raises:
+    ValueError: the job's process index or count is not the launcher's.
+  """
+  if COORDINATOR_ENV not in os.environ or group.count == 1 or jax.distributed.is_initialized():
+    return  # (joined already: the taxonomy's task bank stage asks again)
+  sharding.maybe_initialize_distributed(True)
+  if (jax.process_index(), jax.process_count()) != (group.index, group.count):
+    raise ValueError(f"jax.distributed placed this process at {jax.process_index()} of "
+                     f"{jax.process_count()}, the launcher at {group.index} of {group.count}")
+  checkpoint.checkpoint_alone()
+  print(f"process {group.index}: one jax.distributed job of {jax.process_count()} processes",
+        file=sys.stderr, flush=True)
 
 
 @contextlib.contextmanager
