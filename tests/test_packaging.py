@@ -53,6 +53,7 @@ def test_the_wheel_holds_what_the_installed_commands_read(wheel):
       "taskonomy_jax/configs/taxonomy.py",
       "taskonomy_jax/taxonomy/paper_results/README.md",
       "taskonomy_jax/taxonomy/paper_results/LICENSE",
+      "taskonomy_jax/taxonomy/computed/taxonomy_cpu_full.json",  # `--data synthetic`
       *results,
       *_source_files("taskonomy_jax/taskbank/class_names", "*.txt"),
       *builders,

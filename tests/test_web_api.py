@@ -76,6 +76,22 @@ def test_api_solve_equals_library_call(client, paper_results_dir):
   assert got["data"] == "default" and got["cost"] <= 2
 
 
+def test_the_computed_synthetic_table_is_offered_beside_the_published_ones(client):
+  """The page lists `synthetic` (docs/taxonomy_cpu_full, shipped with the package) and both the
+  page and the JSON API answer on it as the library does."""
+  page = client.get("/transfer").text
+  assert "value='synthetic'" in page and "value='16k'" in page
+  r = client.post("/api/solve", json={"targets": TARGETS, "budget": 2, "order": 2,
+                                      "data": "synthetic"})
+  assert r.status_code == 200, r.text
+  want = api.solve_taxonomy(TARGETS, 2, order=2, data="synthetic").to_json()
+  assert r.json()["served"] == want["served"] and r.json()["supervised"] == want["supervised"]
+  assert r.json()["data"] == want["data"] != "default"
+  form = client.post("/transfer", data={"targets": ",".join(TARGETS), "budget": "2",
+                                        "order": "2", "data": "synthetic"})
+  assert form.status_code == 200 and "<option value='synthetic' selected>" in form.text
+
+
 def test_api_solve_accepts_code_names_and_a_comma_string(client):
   a = client.post("/api/solve", json={"targets": "rgb2sfnorm, reshade", "budget": 1}).json()
   b = client.post("/api/solve", json={"targets": ["normal", "reshading"], "budget": 1}).json()
@@ -157,7 +173,7 @@ def test_infeasible_is_422_and_names_the_minimum_budget(client):
 @pytest.mark.parametrize("data", ["../../etc/passwd", "/work/shared/paper_results", "4k"])
 def test_data_is_never_a_server_path(client, data):
   r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, "data": data})
-  assert r.status_code == 400 and "default, 1k, 16k, upload" in r.json()["message"]
+  assert r.status_code == 400 and "default, 1k, 16k, synthetic, upload" in r.json()["message"]
 
 
 def test_bad_affinity_uploads_are_400(client):
@@ -279,7 +295,7 @@ def test_unknown_fields_are_400_and_list_the_accepted_ones(client, field):
     ("budget", [1], "budget: expected a number >= 0"),
     ("order", {"n": 1}, "order: expected an integer from 1 to 4"),
     ("graph", "yes", 'graph: expected true or false, got "yes"'),
-    ("data", ["default"], "data: expected one of default, 1k, 16k, upload"),
+    ("data", ["default"], "data: expected one of default, 1k, 16k, synthetic, upload"),
 ])
 def test_wrongly_typed_fields_are_400(client, field, value, words):
   r = client.post("/api/solve", json={"targets": ["normal"], "budget": 1, field: value})

@@ -16,7 +16,8 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                                  "affinities.")
   p.add_argument("--out", type=pathlib.Path, required=True, help="output folder")
   p.add_argument("--data", default="default",
-                 help="published set (default, 1k, 16k), a folder, or an affinity-table file")
+                 help="published set (default, 1k, 16k), the computed table (synthetic), a "
+                      "folder, or an affinity-table file")
   p.add_argument("--results-dir", default=None, help="where set names resolve")
   p.add_argument("--targets", type=common.task_names, default=None,
                  help="targets of the graphs and curves (default: every target in the data)")

@@ -27,8 +27,9 @@ def add_subcommand(sub: argparse._SubParsersAction) -> None:
                       "unless --costs)")
   p.add_argument("--order", type=int, default=1, help="maximum transfer order, 1-4 (default 1)")
   p.add_argument("--data", default="default",
-                 help="published set (default, 1k, 16k), a folder of published results (JSON "
-                      "or the original results/ pickles), or an affinity-table JSON file")
+                 help="published set (default, 1k, 16k), the computed synthetic-world table "
+                      "(synthetic: docs/taxonomy_cpu_full), a folder of published results "
+                      "(JSON or the original results/ pickles), or an affinity-table JSON file")
   p.add_argument("--results-dir", default=None,
                  help=f"where set names resolve (default ${published.ENV_VAR}, then "
                       "the copy shipped with the package)")

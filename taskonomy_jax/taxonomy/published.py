@@ -43,6 +43,10 @@ from taskonomy_jax.taxonomy.affinities import (
 ENV_VAR = "TASKONOMY_PAPER_RESULTS"
 # Published set name -> file-name suffix.
 SETS: dict[str, str] = {"default": "", "1k": "_1k", "16k": "_16k"}
+# The project's own computed tables shipped with the package, by name: the whole taxonomy on
+# the synthetic world (`taskonomy taxonomy --config taxonomy:cpu_full`; a copy of
+# docs/taxonomy_cpu_full/affinities.json, which tests/test_taxonomy_cpu_full.py keeps equal).
+COMPUTED: dict[str, str] = {"synthetic": "computed/taxonomy_cpu_full.json"}
 PIXELS = "pixels"
 _KINDS = ("all_affinities", "wins_vs_task", "wins_vs_pixels")
 _PICKLE_FOLDERS = {"all_affinities": "affinities", "wins_vs_task": "winrates",
@@ -392,9 +396,9 @@ def load_published(data: str | os.PathLike = "default",
   """Loads a published set into an `AffinityTable`.
 
   Args:
-    data: a set name (`default`, `1k`, `16k`) resolved in `root`; or a folder in either layout
-      (its `default` set is read); or a file written by `AffinityTable.save` (the project's own
-      computed affinities).
+    data: a set name (`default`, `1k`, `16k`) resolved in `root`; a computed table's name
+      (`COMPUTED`: `synthetic`); or a folder in either layout (its `default` set is read); or a
+      file written by `AffinityTable.save` (the project's own computed affinities).
     root: the folder set names resolve in; default `default_root()`.
 
   Raises:
@@ -402,6 +406,8 @@ def load_published(data: str | os.PathLike = "default",
     UnsafePickleError: a pickle names anything but plain data.
   """
   name = str(data)
+  if name in COMPUTED:
+    return AffinityTable.load(pathlib.Path(__file__).parent / COMPUTED[name])
   if name in SETS:
     folder, suffix = pathlib.Path(root) if root is not None else default_root(), SETS[name]
   else:
@@ -410,8 +416,9 @@ def load_published(data: str | os.PathLike = "default",
       return AffinityTable.load(path)
     if not path.is_dir():
       raise PublishedDataError(
-          f"--data {name!r} is neither a published set ({', '.join(SETS)}) nor an existing "
-          "folder of published results or affinity-table file")
+          f"--data {name!r} is neither a published set ({', '.join(SETS)}), a computed table "
+          f"({', '.join(COMPUTED)}) nor an existing folder of published results or "
+          "affinity-table file")
     folder, suffix = path, ""
   if not folder.is_dir():
     raise PublishedDataError(

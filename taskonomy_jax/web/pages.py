@@ -10,6 +10,7 @@ import json
 from collections.abc import Mapping, Sequence
 
 from taskonomy_jax import tasks
+from taskonomy_jax.taxonomy import published
 from taskonomy_jax.web.errors import WebError
 
 _CSS = """
@@ -62,6 +63,8 @@ def _v(fields: Mapping[str, str], key: str, default: str = "") -> str:
 def _data_label(data: str) -> str:
   if data == "upload":
     return "my affinities (upload JSON)"
+  if data in published.COMPUTED:
+    return f"computed: {data} world, every task (docs/taxonomy_cpu_full)"
   return f"published {data}"
 
 

@@ -40,7 +40,7 @@ from taskonomy_jax.web.batching import Batcher, BatchSettings
 from taskonomy_jax.web.errors import WebError
 
 UPLOAD = "upload"
-DATA_CHOICES = (*published.SETS, UPLOAD)
+DATA_CHOICES = (*published.SETS, *published.COMPUTED, UPLOAD)
 
 
 @dataclasses.dataclass(frozen=True)
