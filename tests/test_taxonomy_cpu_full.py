@@ -61,10 +61,14 @@ def test_the_report_is_the_committed_tables(table, report):
   known = gates.known_answers(compare.first_order(table), table.targets)
   for name, result in known.items():
     assert result["passes"] == g[name]["passes"], name
-  # Every affinity lies in its bootstrap interval.
-  for transfer, value in table.affinity.items():
-    low, high = report["affinity_intervals"][str(transfer)]
-    assert low - 1e-12 <= value <= high + 1e-12, transfer
+  # Every affinity has its bootstrap interval. Percentile intervals of a nonlinear statistic
+  # (AHP) need not contain the estimate; nearly all do.
+  intervals = report["affinity_intervals"]
+  assert set(intervals) == {str(t) for t in table.affinity}
+  assert all(low <= high for low, high in intervals.values())
+  inside = [low <= v <= high for t, v in table.affinity.items()
+            for low, high in [intervals[str(t)]]]
+  assert sum(inside) >= 0.99 * len(inside)
   assert report["trusted"] == (not report["failed"])
 
 

@@ -20,6 +20,7 @@ silently.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import os
 import pathlib
@@ -31,13 +32,13 @@ from collections.abc import Callable, Mapping
 
 from taskonomy_jax import files, tasks
 from taskonomy_jax.taxonomy.affinities import (
-    SELF,
-    AffinityDataError,
-    AffinityTable,
-    Transfer,
-    check_value,
-    make_transfer,
-    resolve_node,
+  SELF,
+  AffinityDataError,
+  AffinityTable,
+  Transfer,
+  check_value,
+  make_transfer,
+  resolve_node,
 )
 
 ENV_VAR = "TASKONOMY_PAPER_RESULTS"
@@ -406,8 +407,9 @@ def load_published(data: str | os.PathLike = "default",
     UnsafePickleError: a pickle names anything but plain data.
   """
   name = str(data)
-  if name in COMPUTED:
-    return AffinityTable.load(pathlib.Path(__file__).parent / COMPUTED[name])
+  if name in COMPUTED:  # named as asked, as the published sets are
+    table = AffinityTable.load(pathlib.Path(__file__).parent / COMPUTED[name])
+    return dataclasses.replace(table, source=name)
   if name in SETS:
     folder, suffix = pathlib.Path(root) if root is not None else default_root(), SETS[name]
   else:
