@@ -24,10 +24,13 @@ def _find(folder: pathlib.Path, name: str, run_path: str) -> pathlib.Path:
 
 
 def stage_table(timings: list[dict]) -> list[str]:
-  """Seconds per stage over the units this process ran."""
+  """Minutes per stage: every unit's own time (`unit_seconds`, whichever attempt ran it); in
+  timings written before that field, the units this process ran."""
   seconds: dict[str, float] = collections.defaultdict(float)
   for e in timings:
-    if e.get("ran"):
+    if "unit_seconds" in e:
+      seconds[e["stage"]] += float(e["unit_seconds"])
+    elif e.get("ran"):
       seconds[e["stage"]] += float(e["seconds"])
   lines = ["| stage | minutes |", "| --- | --- |"]
   lines += [f"| {s} | {v / 60:.1f} |" for s, v in seconds.items()]

@@ -286,3 +286,23 @@ def test_estimate_command_on_a_task_bank_workdir(tiny_banks, tmp_path, capsys):
   assert "best sources per network" in capsys.readouterr().out
   assert cli.main(["estimate", "--bank", str(tmp_path / "none"), "--images", str(root / "images"),
                    "--out", str(out)]) == 1  # a missing bank: a runtime failure, named
+
+
+def test_transfer_seconds_counts_every_units_own_time_across_resumed_runs():
+  """A resumed run's log has every unit's own time (`unit_seconds`, from its marker); logs
+  written before that field count the units that ran; other stages are left out."""
+  from taskonomy_jax.transfer.estimates import transfer_seconds
+  resumed = [{"stage": "transfers1", "unit": "a", "ran": False, "seconds": 0.0,
+              "unit_seconds": 100.0},
+             {"stage": "transfers_high", "unit": "a", "ran": True, "seconds": 40.0,
+              "unit_seconds": 40.0},
+             {"stage": "taskbank", "unit": "bank", "ran": False, "seconds": 0.0,
+              "unit_seconds": 500.0}]
+  assert transfer_seconds(resumed) == 140.0
+  old = [{"stage": "transfers1", "unit": "a", "ran": True, "seconds": 99.0},
+         {"stage": "transfers1", "unit": "b", "ran": True, "seconds": 7.0},
+         {"stage": "transfers_high", "unit": "a", "ran": False, "seconds": 0.0}]
+  assert transfer_seconds(old) == 106.0
+  assert transfer_seconds(resumed, old) == 147.0  # b only in the older log
+  assert transfer_seconds([{"stage": "transfers1", "unit": "a", "ran": False,
+                            "seconds": 0.0}]) is None

@@ -108,6 +108,14 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
   assert ran[("transfers1", killed.name)] is True
   assert not any(r for (s, _), r in ran.items() if s in ("dataset", "views", "taskbank",
                                                          "scratch"))
+  # The resumed run's timings still give every unit's own time, from its marker.
+  resumed = pipeline.Run(taxonomy_config.get_config("tiny"), workdir)
+  for e in json.loads((workdir / "timings.json").read_text()):
+    if e["unit"] == pipeline.BANK:
+      assert e["unit_seconds"] > 0
+    else:
+      path = resumed.stage_dir(e["stage"]) / e["unit"]
+      assert e["unit_seconds"] == stages.marker_info(path)["seconds"]
   _assert_same_numbers(reference, workdir)
   reports = [json.loads((w / "08_taxonomy" / "out" / pipeline.REPORT).read_text())
              for w in (reference, workdir)]

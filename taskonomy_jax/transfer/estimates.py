@@ -36,13 +36,18 @@ DEFAULTS = {"split": "test", "resamples": 200, "seed": 0}
 
 def transfer_seconds(*logs: Iterable[Mapping[str, Any]]) -> float | None:
   """Seconds the transfer stages took, from pipeline logs (`Run.log`, timings.json entries),
-  later logs first: per unit the first entry that ran; None when no unit ran in any log (a
-  resumed run whose earlier timings are gone)."""
+  later logs first: per unit its own time (`unit_seconds`, whichever attempt ran it) from the
+  first entry that has it, else from the first entry that ran; None when neither exists (a
+  resumed run's entries written before `unit_seconds`, its earlier timings gone)."""
   seen: dict[tuple[str, str], float] = {}
   for log in logs:
     for e in log:
       key = (e["stage"], e["unit"])
-      if e["stage"] in TRANSFER_STAGES and e.get("ran") and key not in seen:
+      if e["stage"] not in TRANSFER_STAGES or key in seen:
+        continue
+      if "unit_seconds" in e:
+        seen[key] = float(e["unit_seconds"])
+      elif e.get("ran"):
         seen[key] = float(e["seconds"])
   return round(sum(seen.values()), 2) if seen else None
 

@@ -132,9 +132,13 @@ def _units(run: Run, stage: str, names: Sequence[str],
   for name in bar:
     bar.set_postfix_str(name)
     start = time.time()
-    ran = stages.run_unit(run.stage_dir(stage) / name, lambda tmp, n=name: fn(n, tmp))
+    path = run.stage_dir(stage) / name
+    ran = stages.run_unit(path, lambda tmp, n=name: fn(n, tmp))
+    # `unit_seconds`: what the unit took when it ran, in whichever process or attempt, so a
+    # resumed run's timings still cover the whole run.
     run.log.append({"stage": stage, "unit": name, "ran": ran,
-                    "seconds": round(time.time() - start, 2)})
+                    "seconds": round(time.time() - start, 2),
+                    "unit_seconds": stages.marker_info(path)["seconds"]})
   workers.wait_for(lambda: all(stages.is_done(run.stage_dir(stage) / n) for n in everything),
                    f"the other processes' {stage} units", group=run.group)
 
@@ -325,7 +329,9 @@ def _train_bank(run: Run, stage: str, bank_dir: pathlib.Path) -> None:
   if todo:
     bank_train.train_task_bank(config, str(bank_dir))
   run.log.append({"stage": stage, "unit": BANK, "ran": bool(todo),
-                  "seconds": round(time.time() - start, 2)})
+                  "seconds": round(time.time() - start, 2),
+                  "unit_seconds": round(sum(bank_train.done_record(str(bank_dir), t)["seconds"]
+                                            for t in config.tasks), 2)})
 
 
 def stage_taskbank(run: Run) -> None:
