@@ -57,6 +57,9 @@ def _parser() -> Any:
   return parser
 
 
+STACKED_BUNDLE_OFF = "--no_direct_runner_use_stacked_bundle"
+
+
 def pipeline_options(flags: Sequence[str]) -> Any:
   """`PipelineOptions(flags=flags)` after checking every flag is one Beam knows, with a value
   of the right type.
@@ -81,4 +84,11 @@ def pipeline_options(flags: Sequence[str]) -> Any:
       hints.append(f"{flag}" + (f" (did you mean {' or '.join(close)}?)" if close else ""))
     raise BeamOptionsError(f"--beam-pipeline-options: unknown Beam option(s): "
                            f"{', '.join(hints)}")
-  return po.PipelineOptions(flags=list(flags))
+  flags = list(flags)
+  # Beam's worker processes rebuild the options from a dict (`PipelineOptions.from_dictionary`),
+  # which turns this DirectRunner option's default, True, into `--direct_runner_use_stacked_bundle`,
+  # a flag they cannot parse ("Discarding unparseable args"); a False value is left out. The
+  # option only sets how the bundle-based DirectRunner stacks values in memory.
+  if STACKED_BUNDLE_OFF not in flags:
+    flags.append(STACKED_BUNDLE_OFF)
+  return po.PipelineOptions(flags=flags)
