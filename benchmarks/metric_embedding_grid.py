@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -53,6 +55,19 @@ def _loss_and_grad(sample):
   return jax.jit(jax.value_and_grad(loss))
 
 
+def _alternating_medians(fns: dict[str, Callable[..., Any]], args: tuple, repeats: int
+                         ) -> dict[str, float]:
+  """Median seconds of each compiled `fns[name](*args)`, the variants alternating in every
+  repeat so that a change in the machine's load falls on all of them."""
+  times: dict[str, list[float]] = {name: [] for name in fns}
+  for _ in range(repeats):
+    for name, f in fns.items():
+      start = time.perf_counter()
+      jax.block_until_ready(f(*args))
+      times[name].append(time.perf_counter() - start)
+  return {name: float(np.median(t)) for name, t in times.items()}
+
+
 def measure(readouts: int, batch: int, repeats: int) -> dict:
   """{"gather", "slice": median seconds per loss and gradient, "ratio", "equal_loss",
   "max_grad_diff"}."""
@@ -62,13 +77,7 @@ def measure(readouts: int, batch: int, repeats: int) -> dict:
   segments = jnp.asarray(rng.integers(0, 6, (readouts * batch, SIDE, SIDE)))
   fns = {"gather": _loss_and_grad(gather_grid), "slice": _loss_and_grad(losses.grid_sample)}
   outs = {name: jax.block_until_ready(f(kernel, reps, segments)) for name, f in fns.items()}
-  times: dict[str, list[float]] = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, f in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(f(kernel, reps, segments))
-      times[name].append(time.perf_counter() - start)
-  med = {name: float(np.median(t)) for name, t in times.items()}
+  med = _alternating_medians(fns, (kernel, reps, segments), repeats)
   (lg, gg), (ls, gs) = outs["gather"], outs["slice"]
   return {**med, "ratio": med["gather"] / med["slice"], "equal_loss": bool(lg == ls),
           "max_grad_diff": float(jnp.abs(gg - gs).max())}
@@ -100,13 +109,7 @@ def measure_step(readouts: int, batch: int, repeats: int, steps: int = 2) -> dic
     for _ in range(steps):
       s, metrics = fns[name](s, data, key)
     ends[name] = (jax.block_until_ready(s.params), float(metrics["loss"]))
-  times: dict[str, list[float]] = {name: [] for name in fns}
-  for _ in range(repeats):
-    for name, f in fns.items():
-      start = time.perf_counter()
-      jax.block_until_ready(f(state, data, key))
-      times[name].append(time.perf_counter() - start)
-  med = {name: float(np.median(t)) for name, t in times.items()}
+  med = _alternating_medians(fns, (state, data, key), repeats)
   diff = max(float(jnp.abs(a - b).max()) for a, b in zip(
       jax.tree.leaves(ends["full"][0]), jax.tree.leaves(ends["loss_pixels"][0]), strict=True))
   return {**med, "ratio": med["full"] / med["loss_pixels"], "max_param_diff": diff,

@@ -26,7 +26,7 @@ import pytest
 
 from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.train import checkpoint, loop, workers
+from taskonomy_jax.train import checkpoint, loop, sharding, workers
 from taskonomy_jax.transfer import pipeline, stages
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -51,11 +51,11 @@ def _free_port() -> int:
 
 def _env(index: int | None = None, coordinator: str | None = None) -> dict[str, str]:
   env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
-  env.pop(workers.COORDINATOR_ENV, None)
+  env.pop(sharding.COORDINATOR_ENV, None)
   if index is not None:
     env.update(JAX_PROCESS_ID=str(index), JAX_NUM_PROCESSES=str(PROCESSES))
   if coordinator is not None:
-    env[workers.COORDINATOR_ENV] = coordinator
+    env[sharding.COORDINATOR_ENV] = coordinator
   return env
 
 

@@ -28,6 +28,10 @@ from jax.sharding import PartitionSpec as P
 DATA_AXIS = "data"
 
 
+# Names the coordinator of a jax.distributed job where jax cannot discover it itself.
+COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
+
+
 def maybe_initialize_distributed(enabled: bool) -> None:
   """`jax.distributed.initialize()` for multi-host runs (TPU VM pods, multi-node GPU).
 
@@ -37,8 +41,8 @@ def maybe_initialize_distributed(enabled: bool) -> None:
   """
   if enabled and not jax.distributed.is_initialized():
     kwargs = {}
-    if "JAX_COORDINATOR_ADDRESS" in os.environ:
-      kwargs = dict(coordinator_address=os.environ["JAX_COORDINATOR_ADDRESS"],
+    if COORDINATOR_ENV in os.environ:
+      kwargs = dict(coordinator_address=os.environ[COORDINATOR_ENV],
                     num_processes=int(os.environ["JAX_NUM_PROCESSES"]),
                     process_id=int(os.environ["JAX_PROCESS_ID"]))
     jax.distributed.initialize(**kwargs)

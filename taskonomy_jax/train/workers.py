@@ -53,7 +53,6 @@ POLL_SECONDS = 0.5
 HEARTBEAT_DIR = ".workers"
 LOST_AFTER_ENV = "TASKONOMY_WORKER_LOST_AFTER"
 LOST_AFTER_SECONDS = 900.0
-COORDINATOR_ENV = "JAX_COORDINATOR_ADDRESS"
 
 
 class WorkerLostError(RuntimeError):
@@ -157,7 +156,8 @@ def _join_job(group: WorkGroup) -> None:
   Raises:
     ValueError: the job's process index or count is not the launcher's.
   """
-  if COORDINATOR_ENV not in os.environ or group.count == 1 or jax.distributed.is_initialized():
+  if (sharding.COORDINATOR_ENV not in os.environ or group.count == 1
+      or jax.distributed.is_initialized()):
     return  # (joined already: the taxonomy's task bank stage asks again)
   sharding.maybe_initialize_distributed(True)
   if (jax.process_index(), jax.process_count()) != (group.index, group.count):
