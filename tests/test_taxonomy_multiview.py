@@ -60,7 +60,8 @@ def test_a_multi_view_readout_reads_each_views_representation(run):
 
   mean, std = training.channel_stats(run.rep(source, "validation"))
   rep = (np.asarray(run.rep(source, "test")) - mean) / std
-  channels = run.config.transfer.max_order * run.config.model.rep_channels
+  channels = pipeline.input_channels(run, "transfers1")
+  assert channels == run.config.model.rep_channels  # first order: one representation
   records = np.asarray(test.records(target))
   inputs = np.concatenate([readout.pad_channels(rep[records[:, v]], channels)
                            for v in range(2)], axis=-1)

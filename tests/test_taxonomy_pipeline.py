@@ -193,3 +193,19 @@ def test_derived_config_fields_follow_their_source_one_way():
   config_files.apply_overrides(config, [f"scratch.batch_size={batch}"])
   assert (config.scratch.batch_size, config.transfer.batch_size) == (batch, batch // 2)
   assert config.to_dict()["taxonomy"]["order"] == 1
+
+
+def test_scratch_baselines_keep_a_tasks_recipe_but_train_the_transfer_budgets_steps(tmp_path):
+  config = taxonomy_config.get_config("tiny")
+  recipe = {"data": {"augment": ("color",)}, "model": {"width": 16},
+            "train": {"num_steps": 99}, "optimizer": {"decay_steps": (50, 80)}}
+  config.taskbank.per_task = {"depth_zbuffer": recipe}
+  run = pipeline.Run(config, tmp_path)
+  run._views["validation"] = [None] * 40  # the transfer budget: 40 views (no dataset needed)
+  bank = pipeline.bank_config(run).to_dict()
+  scratch = pipeline.bank_config(run, "scratch").to_dict()
+  assert bank["per_task"]["depth_zbuffer"] == recipe
+  assert scratch["per_task"]["depth_zbuffer"] == {"data": {"augment": ("color",)},
+                                                  "model": {"width": 16}}
+  assert set(scratch["per_task"]) == set(bank["per_task"])
+  assert scratch["train"]["num_steps"] == config.scratch.num_steps != bank["train"]["num_steps"]

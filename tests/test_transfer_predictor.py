@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from taskonomy_jax import cli, config_files, tasks
+from taskonomy_jax.train import checkpoint
 from taskonomy_jax.transfer import predictor, readout, stages
 
 TINY = "taxonomy:tiny"
@@ -114,6 +115,12 @@ def test_transfer_readouts_reproduce_the_pipelines_held_out_losses(tiny_run):
     for name, out in one.items():
       np.testing.assert_allclose(out, outputs[name][1], rtol=1e-5, atol=1e-6)
   assert checked == len(served) + len(explicit)
+  # First-order readouts read one representation; orders 2+ read max_order of them, zero-padded
+  # (pipeline.input_channels): the stacked first conv's (K, 3, 3, C_in, C_out) kernel says so.
+  for stage, orders in (("transfers1", 1), ("transfers_high", config.transfer.max_order)):
+    unit = run.unit_of(stage, "depth_zbuffer").name
+    kernel = checkpoint.load_variables(str(run.ckpt / stage / unit))["params"]["conv0"]["kernel"]
+    assert np.shape(kernel)[-2] == orders * config.model.rep_channels, stage
   with pytest.raises(ValueError, match=r"no trained readout for edge_texture<-edge_texture\+"):
     predictor.TransferPredictor.load(workdir, ["edge_texture<-edge_texture+random"], config)
   with pytest.raises(ValueError, match="one transfer per target"):

@@ -214,6 +214,11 @@ def residual(run: Run, target: str) -> tuple[np.ndarray, float] | None:
   return offset, scale
 
 
+# Per-task settings of how long and on what schedule a task network trains; the from-scratch
+# baselines take theirs from `scratch` instead.
+SCHEDULE_KEYS = ("train", "optimizer")
+
+
 def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
   """The config of the one task-bank trainer (taskonomy_jax/taskbank/train.py) for the run's
   task networks ('taskbank': every source, on `train`) or its from-scratch baselines ('scratch':
@@ -234,12 +239,17 @@ def bank_config(run: Run, stage: str = "taskbank") -> ml_collections.ConfigDict:
     steps, lr, decay_at = int(tb.num_steps), c.optimizer.learning_rate, tb.get("decay_at", ())
     batch, seed = tb.batch_size, tb.seed
   per_task = tb.get("per_task") or {}
+  per_task = per_task.to_dict() if hasattr(per_task, "to_dict") else dict(per_task)
+  if scratch:  # a task's own data and model recipe, but the transfer budget's steps: a task
+    # network trained longer on `train` (SCHEDULE_KEYS) does not make its baseline train longer
+    per_task = {t: {k: v for k, v in over.items() if k not in SCHEDULE_KEYS}
+                for t, over in per_task.items()}
   return ml_collections.ConfigDict({
       "tasks": tuple(run.targets if scratch else run.bank),
       # Each process trains its share of the tasks (the trainer divides them).
       "multihost": bool(c.get("multihost", False)),
       # The same per-task recipe: a baseline trained otherwise would misstate Gain.
-      "per_task": per_task.to_dict() if hasattr(per_task, "to_dict") else dict(per_task),
+      "per_task": per_task,
       "resolution": int(c.data.resolution),
       "model": c.model.to_dict(),
       "optimizer": {**c.optimizer.to_dict(), "learning_rate": lr,
@@ -368,6 +378,15 @@ PLATEAU_TOLERANCE = 0.05
 PROBE_VIEWS = 64
 
 
+def input_channels(run: Run, stage: str) -> int:
+  """Channels of one view's readout input in `stage`: its sources' representations concatenated
+  and zero-padded to the stage's highest order (first order: one representation; orders 2-4:
+  `max_order` of them). Padding first-order inputs to order 4's channels too would cost their
+  compiled step 2x (BUILD_NOTES.md, "The whole taxonomy on one CPU") for zeros."""
+  orders = 1 if stage == "transfers1" else int(run.config.transfer.max_order)
+  return orders * int(run.config.model.rep_channels)
+
+
 def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
                      tmp: pathlib.Path, first: int = 0, part: str = "") -> None:
   """All `members` (readouts into targets of one stackable group) in one compiled step.
@@ -384,7 +403,7 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   so the parts train what the group trains in one process.
   """
   spec = tasks.get(members[0][0])
-  channels = run.config.transfer.max_order * run.config.model.rep_channels  # per view
+  channels = input_channels(run, tag)  # per view
   cands = [srcs for _, srcs in members]
   needed = sorted({s for c in cands for s in c})
   stats = source_stats(run, needed)

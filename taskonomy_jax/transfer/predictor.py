@@ -188,11 +188,11 @@ class TransferPredictor:
 
   def __init__(self, resolution: int, transfers: Sequence[Transfer],
                encoders: Mapping[str, Callable[[np.ndarray], np.ndarray]],
-               heads: Mapping[str, Callable[..., np.ndarray]], channels: int,
+               heads: Mapping[str, Callable[..., np.ndarray]], channels: Mapping[str, int],
                source_stats: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None):
     self.resolution = resolution
     self.transfers = list(transfers)
-    self._encoders, self._heads, self._channels = encoders, heads, channels
+    self._encoders, self._heads, self._channels = encoders, heads, dict(channels)
     self._stats = dict(source_stats or {})
 
   @property
@@ -245,13 +245,13 @@ class TransferPredictor:
     encoders = {s: encoder(*bank.network(s)) for s in needed}
     # A target's own network in its targets' units (standardised targets mapped back).
     heads: dict[str, Callable[..., np.ndarray]] = {t: bank.batch_apply(t) for t in own}
-    channels = run.config.transfer.max_order * run.config.model.rep_channels
     h = int(run.config.data.resolution) // int(run.config.model.get("output_stride", 16))
     # The readouts were trained on standardised sources, to predict a residual over the target's
     # offset image: the same transforms, from the same cached arrays (pipeline.source_stats,
     # pipeline.residual).
     stats = pipeline.source_stats(run, needed)
     stacked_cache: dict[tuple[str, str], dict[str, Any]] = {}
+    channels: dict[str, int] = {}  # {target: its readout's input channels}
     for t in chosen:
       if t.own_network:
         continue
@@ -260,7 +260,9 @@ class TransferPredictor:
         stacked_cache[stage, unit] = checkpoint.load_variables(str(run.ckpt / stage / unit))
       variables = _copy(stacked_cache[stage, unit], k)
       module = readout_lib.build(tasks.get(t.target), pipeline.readout_config(run))
-      _check_fits(module, np.zeros((1, h, h, channels), np.float32), variables, f"readout {t}")
+      channels[t.target] = pipeline.input_channels(run, stage)
+      _check_fits(module, np.zeros((1, h, h, channels[t.target]), np.float32), variables,
+                  f"readout {t}")
       heads[t.target] = _plus(network(module, variables), pipeline.residual(run, t.target))
     # Sources in the order of the trained readout's input (members.json's order: sorted).
     chosen = [t if t.own_network else Transfer(t.target, tuple(sorted(t.sources)))
@@ -269,14 +271,15 @@ class TransferPredictor:
 
   def readout_input(self, transfer: Transfer, reps: Mapping[str, np.ndarray]) -> np.ndarray:
     """The sources' representations (B, h, w, C) each, concatenated channel-wise and
-    zero-padded to max_order * C channels, as `training.StackedInputs` builds them."""
+    zero-padded to the readout's input channels (`pipeline.input_channels` of its stage), as
+    `training.StackedInputs` builds them."""
     def standardized(s):
       if s not in self._stats:
         return reps[s]
       mean, std = self._stats[s]
       return (reps[s] - mean) / std
     x = np.concatenate([standardized(s) for s in transfer.sources], axis=-1)
-    return readout_lib.pad_channels(x, self._channels)
+    return readout_lib.pad_channels(x, self._channels[transfer.target])
 
   def batch(self, images: np.ndarray) -> dict[str, np.ndarray]:
     """(B, R, R, 3) in [-1, 1] -> {target: (B, ...) output}."""

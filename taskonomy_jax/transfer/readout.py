@@ -10,10 +10,11 @@ trained decoder, frozen, predicts from there (`target_decoders`, `freeze`).
 Many readouts into one target are trained as *one* model: their parameters are stacked on a
 leading readout axis and one apply function is `jax.vmap`-ed over it, so the training loop
 (taskonomy_jax/train/loop.py) compiles one step for all of them. Inputs of different orders
-share a shape: each readout sees its sources' representations concatenated and zero-padded to
-`max_order * rep_channels` channels. A zero input channel changes nothing the readout computes
-(its first-layer weights multiply zeros), so a padded first-order readout is a first-order
-readout.
+share a shape: each readout of the orders 2-4 stage sees its sources' representations
+concatenated and zero-padded to `max_order * rep_channels` channels (first-order readouts get
+`rep_channels`: `pipeline.input_channels`). A zero input channel changes nothing the readout
+computes after init (its first-layer weights multiply zeros), so a padded order-2 readout is
+an order-2 readout; the padding does widen the first layer's fan-in, hence its initial scale.
 
 Under `vmap` over kernels, XLA's convolution becomes a grouped convolution, which XLA:CPU runs
 slowly; the stacking functions here therefore resolve the modules' `conv_impl='auto'` to the

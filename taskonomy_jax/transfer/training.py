@@ -294,8 +294,8 @@ def channel_stats(rep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 class StackedInputs(Sequence):
-  """Per example: (K, h, w, max_order * C) inputs of K readouts, each its sources' cached
-  representations concatenated channel-wise (paper Sec. 3.2) and zero-padded.
+  """Per example: (K, h, w, channels) inputs of K readouts, each its sources' cached
+  representations concatenated channel-wise (paper Sec. 3.2) and zero-padded to `channels`.
 
   `stats` ({source: (mean, std)} per channel, from `channel_stats` on the transfer-training
   split) standardises each source first: sources' activations differ in scale by orders of
