@@ -209,3 +209,10 @@ def test_scratch_baselines_keep_a_tasks_recipe_but_train_the_transfer_budgets_st
                                                   "model": {"width": 16}}
   assert set(scratch["per_task"]) == set(bank["per_task"])
   assert scratch["train"]["num_steps"] == config.scratch.num_steps != bank["train"]["num_steps"]
+
+
+def test_plateau_flags_call_a_loss_converged_when_it_fell_less_than_the_tolerance():
+  tol = pipeline.PLATEAU_TOLERANCE
+  mid = np.array([1.0, 1.0, 1.0, 2.0, -2.0])
+  end = np.array([1.0 - 2 * tol, 1.0 - tol / 2, 1.2, 2.0, -2.0 - tol])  # fell, barely, rose, ...
+  assert pipeline.plateau_flags(mid, end) == [False, True, True, True, True]

@@ -134,6 +134,34 @@ def test_transfer_readouts_reproduce_the_pipelines_held_out_losses(tiny_run):
 
 
 @pytest.mark.slow
+def test_readouts_converge_on_the_held_out_losses_the_tournaments_score(tiny_run):
+  from taskonomy_jax.transfer import pipeline
+
+  workdir, config = tiny_run
+  run = predictor.open_run(workdir, config)
+  checked = 0
+  for stage in ("transfers1", "transfers_high"):
+    for path in sorted(run.stage_dir(stage).glob("*/plateau.json")):
+      plateau = json.loads(path.read_text())
+      members = pipeline.load_members(path.parent)
+      losses = np.load(path.parent / "losses.npy")  # (K, test views) in the targets' units
+      for k, (target, _) in enumerate(members):
+        transform = pipeline.residual(run, target)
+        factor = 1.0 if transform is None else readout.loss_factor(tasks.get(target),
+                                                                   transform[1])
+        np.testing.assert_allclose(plateau["loss_end"][k] * factor, losses[k].mean(),
+                                   rtol=1e-5, err_msg=f"{path}: readout {k}")
+        checked += 1
+      for prefix in ("", "train_"):
+        assert plateau[f"{prefix}plateaued"] == pipeline.plateau_flags(
+            np.asarray(plateau[f"{prefix}loss_mid"]), np.asarray(plateau[f"{prefix}loss_end"]))
+  assert checked == len(pipeline.converged_readouts(run)) > 0
+  report = json.loads((workdir / "08_taxonomy/out" / pipeline.REPORT).read_text())
+  gate = report["gates"]["readouts_converged"]
+  assert gate["train_loss_plateaued"].endswith("transfer-training views plateaued")
+
+
+@pytest.mark.slow
 def test_the_runs_bank_reproduces_the_task_networks(tiny_run):
   from taskonomy_jax.taskbank import bank
 
