@@ -74,9 +74,13 @@ def test_rsa_ties_take_midranks_and_a_constant_representation_scores_zero():
   assert estimators.rsa(x, y) == pytest.approx(stats.spearmanr(dx, dy).statistic, abs=1e-5)
   assert estimators.rsa(np.ones((40, 6)), y) == 0.0
   assert estimators.linear_cka(np.ones((40, 6)), y) == 0.0
-  table = estimators.affinity_table(np.array([[1.0, np.nan], [np.nan, 1.0]]),
-                                    ["normal", "random"], ["normal"])
+  nan = np.array([[1.0, np.nan, 0.2], [np.nan, 1.0, np.nan], [0.2, np.nan, 1.0]])
+  names = ["normal", "random", "reshading"]
+  table = estimators.affinity_table(nan, names, ["normal"], kind="score")
   assert table.affinity[make_transfer(["random"], "normal")] == 0.0
+  ranked = estimators.affinity_table(nan, names, ["normal"])  # no variation ranks last
+  assert ranked.affinity[make_transfer(["random"], "normal")] == 0.5
+  assert ranked.affinity[make_transfer(["reshading"], "normal")] == 1.0
 
 
 def test_all_pairs_and_bootstrap_match_direct_computations():
@@ -122,17 +126,25 @@ TARGETS = NAMES[:3]
 def test_rankings_round_trip_through_the_table_file_and_the_solver(tmp_path):
   ranks = estimators.rankings(SCORES, NAMES, TARGETS)
   assert ranks["depth_zbuffer"] == ["normal", "edge_texture", "random"]
-  table = estimators.affinity_table(SCORES, NAMES, TARGETS)
-  assert table.affinity[Transfer((SELF,), "normal")] == 1.0
-  assert table.affinity[make_transfer(["random"], "depth_zbuffer")] == 0.0  # clipped at 0
-  path = table.save(tmp_path / "rsa_affinities.json")
-  loaded = AffinityTable.load(path)
-  assert loaded.affinity == table.affinity
-  assert estimators.table_rankings(loaded) == ranks
-  # the solver on the file (`taskonomy solve --data`): one task supervised serves the others by
-  # their best-ranked supervised source; the best single choice is normal (0.8 + 1 + 0.3)
-  tax = api.solve_taxonomy(TARGETS, 1, order=2, data=str(path))
-  assert tax.supervised == ("normal",)
+  scored = estimators.affinity_table(SCORES, NAMES, TARGETS, kind="score")
+  assert scored.affinity[make_transfer(["random"], "depth_zbuffer")] == 0.0  # clipped at 0
+  assert scored.affinity[make_transfer(["edge_texture"], "depth_zbuffer")] == 0.2
+  table = estimators.affinity_table(SCORES, NAMES, TARGETS)  # ranks: 3 sources -> 1, 2/3, 1/3
+  assert [table.affinity[make_transfer([s], "depth_zbuffer")] for s in ranks["depth_zbuffer"]
+          ] == pytest.approx([1.0, 2 / 3, 1 / 3])
+  for t in (table, scored):
+    assert t.affinity[Transfer((SELF,), "normal")] == 1.0
+    path = t.save(tmp_path / "rsa_affinities.json")
+    loaded = AffinityTable.load(path)
+    assert loaded.affinity == t.affinity
+    assert estimators.table_rankings(loaded) == ranks
+    # the solver on the file (`taskonomy solve --data`): one task supervised serves the others
+    # by their best-ranked supervised source; the best single choice is normal (scores: 0.8 + 1
+    # + 0.3; ranks: 1 + 1 + 1, against depth_zbuffer's 1 + 1 + 2/3)
+    tax = api.solve_taxonomy(TARGETS, 1, order=2, data=str(path))
+    assert tax.supervised == ("normal",)
+  with pytest.raises(ValueError, match="unknown table kind 'raw'; known: rank, score"):
+    estimators.affinity_table(SCORES, NAMES, TARGETS, kind="raw")
   served = {s.target: s.transfer for s in tax.served}
   assert served["depth_zbuffer"] == make_transfer(["normal"], "depth_zbuffer")
   assert served["edge_texture"] == make_transfer(["normal"], "edge_texture")

@@ -33,6 +33,7 @@ from typing import Literal
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy import stats
 
 from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer, make_transfer
 
@@ -232,26 +233,42 @@ def rankings(scores: np.ndarray, names: Sequence[str], targets: Iterable[str] | 
   return out
 
 
+TABLE_KINDS = ("rank", "score")
+
+
 def affinity_table(scores: np.ndarray, names: Sequence[str], targets: Iterable[str],
-                   source: str = "estimator") -> AffinityTable:
+                   source: str = "estimator", kind: str = "rank") -> AffinityTable:
   """The estimator's `AffinityTable`, in the format `taskonomy solve --data` reads.
 
-  Per target t (a network of `names`): first-order `s -> t` = the score of source s with t's
-  own network, for every other network s; `self -> t` = t's score with itself (1). Negative
-  scores (RSA can give them) become 0: an affinity must be >= 0, and a source unrelated to the
-  target is worth nothing. Higher-order transfers are omitted: the measures compare two
-  networks, and the BIP serves every target from first-order transfers (or its own network)
-  when a table has no others, at any allowed order. No Quality or Gain: nothing was trained.
+  Per target t (a network of `names`): first-order `s -> t` for every other network s, from
+  the score of s with t's own network; `self -> t` = 1.
+  - kind 'rank': s's rank among t's n - 1 sources by score over n - 1, so the best source gets
+    1 and the worst 1 / (n - 1) (ties share their mean rank; a NaN score, no variation at all,
+    ranks last). Per-target ranks weigh every target the same in the BIP, as the AHP's
+    per-target normalisation does for the transfer affinities; raw scores let the targets whose
+    sources all score high (or low) decide the supervised set (docs/estimators.md).
+  - kind 'score': the score itself; negative scores (RSA can give them) and NaN become 0, as an
+    affinity must be >= 0 and a source unrelated to the target is worth nothing.
+  Higher-order transfers are omitted: the measures compare two networks, and the BIP serves
+  every target from first-order transfers (or its own network) when a table has no others, at
+  any allowed order. No Quality or Gain: nothing was trained.
   """
+  if kind not in TABLE_KINDS:
+    raise ValueError(f"unknown table kind {kind!r}; known: {', '.join(TABLE_KINDS)}")
   idx = {n: i for i, n in enumerate(names)}
   affinity: dict[Transfer, float] = {}
   for t in targets:
     if t not in idx:
       raise ValueError(f"target {t!r} has no network among {', '.join(names)}")
-    for s in names:
-      key = Transfer((SELF,), t) if s == t else make_transfer([s], t)
-      score = float(scores[idx[s], idx[t]])
-      affinity[key] = score if score > 0 else 0.0  # NaN (no variation at all) counts as 0
+    others = [s for s in names if s != t]
+    column = np.array([scores[idx[s], idx[t]] for s in others], np.float64)
+    if kind == "rank":
+      values = stats.rankdata(np.where(np.isnan(column), -np.inf, column)) / len(others)
+    else:
+      values = np.where(column > 0, column, 0.0)  # NaN > 0 is False: 0
+    affinity[Transfer((SELF,), t)] = 1.0
+    for s, v in zip(others, values, strict=True):
+      affinity[make_transfer([s], t)] = float(v)
   return AffinityTable(affinity, source=source)
 
 
