@@ -552,3 +552,21 @@ def test_pixel_targets_are_standardised_per_channel_over_valid_pixels(tiny_bank,
   np.testing.assert_allclose(tb.batch_apply("depth_zbuffer")(x),
                              net * np.float32(saved["std"]) + np.float32(saved["mean"]),
                              rtol=1e-5, atol=1e-6)
+
+
+def test_a_bank_moved_with_its_dataset_resumes_but_other_data_is_refused(tmp_path):
+  from taskonomy_jax import config_files
+  from taskonomy_jax.taskbank import train
+
+  config = config_files.load_config(f"{CONFIG}:tiny")
+  config.data.data_dir = str(tmp_path / "old" / "tfds")
+  train._check_bank_file(config, str(tmp_path))
+  (tmp_path / "autoencoding").mkdir()  # a started task
+  moved = type(config)(config.to_dict())
+  moved.data.data_dir = str(tmp_path / "new" / "tfds")  # the workdir moved, its dataset with it
+  moved.data.build_if_missing = not config.data.build_if_missing
+  train._check_bank_file(moved, str(tmp_path))  # accepted (and recorded)
+  other = type(config)(config.to_dict())
+  other.data.builder_config = "r64_tiny"
+  with pytest.raises(ValueError, match="trained with other data"):
+    train._check_bank_file(other, str(tmp_path))

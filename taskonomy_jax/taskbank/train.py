@@ -42,6 +42,9 @@ TARGET_STATS_FILE = "target_stats.json"
 _PINNED = ("resolution", "data")
 # The dataset itself is one per bank; a task may take its own sampling and augmentation.
 _BANK_DATA = frozenset({"name", "builder_config", "data_dir", "build_if_missing"})
+# Where the dataset is found, not what it is: a workdir moved to another path or machine (its
+# dataset with it) resumes its bank.
+_DATA_LOCATION = ("data_dir", "build_if_missing")
 
 
 
@@ -126,13 +129,13 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str, write: boo
   new = json.loads(config.to_json())
   old = files.read_json(path)
   if old is not None:
-    diff = [k for k in _PINNED if old.get(k) != new.get(k)]
+    diff = [k for k in _PINNED if _trained_with(old.get(k), k) != _trained_with(new.get(k), k)]
     # A task already started must be rebuilt as it was trained; the others may take new
     # per-task settings (so a per_task entry can be added for a task not trained yet).
     started = [t for t in tasks.names() if os.path.isdir(os.path.join(workdir, t))]
     changed = [t for t in started
-               if any(task_settings(old, t)[k] != task_settings(new, t)[k]
-                      for k in ("model", "data"))]
+               if any(_trained_with(task_settings(old, t)[k], k)
+                      != _trained_with(task_settings(new, t)[k], k) for k in ("model", "data"))]
     if changed:
       diff.append(f"model/data settings ({', '.join(changed)})")
     if diff:
@@ -140,6 +143,13 @@ def _check_bank_file(config: ml_collections.ConfigDict, workdir: str, write: boo
                        "use a new --workdir or the same config to resume")
   if write:
     files.write_json_atomic(path, new)
+
+
+def _trained_with(settings: Any, section: str) -> Any:
+  """A pinned section of bank settings without the dataset's location (`_DATA_LOCATION`)."""
+  if section != "data" or not isinstance(settings, Mapping):
+    return settings
+  return {k: v for k, v in settings.items() if k not in _DATA_LOCATION}
 
 
 def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
