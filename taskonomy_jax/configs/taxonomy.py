@@ -132,10 +132,10 @@ SIZES["tiny"] = dict(
     graph_budgets=(1, 2), budget=1)
 # The paper's sizes: ResNet-50 at stride 16, its 15-layer decoder as the readout, Adam 1e-4.
 SIZES["paper"] = dict(
-    SIZES["cpu_full"], per_task=FULL_RECIPES, resolution=256, num_train=60, width=64, blocks=(3, 4, 6, 3), output_stride=16,
-    decoder_width_multiplier=1.0, decoder_min_channels=1, fc_hidden=2048, learning_rate=1e-4,
-    taskbank_steps=200_000, taskbank_batch_size=32, cpu_readout=False, transfer_steps=30_000,
-    transfer_batch_size=32, scratch_steps=30_000)
+    SIZES["cpu_full"], per_task=FULL_RECIPES, resolution=256, num_train=60, width=64,
+    blocks=(3, 4, 6, 3), output_stride=16, decoder_width_multiplier=1.0, decoder_min_channels=1,
+    fc_hidden=2048, learning_rate=1e-4, taskbank_steps=200_000, taskbank_batch_size=32,
+    cpu_readout=False, transfer_steps=30_000, transfer_batch_size=32, scratch_steps=30_000)
 
 
 def get_config(arg: str = "default") -> ml_collections.ConfigDict:
