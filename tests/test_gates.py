@@ -444,6 +444,16 @@ def test_report_is_trusted_only_when_every_gate_passes(gate):
     assert last == f"GATES FAILED ({gate}): this taxonomy is not to be trusted"
 
 
+def test_training_probe_convergence_is_reported_beside_the_gate_not_gating():
+  inputs = _passing_inputs()
+  on_train = {make_transfer(["normal"], "reshading"): False, "random -> normal": True}
+  gate = gates.report(**inputs, converged_on_train=on_train)["gates"]["readouts_converged"]
+  assert gate["passes"] is True  # only the held-out loss gates
+  assert gate["train_loss_plateaued"] == (
+      "1/2 readouts' loss on transfer-training probe views plateaued")
+  assert "train_loss_plateaued" not in gates.report(**inputs)["gates"]["readouts_converged"]
+
+
 def test_report_without_evidence():
   inputs = _passing_inputs()
   rep = gates.report(inputs["networks"], inputs["transfers"], inputs["known"])

@@ -155,10 +155,13 @@ def test_readouts_converge_on_the_held_out_losses_the_tournaments_score(tiny_run
       for prefix in ("", "train_"):
         assert plateau[f"{prefix}plateaued"] == pipeline.plateau_flags(
             np.asarray(plateau[f"{prefix}loss_mid"]), np.asarray(plateau[f"{prefix}loss_end"]))
-  assert checked == len(pipeline.converged_readouts(run)) > 0
+  converged = pipeline.converged_readouts(run)
+  assert checked == len(converged["plateaued"]) == len(converged["train_plateaued"]) > 0
   report = json.loads((workdir / "08_taxonomy/out" / pipeline.REPORT).read_text())
   gate = report["gates"]["readouts_converged"]
-  assert gate["train_loss_plateaued"].endswith("transfer-training views plateaued")
+  on_train = sum(converged["train_plateaued"].values())
+  assert gate["train_loss_plateaued"] == (f"{on_train}/{checked} readouts' loss on "
+                                          "transfer-training probe views plateaued")
 
 
 @pytest.mark.slow

@@ -506,15 +506,21 @@ def _transfers_gate(transfers: Mapping[str, Mapping]) -> dict[str, Any]:
                   "interval; half needed"}
 
 
-def _converged_gate(converged: Mapping[Transfer | str, bool] | None) -> dict[str, Any]:
+def _converged_gate(converged: Mapping[Transfer | str, bool] | None,
+                    on_train: Mapping[Transfer | str, bool] | None = None) -> dict[str, Any]:
   if converged is None:
     return {"passes": None, "line": "no convergence record given"}
   stuck = sorted(str(t) for t, ok in converged.items() if not ok)
   more = f"; still falling: {', '.join(stuck[:5])}{' ...' if len(stuck) > 5 else ''}" \
       if stuck else ""
-  return {"passes": not stuck if converged else None, "not_plateaued": stuck,
+  gate = {"passes": not stuck if converged else None, "not_plateaued": stuck,
           "rule": "every readout's held-out loss plateaued before training stopped",
           "line": f"{len(converged) - len(stuck)}/{len(converged)} readouts plateaued{more}"}
+  if on_train is not None:  # beside the gate, not part of it: a memorising readout's loss on
+    # the views it trains on keeps falling after its held-out loss has stopped
+    gate["train_loss_plateaued"] = (f"{sum(map(bool, on_train.values()))}/{len(on_train)} "
+                                    "readouts' loss on transfer-training probe views plateaued")
+  return gate
 
 
 def _separated(check: Mapping[str, Any], transfers: Mapping[str, Mapping]) -> dict[str, Any]:
@@ -571,14 +577,16 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
            paper: Mapping[str, Any] | None = None, cohesion: Mapping[str, Any] | None = None,
            intervals: Mapping[Transfer, tuple[float, float]] | None = None,
            frequencies: Mapping[float, Mapping[str, float]] | None = None,
-           selection_resamples: int | None = None) -> dict[str, Any]:
+           selection_resamples: int | None = None,
+           converged_on_train: Mapping[Transfer | str, bool] | None = None) -> dict[str, Any]:
   """Every gate's result and the verdict, JSON-able.
 
   Gates (each {"passes": True/False/None, "line", evidence}):
     networks: every task network beats the mean and the median image beyond its interval.
     transfers_vs_random: at least half of all first-order transfers (over every target) have a
       lower loss than random projection's beyond their interval.
-    readouts_converged: every readout plateaued.
+    readouts_converged: every readout plateaued; with `converged_on_train`, its line
+      `train_loss_plateaued` counts the readouts whose training-probe loss plateaued too.
     depth_pair, random_worst_two, random_worse_half: `known_answers`' checks; each target of
       the last two also lists the sources better and worse than random projection beyond
       their interval (from `transfers`), and a wrong target's line says whether any source
@@ -590,7 +598,8 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
 
   Args:
     networks: target -> `network_gate` result. transfers: target -> `transfers_vs_random` result.
-    known: `known_answers` result. converged: readout -> whether its loss plateaued.
+    known: `known_answers` result. converged: readout -> whether its held-out loss plateaued;
+      converged_on_train: the same on transfer-training views (reported, gates nothing).
     paper: `paper_agreement` result, None when the paper's data was not found.
     cohesion: `three_d_cohesion` result. intervals, frequencies: `affinity_intervals` and
       `selection_frequencies` results, reported beside the gates (they gate nothing).
@@ -601,7 +610,7 @@ def report(networks: Mapping[str, Mapping], transfers: Mapping[str, Mapping],
     and "affinity_intervals" / "selection_frequencies" (+ "selection_resamples") when given}.
   """
   gates = {"networks": _networks_gate(networks), "transfers_vs_random": _transfers_gate(transfers),
-           "readouts_converged": _converged_gate(converged)}
+           "readouts_converged": _converged_gate(converged, converged_on_train)}
   gates["depth_pair"] = _known_gate(known["depth_pair"])
   for name in ("random_worst_two", "random_worse_half"):
     gates[name] = _known_gate(_separated(known[name], transfers))
@@ -637,7 +646,9 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
               paper: AffinityTable | None = None, budgets: Sequence[float] = (),
               order: int = 1, random: str = RANDOM, num_resamples: int = 1000,
               interval_resamples: int = 200, selection_resamples: int = 50,
-              seed: int = 0) -> dict[str, Any]:
+              seed: int = 0,
+              converged_on_train: Mapping[Transfer | str, bool] | None = None
+              ) -> dict[str, Any]:
   """Every gate on a run's held-out losses -> `report`.
 
   Args:
@@ -645,7 +656,8 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
       `(random,)` among them).
     baselines: target -> ((N_t,) mean-image losses, (N_t,) median-image losses).
     groups: (N,) camera point of each view, or per target its examples' (`Groups`).
-    converged: readout -> plateaued. paper: the paper's table (`load_paper()`), or None.
+    converged: readout -> plateaued (held-out); converged_on_train: the same on the training
+      probe views (reported beside the gate). paper: the paper's table (`load_paper()`), or None.
     budgets: budgets for `selection_frequencies` (none: skipped); order: its transfer order.
   """
   missing = sorted(set(per_target) - set(baselines))
@@ -664,7 +676,7 @@ def run_gates(per_target: Mapping[str, affinity.TargetLosses],
       converged, paper_agreement(table, paper) if paper is not None else None,
       three_d_cohesion(table),
       affinity_intervals(per_target, groups, interval_resamples, seed), frequencies,
-      selection_resamples)
+      selection_resamples, converged_on_train)
 
 
 __all__ = ["affinity_intervals", "bootstrap_affinities", "bootstrap_diff", "known_answers",

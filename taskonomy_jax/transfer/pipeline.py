@@ -378,6 +378,11 @@ def _residual_targets(views: views_lib.Views, target: str,
 # beside it: a vector readout's keeps falling as it memorises the ~660 views.
 PLATEAU_TOLERANCE = 0.05
 PROBE_VIEWS = 64
+# plateau.json's entries with one value per readout (the rest describe the whole unit).
+PER_READOUT_PLATEAU_KEYS = ("loss_mid", "loss_end", "plateaued", "train_loss_mid",
+                            "train_loss_end", "train_plateaued")
+# converged_readouts' flags: the held-out loss (the gate's) and the training probe's.
+PLATEAU_FLAGS = ("plateaued", "train_plateaued")
 
 
 def input_channels(run: Run, stage: str) -> int:
@@ -465,12 +470,14 @@ def _train_transfers(run: Run, members: list[Member], tag: str, unit: str,
   np.save(tmp / "losses.npy", test_losses * factors)
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
   plateaued = {k: plateau_flags(mid[k], end[k]) for k in mid}
-  (tmp / "plateau.json").write_text(json.dumps({
-      "steps": [half, cfg["num_steps"]], "tolerance": PLATEAU_TOLERANCE,
+  per_readout = {
       "loss_mid": mid["held_out"].tolist(), "loss_end": end["held_out"].tolist(),
       "plateaued": plateaued["held_out"],
       "train_loss_mid": mid["train"].tolist(), "train_loss_end": end["train"].tolist(),
-      "train_plateaued": plateaued["train"]}))
+      "train_plateaued": plateaued["train"]}
+  assert tuple(per_readout) == PER_READOUT_PLATEAU_KEYS  # _join_parts concatenates these
+  (tmp / "plateau.json").write_text(json.dumps({
+      "steps": [half, cfg["num_steps"]], "tolerance": PLATEAU_TOLERANCE, **per_readout}))
 
 
 def plateau_flags(mid: np.ndarray, end: np.ndarray) -> list[bool]:
@@ -533,8 +540,7 @@ def _join_parts(run: Run, stage: str, unit: str, n: int, tmp: pathlib.Path) -> N
   (tmp / "members.json").write_text(json.dumps([[t, list(s)] for t, s in members]))
   plateaus = [json.loads((f / "plateau.json").read_text()) for f in folders]
   joined = {k: v for k, v in plateaus[0].items()}
-  for key in ("loss_mid", "loss_end", "plateaued", "train_loss_mid", "train_loss_end",
-              "train_plateaued"):
+  for key in PER_READOUT_PLATEAU_KEYS:
     joined[key] = [x for p in plateaus for x in p[key]]
   (tmp / "plateau.json").write_text(json.dumps(joined))
 
@@ -610,16 +616,18 @@ def stage_affinities(run: Run) -> None:
   _units(run, "affinities", ["table"], fn)
 
 
-def converged_readouts(run: Run, flag: str = "plateaued") -> dict[str, bool]:
-  """'sources -> target' -> whether that readout's held-out loss plateaued (`plateau.json`;
-  flag 'train_plateaued': its loss on the transfer-training probe views)."""
-  out = {}
+def converged_readouts(run: Run) -> dict[str, dict[str, bool]]:
+  """Flag (`PLATEAU_FLAGS`: 'plateaued', the held-out loss; 'train_plateaued', the loss on the
+  transfer-training probe views) -> 'sources -> target' -> whether that readout's loss
+  plateaued, from every `plateau.json` of the run, each read once."""
+  out: dict[str, dict[str, bool]] = {flag: {} for flag in PLATEAU_FLAGS}
   for stage in ("transfers1", "transfers_high"):
     for unit in sorted(run.stage_dir(stage).glob("*/plateau.json")):
       members = load_members(unit.parent)
-      flags = json.loads(unit.read_text())[flag]
-      for (target, sources), ok in zip(members, flags, strict=True):
-        out[f"{'+'.join(sources)} -> {target}"] = bool(ok)
+      plateau = json.loads(unit.read_text())
+      for flag, flags in out.items():
+        for (target, sources), ok in zip(members, plateau[flag], strict=True):
+          flags[f"{'+'.join(sources)} -> {target}"] = bool(ok)
   return out
 
 
@@ -635,14 +643,11 @@ def gates_report(run: Run) -> dict[str, Any]:
   # The taxonomy's own budget too, so taxonomy.json always says how stable its choice is.
   budgets = tuple(sorted({*map(float, tc.graph_budgets), float(tc.budget)}))
   test = run.views("test")
-  report = gates.run_gates(per_target, baselines, {t: test.task_points(t) for t in run.targets},
-                           converged=converged_readouts(run), paper=gates.load_paper(),
-                           budgets=budgets, order=tc.order)
-  on_train = converged_readouts(run, "train_plateaued")  # beside the gate, not part of it
-  report["gates"]["readouts_converged"]["train_loss_plateaued"] = (
-      f"{sum(on_train.values())}/{len(on_train)} readouts' loss on {PROBE_VIEWS} "
-      "transfer-training views plateaued")
-  return report
+  converged = converged_readouts(run)
+  return gates.run_gates(per_target, baselines, {t: test.task_points(t) for t in run.targets},
+                         converged=converged["plateaued"],
+                         converged_on_train=converged["train_plateaued"],
+                         paper=gates.load_paper(), budgets=budgets, order=tc.order)
 
 
 def affinities_path(run: Run) -> pathlib.Path:
