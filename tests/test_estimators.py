@@ -3,6 +3,7 @@ bootstrap against a direct computation, and scores -> table -> solver and back."
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 import types
@@ -80,7 +81,8 @@ def test_rsa_ties_take_midranks_and_a_constant_representation_scores_zero():
   assert table.affinity[make_transfer(["random"], "normal")] == 0.0
   ranked = estimators.affinity_table(nan, names, ["normal"])  # no variation ranks last
   assert ranked.affinity[make_transfer(["random"], "normal")] == 0.5
-  assert ranked.affinity[make_transfer(["reshading"], "normal")] == 1.0
+  eps = estimators.rank_tie_break(3, 1)  # the rank plus eps x the clipped score (NaN: 0)
+  assert ranked.affinity[make_transfer(["reshading"], "normal")] == 1.0 + eps * 0.2
 
 
 def test_all_pairs_and_bootstrap_match_direct_computations():
@@ -130,10 +132,13 @@ def test_rankings_round_trip_through_the_table_file_and_the_solver(tmp_path):
   assert scored.affinity[make_transfer(["random"], "depth_zbuffer")] == 0.0  # clipped at 0
   assert scored.affinity[make_transfer(["edge_texture"], "depth_zbuffer")] == 0.2
   table = estimators.affinity_table(SCORES, NAMES, TARGETS)  # ranks: 3 sources -> 1, 2/3, 1/3
+  eps = estimators.rank_tie_break(4, 3)  # ... plus eps x the clipped score
+  assert eps == 1 / 24
   assert [table.affinity[make_transfer([s], "depth_zbuffer")] for s in ranks["depth_zbuffer"]
-          ] == pytest.approx([1.0, 2 / 3, 1 / 3])
+          ] == pytest.approx([1.0 + eps * 0.8, 2 / 3 + eps * 0.2, 1 / 3])
+  assert table.affinity[Transfer((SELF,), "normal")] == 1.0 + eps
+  assert scored.affinity[Transfer((SELF,), "normal")] == 1.0
   for t in (table, scored):
-    assert t.affinity[Transfer((SELF,), "normal")] == 1.0
     path = t.save(tmp_path / "rsa_affinities.json")
     loaded = AffinityTable.load(path)
     assert loaded.affinity == t.affinity
@@ -318,3 +323,41 @@ def test_transfer_seconds_counts_every_units_own_time_across_resumed_runs():
   assert transfer_seconds(resumed, old) == 147.0  # b only in the older log
   assert transfer_seconds([{"stage": "transfers1", "unit": "a", "ran": False,
                             "seconds": 0.0}]) is None
+
+
+def _by_brute_force(rank: np.ndarray, score: np.ndarray, targets: list[int], budget: int):
+  """Every supervised set of `budget` networks: its total over targets of the best entry it
+  allows (own network if supervised, else its best supervised source), by rank and by score."""
+  n = len(rank)
+  totals = {}
+  for chosen in itertools.combinations(range(n), budget):
+    totals[chosen] = tuple(
+        sum(1.0 if t in chosen else max(m[s, t] for s in chosen) for t in targets)
+        for m in (rank, score))
+  return totals
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rank_tables_choose_a_best_set_by_rank_and_among_those_the_best_by_score(seed):
+  # Scores rounded to 1 decimal over 7 networks: rank totals tie across supervised sets, and
+  # the solver's pick among the tied sets must not depend on the order of the targets.
+  rng = np.random.default_rng(seed)
+  names = ["depth_zbuffer", "normal", "edge_texture", "reshading", "curvature", "jigsaw",
+           "random"]
+  a = rng.uniform(0, 1, (7, 7)).round(1)
+  scores = np.triu(a, 1) + np.triu(a, 1).T + np.eye(7)
+  targets = list(range(5))
+  rank = np.zeros((7, 7))
+  score = np.minimum(np.clip(scores, 0, None), 1.0)
+  for t in targets:
+    others = [s for s in range(7) if s != t]
+    rank[others, t] = stats.rankdata(scores[others, t]) / 6
+  totals = _by_brute_force(rank, score, targets, 2)
+  best_rank = max(r for r, _ in totals.values())
+  best = max(sc for r, sc in totals.values() if r == pytest.approx(best_rank))
+  table = estimators.affinity_table(scores, names, [names[t] for t in targets])
+  for order in (targets, targets[::-1], [2, 4, 0, 3, 1]):
+    tax = api.solve_taxonomy([names[t] for t in order], 2, order=1, data=table)
+    chosen = tuple(sorted(names.index(s) for s in tax.supervised))
+    assert totals[chosen][0] == pytest.approx(best_rank)  # the rank optimum stands
+    assert totals[chosen][1] == pytest.approx(best)  # the best by score among those

@@ -233,20 +233,33 @@ def rankings(scores: np.ndarray, names: Sequence[str], targets: Iterable[str] | 
   return out
 
 
-TABLE_KINDS = ("rank", "score")
+def rank_tie_break(num_networks: int, num_targets: int) -> float:
+  """The weight of the score in a rank table's entries: rank values are multiples of 1 / (2 (n -
+  1)) (mean ranks of ties are halves), so two supervised sets whose rank totals over T targets
+  differ, differ by at least that; T score terms in [0, 1] at this weight move a total by less,
+  and the BIP's choice by rank stands (with unit target weights, as the pipeline's)."""
+  return 1.0 / (2 * max(num_networks - 1, 1) * (num_targets + 1))
+
+
+TableKind = Literal["rank", "score"]
+TABLE_KINDS: tuple[TableKind, ...] = ("rank", "score")
 
 
 def affinity_table(scores: np.ndarray, names: Sequence[str], targets: Iterable[str],
-                   source: str = "estimator", kind: str = "rank") -> AffinityTable:
+                   source: str = "estimator", kind: TableKind = "rank") -> AffinityTable:
   """The estimator's `AffinityTable`, in the format `taskonomy solve --data` reads.
 
   Per target t (a network of `names`): first-order `s -> t` for every other network s, from
   the score of s with t's own network; `self -> t` = 1.
   - kind 'rank': s's rank among t's n - 1 sources by score over n - 1, so the best source gets
     1 and the worst 1 / (n - 1) (ties share their mean rank; a NaN score, no variation at all,
-    ranks last). Per-target ranks weigh every target the same in the BIP, as the AHP's
-    per-target normalisation does for the transfer affinities; raw scores let the targets whose
-    sources all score high (or low) decide the supervised set (docs/estimators.md).
+    ranks last), plus `rank_tie_break(n, T)` x the kind-'score' entry (self: x 1). Per-target
+    ranks weigh every target the same in the BIP, as the AHP's per-target normalisation does
+    for the transfer affinities; raw scores let the targets whose sources all score high (or
+    low) decide the supervised set (docs/estimators.md). Sums of ranks tie often (several
+    supervised sets of a budget reach the same total), and the solver's pick among them
+    followed the order the targets were given in; the score term picks, among the sets best by
+    rank, the one best by score, and is too small to overrule a rank difference.
   - kind 'score': the score itself; negative scores (RSA can give them) and NaN become 0, as an
     affinity must be >= 0 and a source unrelated to the target is worth nothing.
   Higher-order transfers are omitted: the measures compare two networks, and the BIP serves
@@ -262,11 +275,15 @@ def affinity_table(scores: np.ndarray, names: Sequence[str], targets: Iterable[s
       raise ValueError(f"target {t!r} has no network among {', '.join(names)}")
     others = [s for s in names if s != t]
     column = np.array([scores[idx[s], idx[t]] for s in others], np.float64)
+    clipped = np.where(column > 0, column, 0.0)  # NaN > 0 is False: 0
     if kind == "rank":
+      eps = rank_tie_break(len(names), len(targets))
       values = stats.rankdata(np.where(np.isnan(column), -np.inf, column)) / len(others)
+      values = values + eps * np.minimum(clipped, 1.0)
+      affinity[Transfer((SELF,), t)] = 1.0 + eps
     else:
-      values = np.where(column > 0, column, 0.0)  # NaN > 0 is False: 0
-    affinity[Transfer((SELF,), t)] = 1.0
+      values = clipped
+      affinity[Transfer((SELF,), t)] = 1.0
     for s, v in zip(others, values, strict=True):
       affinity[make_transfer([s], t)] = float(v)
   return AffinityTable(affinity, source=source)
