@@ -218,3 +218,43 @@ def test_transfer_video_from_a_walk_through(tiny_run, tmp_path):
         assert diff > 8, s
       else:
         assert diff < 5, s
+
+
+@pytest.mark.slow
+def test_probe_scripts_rebuild_the_runs_random_projection_and_spread(tiny_run, tmp_path):
+  """experiments/readout_probe.py and transfer_spread.py on the run: the bank's own blocks
+  give back the run's random projection; the spread's ratios are the cached losses'; a probe
+  writes nothing into the run."""
+  from experiments import readout_probe, transfer_spread
+  from taskonomy_jax.transfer import pipeline
+
+  workdir, config = tiny_run
+  run = predictor.open_run(workdir, config)
+  reps = readout_probe.random_encoder_reps(run, tuple(run.config.model.blocks))
+  for split in readout_probe.SPLITS:
+    np.testing.assert_allclose(reps[split], run.rep("random", split), rtol=1e-6, atol=1e-6)
+  deeper = readout_probe.random_encoder_reps(run, (1, 1, 1, 1))
+  assert deeper["test"].shape == reps["test"].shape
+  assert not np.allclose(deeper["test"], reps["test"])
+
+  rows = transfer_spread.spread_rows(run)
+  assert len(rows) == 2 + len(run.targets)
+  for row, (target, tl) in zip(rows[2:], pipeline.target_losses_of_run(run).items(),
+                               strict=True):
+    median = np.load(run.unit_of("taskbank", target) / f"{target}.median_losses.npy").mean()
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[0] == target
+    assert float(cells[1]) == pytest.approx(tl.self_losses.mean() / median, abs=6e-4)
+    k = tl.candidates.index(("random",))
+    assert float(cells[3]) == pytest.approx(tl.losses[k].mean() / median, abs=6e-4)
+
+  def files() -> list[pathlib.Path]:  # the run's, not jax's compilation cache in it
+    return sorted(p.relative_to(workdir) for p in workdir.rglob("*")
+                  if p.relative_to(workdir).parts[0] != "jax_cache")
+
+  before = files()
+  probe_run = readout_probe.scratch_run(run, tmp_path)
+  ratios = readout_probe.probe(probe_run, ["depth_zbuffer"], ["edge_texture", "random"], {})
+  assert set(ratios["depth_zbuffer"]) == {"edge_texture", "random"}
+  assert all(np.isfinite(list(ratios["depth_zbuffer"].values())))
+  assert files() == before

@@ -152,13 +152,18 @@ def _trained_with(settings: Any, section: str) -> Any:
   return {k: v for k, v in settings.items() if k not in _DATA_LOCATION}
 
 
-def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
-  """Random projection: the encoder at its seeded initialisation, saved like a trained network."""
-  model = models.build("random", config.model)  # config: task_config(bank, "random")
+def random_encoder(config: ml_collections.ConfigDict) -> tuple[models.TaskNetwork, dict]:
+  """Random projection: the encoder and its seeded initialisation (config: `task_config(bank,
+  "random")`)."""
+  model = models.build("random", config.model)
   sample = jnp.zeros((1, config.resolution, config.resolution, 3), jnp.float32)
-  variables = loop.init_variables(model, sample, config.train.seed,
-                                  prng_impl=config.get("init_prng_impl"))
-  checkpoint.save_variables(workdir, variables)
+  return model, loop.init_variables(model, sample, config.train.seed,
+                                    prng_impl=config.get("init_prng_impl"))
+
+
+def save_random_encoder(config: ml_collections.ConfigDict, workdir: str) -> None:
+  """Random projection saved like a trained network."""
+  checkpoint.save_variables(workdir, random_encoder(config)[1])
 
 
 def enable_compilation_cache(path: str) -> None:
