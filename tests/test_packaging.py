@@ -98,8 +98,8 @@ def test_the_experiment_configs_build_on_the_packaged_ones():
   wider = REPO_ROOT / "experiments" / "configs" / "taxonomy_wider_bank.py"
   for arg in ("default", "cpu_full", "tiny", "paper"):
     base, c = config_files.load_config(f"taxonomy:{arg}"), config_files.load_config(f"{wider}:{arg}")
-    assert c.model.width == 2 * base.model.width
-    assert c.taskbank.num_steps == 2 * base.taskbank.num_steps
+    assert c.model.width == 4 * base.model.width
+    assert c.taskbank.num_steps == base.taskbank.num_steps
     assert c.transfer.to_dict() == base.transfer.to_dict()
 
 
