@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import ml_collections
 import numpy as np
 
+from experiments.transfer_spread import median_image_loss
 from taskonomy_jax import tasks
 from taskonomy_jax.taskbank import bank as bank_lib
 from taskonomy_jax.taskbank import train as bank_train
@@ -79,9 +80,8 @@ def retrained_reps(run: pipeline.Run, task: str, steps: int, bank_out: pathlib.P
     test = run.views("test")
     own = training.prediction_losses(tasks.get(task), bank.batch_apply(task), test.images(task),
                                      test.target(task), test.mask(task))
-    median = np.load(run.unit_of("taskbank", task) / f"{task}.median_losses.npy")
     print(f"{task} network, {steps} steps, width {width}: held-out loss "
-          f"{float(own.mean()) / float(median.mean()):.3f} of the median image's")
+          f"{float(own.mean()) / median_image_loss(run, task):.3f} of the median image's")
   return {s: training.encode(*bank.network(task), run.views(s).rgb) for s in SPLITS}
 
 
@@ -92,15 +92,14 @@ def probe(run: pipeline.Run, targets: Sequence[str], sources: Sequence[str],
   cached = run.rep
   run.rep = lambda task, split: replaced[task][split] if task in replaced else cached(task, split)
   out = {}
-  with tempfile.TemporaryDirectory() as scratch:
+  with tempfile.TemporaryDirectory() as scratch:  # run.rep stays overridden: a scratch_run
     for target in targets:
       members = [(target, (s,)) for s in sources if s != target]
       tmp = pathlib.Path(scratch) / target
       tmp.mkdir()
       pipeline._train_transfers(run, members, "transfers1", f"probe_{target}", tmp)
       losses = np.load(tmp / "losses.npy").mean(1)
-      median = float(np.load(run.unit_of("taskbank", target) / f"{target}.median_losses.npy")
-                     .mean())
+      median = median_image_loss(run, target)
       out[target] = {s[0]: float(v) / median for (_, s), v in zip(members, losses, strict=True)}
   return out
 

@@ -20,14 +20,18 @@ import numpy as np
 from taskonomy_jax.transfer import gates, pipeline, predictor
 
 
+def median_image_loss(run: pipeline.Run, target: str) -> float:
+  """The target's median image's mean held-out loss (the task-bank stage's baseline)."""
+  return float(np.load(run.unit_of("taskbank", target) / f"{target}.median_losses.npy").mean())
+
+
 def spread_rows(run: pipeline.Run) -> list[str]:
   """One Markdown row per target of `run`: self / best / random / median / worst over the
   median image's mean held-out loss, and how many sources get below 0.98 of it."""
   rows = ["| target | own network | best transfer (source) | random projection | median source "
           "| worst | sources < 0.98 |", "| --- | --- | --- | --- | --- | --- | --- |"]
   for target, tl in pipeline.target_losses_of_run(run).items():
-    median = float(np.load(run.unit_of("taskbank", target) / f"{target}.median_losses.npy")
-                   .mean())
+    median = median_image_loss(run, target)
     first = {c[0]: float(loss.mean()) / median
              for c, loss in zip(tl.candidates, tl.losses, strict=True) if len(c) == 1}
     ratios = np.sort(np.asarray(list(first.values())))
