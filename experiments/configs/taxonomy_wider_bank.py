@@ -11,7 +11,9 @@ like. Measured on `make taxonomy`'s size (docs/taxonomy_wider_bank/; the same co
 the median image's held-out loss, depths 0.80 -> 0.76, 3D keypoints 0.94 -> 0.91), first-order
 transfers beating random 26 -> 34 of 42, rho against the paper 0.72 -> 0.77 (per-target mean
 0.58 -> 0.47), 3D cohesion 0.62 (p 1.0) -> 0.83 (p 0.10); the same two gates fail (random in
-the worse half for 3D keypoints, the 3D cohesion):
+the worse half for 3D keypoints, the 3D cohesion). At `:cpu_full` size
+(docs/taxonomy_wider_bank_cpu_full/): 2 h 20 min against the packaged 1 h 44 min, rho 0.46 ->
+0.51, first-order transfers beating random 170 -> 225 of 528, 3 of 8 gates (was 2):
 
   taskonomy taxonomy --config experiments/configs/taxonomy_wider_bank.py --workdir out/wider_bank
   taskonomy taxonomy --config experiments/configs/taxonomy_wider_bank.py:tiny --workdir /tmp/wb
