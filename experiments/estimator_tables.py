@@ -22,7 +22,6 @@ import pathlib
 from collections.abc import Callable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from taskonomy_jax.taxonomy import estimators
 from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer, make_transfer
@@ -34,13 +33,8 @@ Variant = Callable[[np.ndarray], np.ndarray]
 
 
 def _clipped(col: np.ndarray) -> np.ndarray:
-  """Scores as the 'score' table reads them: NaN and negatives 0, at most 1."""
-  return np.clip(np.nan_to_num(col, nan=0.0), 0.0, 1.0)
-
-
-def _ranks(col: np.ndarray) -> np.ndarray:
-  """Rank over S (best 1, worst 1 / S; a NaN score last), as the packaged table's."""
-  return stats.rankdata(np.nan_to_num(col, nan=-np.inf)) / len(col)
+  """Scores as the rank table's tie-break reads them: NaN and negatives 0, at most 1."""
+  return np.minimum(estimators.nonnegative_scores(col), 1.0)
 
 
 def _over_best(col: np.ndarray) -> np.ndarray:
@@ -60,11 +54,12 @@ def _z_scores(col: np.ndarray) -> np.ndarray:
 
 
 def _top_three(col: np.ndarray) -> np.ndarray:
-  return np.clip(_ranks(col) * len(col) - (len(col) - 3), 0.0, None) / 3
+  return np.clip(estimators.source_ranks(col) * len(col) - (len(col) - 3), 0.0, None) / 3
 
 
 VARIANTS: dict[str, Variant] = {
-    "rank": _ranks, "rank_squared": lambda col: _ranks(col) ** 2, "top_three": _top_three,
+    "rank": estimators.source_ranks,
+    "rank_squared": lambda col: estimators.source_ranks(col) ** 2, "top_three": _top_three,
     "over_best": _over_best, "min_max": _min_max, "z_scores": _z_scores}
 SELF_BONUSES = (0.5, 1.0, 2.0)
 
@@ -73,7 +68,7 @@ def variant_table(scores: np.ndarray, names: Sequence[str], targets: Sequence[st
                   variant: Variant) -> AffinityTable:
   """`variant`'s first-order entries per target (scores (n, n) over `names`) plus
   `estimators.rank_tie_break` x the clipped score, self 1 + that weight: the packaged rank
-  table for `_ranks`."""
+  table for `estimators.source_ranks`."""
   idx = {n: i for i, n in enumerate(names)}
   eps = estimators.rank_tie_break(len(names), len(targets))
   affinity = {}
@@ -125,6 +120,12 @@ def quality_ratios(run: pathlib.Path, orders: int = 1, seed: int = 0
   return out
 
 
+def _span(values: Sequence[float]) -> str:
+  """'0.84', or '0.80-0.85' when the values differ at the printed precision."""
+  lo, hi = f"{min(values):.2f}", f"{max(values):.2f}"
+  return lo if lo == hi else f"{lo}-{hi}"
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("runs", nargs="+", type=pathlib.Path)
@@ -134,8 +135,7 @@ def main() -> None:
   for run in args.runs:
     for measure, ratios in quality_ratios(run, args.orders).items():
       print(f"{run.name} {measure}: " + ", ".join(
-          f"{k} {min(v):.2f}" + (f"-{max(v):.2f}" if max(v) > min(v) else "")
-          for k, v in ratios.items()), flush=True)
+          f"{k} {_span(v)}" for k, v in ratios.items()), flush=True)
 
 
 if __name__ == "__main__":

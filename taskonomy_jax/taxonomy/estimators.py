@@ -241,6 +241,17 @@ def rank_tie_break(num_networks: int, num_targets: int) -> float:
   return 1.0 / (2 * max(num_networks - 1, 1) * (num_targets + 1))
 
 
+def nonnegative_scores(scores: np.ndarray) -> np.ndarray:
+  """Scores (S,) as an affinity reads them: negatives (RSA can give them) and NaN become 0."""
+  return np.where(scores > 0, scores, 0.0)  # NaN > 0 is False: 0
+
+
+def source_ranks(scores: np.ndarray) -> np.ndarray:
+  """One target's source scores (S,) as ranks over S: the best 1, the worst 1 / S; ties share
+  their mean rank; a NaN score (no variation at all) ranks last."""
+  return stats.rankdata(np.where(np.isnan(scores), -np.inf, scores)) / len(scores)
+
+
 TableKind = Literal["rank", "score"]
 TABLE_KINDS: tuple[TableKind, ...] = ("rank", "score")
 
@@ -275,11 +286,10 @@ def affinity_table(scores: np.ndarray, names: Sequence[str], targets: Iterable[s
       raise ValueError(f"target {t!r} has no network among {', '.join(names)}")
     others = [s for s in names if s != t]
     column = np.array([scores[idx[s], idx[t]] for s in others], np.float64)
-    clipped = np.where(column > 0, column, 0.0)  # NaN > 0 is False: 0
+    clipped = nonnegative_scores(column)
     if kind == "rank":
       eps = rank_tie_break(len(names), len(targets))
-      values = stats.rankdata(np.where(np.isnan(column), -np.inf, column)) / len(others)
-      values = values + eps * np.minimum(clipped, 1.0)
+      values = source_ranks(column) + eps * np.minimum(clipped, 1.0)
       affinity[Transfer((SELF,), t)] = 1.0 + eps
     else:
       values = clipped
