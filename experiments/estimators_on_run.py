@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import pathlib
 import time
 
@@ -28,11 +29,18 @@ from taskonomy_jax.taxonomy import estimators
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.transfer import estimates, pipeline
 
+MAX_SETS = 20_000  # beyond this many sets of a size (the whole taxonomy's), no rank is given
+
 
 def set_rank(table: AffinityTable, targets: list[str], nodes: list[str], order: int,
-             supervised: list[str]) -> tuple[int, int]:
+             supervised: list[str]) -> tuple[int | str, int]:
   """(rank, count) of `supervised` among every set of its size from `nodes` (unit costs), by
-  the mean Quality of the best measured transfers each set allows (1 = best; ties share)."""
+  the mean Quality of the best measured transfers each set allows (1 = best; ties share);
+  rank '-' when there are more than `MAX_SETS` sets."""
+  count = math.comb(len(nodes), len(supervised))
+  if count > MAX_SETS:
+    return "-", count
+
   def quality(s):
     return estimators.measured_quality(
         table, estimators.served_from(table, targets, s, order))["mean_quality"]
@@ -59,7 +67,7 @@ def main() -> None:
   table = AffinityTable.load(pipeline.affinities_path(run))
   print(f"{rep['images']} {rep['split']} views, {len(rep['networks'])} networks; transfer stages "
         f"{rep['transfer_stage_seconds']} s; whole report {rep['wall_seconds']} s")
-  for m in ("rsa", "cka"):
+  for m in estimators.MEASURES:
     s = rep[m]
     vt, iv = s["vs_transfer"], s["vs_transfer_interval"]
     print(f"{m}: vs transfer rho {vt['spearman_all']['rho']:.2f} (p {vt['spearman_all']['p']:.2g},"

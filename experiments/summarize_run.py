@@ -17,6 +17,7 @@ import pathlib
 
 from taskonomy_jax.taxonomy import compare
 from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.taxonomy.estimators import MEASURES
 
 
 def _find(folder: pathlib.Path, name: str, run_path: str) -> pathlib.Path:
@@ -92,7 +93,7 @@ def estimators(report: dict) -> list[str]:
   est = report.get("estimators") or {}
   lines = ["| measure | Spearman vs transfers (all / per-target mean) | vs paper | "
            "Quality ratio at the budget | speed-up |", "| --- | --- | --- | --- | --- |"]
-  for m in ("rsa", "cka"):
+  for m in MEASURES:
     if m not in est:
       continue
     e = est[m]
