@@ -9,7 +9,8 @@ OUT/estimators/{rsa,cka}_affinities.json, and prints per measure: the Spearman c
 the estimator's first-order table with the transfer-based one (all pairs, per target, bootstrap
 interval) and with the paper's, the BIP's supervised set at each budget with the mean Quality
 and Gain of the best measured transfers each set allows, the estimator's seconds and the
-speed-up over the transfer stages; each set's rank among all sets of its size by that Quality.
+speed-up over the transfer stages; each set's rank among all sets of its size by that Quality
+(where there are at most `MAX_SETS` such sets).
 `--timings`: the timings.json of the run that trained the
 transfers (a resumed run's own file records 0 s for the stages it skipped).
 """
