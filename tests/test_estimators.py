@@ -192,7 +192,7 @@ def test_estimator_report_of_a_run(tmp_path):
   run = types.SimpleNamespace(
       config=ml_collections.ConfigDict({
           "taxonomy": {"budget": 1, "graph_budgets": [0], "order": 2},
-          "estimators": {"resamples": 5}}),
+          "estimators": {"resamples": 5, "probe": False}}),
       bank=NAMES, targets=TARGETS, workdir=tmp_path, rep=lambda n, split: reps[n],
       log=[{"stage": "transfers_high", "unit": "00", "ran": True, "seconds": 5.0},
            {"stage": "transfers1", "unit": "00", "ran": False, "seconds": 0.0}])

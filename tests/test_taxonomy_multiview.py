@@ -81,6 +81,10 @@ def test_a_multi_view_readout_reads_each_views_representation(run):
 def test_gates_and_taxonomy_cover_every_target(run):
   report = json.loads(pipeline.report_path(run).read_text())
   assert set(report["gates"]["networks"]["per_target"]) == set(TARGETS)
+  # The linear probe reads each multi-view sample's views too: a score from every source.
+  probe = report["estimators"]["probe"]
+  for t in TARGETS:
+    assert all(probe["scores"][s][t] is not None for s in run.bank)
   per_target = pipeline.target_losses_of_run(run)
   for t in ("fixated_pose", "point_matching"):
     n = len(run.views("test").records(t))

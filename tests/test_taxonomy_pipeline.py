@@ -139,8 +139,15 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
   report = json.loads(out["gates (report.json)"].read_text())
   assert set(report["gates"]) >= {"networks", "transfers_vs_random", "readouts_converged"}
   assert isinstance(report["trusted"], bool)
-  est = report["estimators"]  # beside the gates: RSA and CKA on the cached representations
-  assert {"rsa", "cka"} <= set(est) and est["networks"] == run.bank
+  est = report["estimators"]  # beside the gates: RSA, CKA and the linear probe
+  assert est["measures"] == ["rsa", "cka", "probe"] and est["networks"] == run.bank
+  probe = est["probe"]  # its table: the AHP of the probe's held-out losses, every candidate
+  probe_table = AffinityTable.load(out["gates (report.json)"].parent / probe["table"])
+  for t in run.targets:
+    assert sum(v for tr, v in probe_table.affinity.items() if tr.target == t) == (
+        pytest.approx(1.0))
+    assert probe["scores"][t][t] is not None and probe["scores"]["random"]["random"] is None
+  assert probe["speedup"] > 0 and probe["taxonomies"]
   table = AffinityTable.load(out["affinities"])
   targets = run.targets
   assert sorted(table.targets) == sorted(targets)

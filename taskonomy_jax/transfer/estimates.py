@@ -1,7 +1,9 @@
-"""The representation-similarity estimators beside the transfer-based affinities of a run.
+"""The estimators beside the transfer-based affinities of a run.
 
 `taxonomy/estimators.py` scores every pair of the bank's networks by RSA and linear CKA on the
-held-out views' cached representations (no training). Here a run's taxonomy stage turns those
+held-out views' cached representations (no training); `transfer/probe.py` fits closed-form
+linear readouts from them to the targets' labels (the `probe` measure, when the run's labels
+are at hand: its table is the AHP of the readouts' held-out losses, as the transfers'). Here a run's taxonomy stage turns those
 scores into what report.json's `estimators` section holds, per measure: the scores with
 bootstrap intervals over images, each target's source ranking and its Spearman correlation with
 the transfer-based first-order affinities (and with the paper's published ones), the taxonomy
@@ -13,11 +15,13 @@ outputs (`estimators/<measure>_affinities.json`), readable by `taskonomy solve -
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import pathlib
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -25,13 +29,16 @@ from scipy import stats
 
 from taskonomy_jax.taxonomy import api, bip, compare, estimators
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.transfer import gates
+from taskonomy_jax.transfer import affinity, gates
+from taskonomy_jax.transfer import probe as probe_lib
 
 # The stages whose seconds an estimator replaces (the task bank and its representations serve
 # both; the from-scratch baselines only measure Gain).
 TRANSFER_STAGES = ("transfers1", "transfers_high")
 FOLDER = "estimators"
-DEFAULTS = {"split": "test", "resamples": 200, "seed": 0}
+PROBE = "probe"
+# `probe`: also the linear-probe estimator (it reads the run's labels and the fitting split).
+DEFAULTS = {"split": "test", "resamples": 200, "seed": 0, "probe": True}
 
 
 def transfer_seconds(*logs: Iterable[Mapping[str, Any]]) -> float | None:
@@ -110,11 +117,14 @@ def _taxonomy(table: AffinityTable, transfer: AffinityTable, targets: Sequence[s
 def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
                       targets: Sequence[str], budgets: Sequence[float], budget: float,
                       order: int, transfer_secs: float | None, paper: AffinityTable | None,
-                      out: pathlib.Path | None = None, resamples: int = 200, seed: int = 0
-                      ) -> dict[str, Any]:
+                      out: pathlib.Path | None = None, resamples: int = 200, seed: int = 0,
+                      probe: ProbeInputs | None = None) -> dict[str, Any]:
   """report.json's `estimators` section (JSON-able) for representations `reps` ({network:
   (N, ...)} of the same N views, every target's own network among them) and the run's transfer
   table; writes each measure's affinity table to `out/<measure>_affinities.json` when `out`.
+  The measures (`measures`): RSA and CKA, and the linear probe when `probe` is given (its
+  scores: first-order held-out R^2, undefined (None) into networks that are no target; its
+  intervals over camera-point resamples).
 
   Per measure: `scores` ({source: {network: score}}) and their bootstrap `intervals` (lo, hi),
   `rankings` (per target, sources best first), `vs_transfer` and `vs_paper` (Spearman over the
@@ -133,15 +143,14 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
       "budget": float(budget), "order": order, "transfer_stage_seconds": transfer_secs,
       "transfer_taxonomies": transfer_tax}
   ours = compare.first_order(transfer)
-  for measure in estimators.MEASURES:
-    start = time.perf_counter()
-    scores = estimators.all_pairs(stacked, measure)
-    table = estimators.affinity_table(scores, names, targets, source=f"{measure} estimator")
-    score_secs = time.perf_counter() - start
-    start = time.perf_counter()
-    samples = estimators.bootstrap(stacked, measure, resamples, seed)
+  measured = [(m, functools.partial(_similarity, m, stacked, names, targets, resamples, seed))
+              for m in estimators.MEASURES]
+  if probe is not None:
+    measured.append((PROBE, functools.partial(_probe, probe, reps, targets, resamples, seed)))
+  section["measures"] = [m for m, _ in measured]
+  for measure, estimate in measured:
+    scores, table, samples, score_secs, boot_secs = estimate()
     lo, hi = estimators.intervals(samples)
-    boot_secs = time.perf_counter() - start
     taxes = {f"{b:g}": _taxonomy(table, transfer, targets, b, order) for b in budgets}
     solve_secs = taxes[f"{float(budget):g}"]["solve_seconds"]
     if out is not None:
@@ -165,15 +174,70 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
   return section
 
 
-def _matrix(m: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float]]:
-  return {a: {b: round(float(m[i, j]), 6) for j, b in enumerate(names)}
-          for i, a in enumerate(names)}
+def _similarity(measure: estimators.Measure, stacked: Sequence[np.ndarray], names: list[str],
+                targets: Sequence[str], resamples: int, seed: int
+                ) -> tuple[np.ndarray, AffinityTable, np.ndarray, float, float]:
+  """RSA or CKA: (scores, rank table, bootstrap scores, seconds of scores + table, seconds of
+  the bootstrap)."""
+  start = time.perf_counter()
+  scores = estimators.all_pairs(stacked, measure)
+  table = estimators.affinity_table(scores, names, targets, source=f"{measure} estimator")
+  score_secs = time.perf_counter() - start
+  start = time.perf_counter()
+  samples = estimators.bootstrap(stacked, measure, resamples, seed)
+  return scores, table, samples, score_secs, time.perf_counter() - start
+
+
+@dataclasses.dataclass
+class ProbeInputs:
+  """What the linear-probe estimator reads beside `estimator_section`'s representations of
+  the scoring views: the bank's representations of the fitting views, a function that reads
+  each target's (fitting, scoring) labels for a representation grid (`probe.split_labels`;
+  timed with the probe), the scoring samples' camera points per target (bootstrap draws) and
+  the transfers' beam and order."""
+
+  fit_reps: Mapping[str, np.ndarray]
+  labels: Callable[[tuple[int, int]], Mapping[str, tuple[probe_lib.Labels, probe_lib.Labels]]]
+  points: Mapping[str, np.ndarray]
+  beam: int
+  max_order: int
+
+
+def _probe(inputs: ProbeInputs, score_reps: Mapping[str, np.ndarray], targets: Sequence[str],
+           resamples: int, seed: int
+           ) -> tuple[np.ndarray, AffinityTable, np.ndarray, float, float]:
+  """The linear probe: (first-order R^2, AHP table of its held-out losses, R^2 on camera-point
+  resamples, seconds of everything but the resamples, seconds of those)."""
+  start = time.perf_counter()
+  probe = probe_lib.Probe(inputs.fit_reps, score_reps)
+  result = probe_lib.probe_targets(probe, inputs.labels(probe.grid), inputs.beam,
+                                   inputs.max_order)
+  table = AffinityTable(affinity=affinity.affinity_table(result.per_target).affinity,
+                        source=f"{PROBE} estimator")
+  score_secs = time.perf_counter() - start
+  start = time.perf_counter()
+  draws = gates.target_resamples(result.per_target, inputs.points, resamples, seed)
+  idx = {n: i for i, n in enumerate(result.names)}
+  samples = np.repeat(result.scores[None], resamples, axis=0)
+  for t in targets:
+    for s in result.names:
+      loss, base = result.errors[((s,), t)]
+      samples[:, idx[s], idx[t]] = 1.0 - (draws[t] @ loss) / np.maximum(draws[t] @ base, 1e-12)
+  return result.scores, table, samples, score_secs, time.perf_counter() - start
+
+
+def _matrix(m: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float | None]]:
+  """(T, T) -> {row: {column: value}}, None where undefined (the probe's non-target columns)."""
+  return {a: {b: round(float(m[i, j]), 6) if np.isfinite(m[i, j]) else None
+              for j, b in enumerate(names)} for i, a in enumerate(names)}
 
 
 def estimator_report(run: Any, transfer: AffinityTable, out: pathlib.Path) -> dict[str, Any]:
   """`estimator_section` for a pipeline run (`transfer.pipeline.Run`): its bank's cached
   representations of the held-out split (`estimators.split`, default test), its taxonomy
-  budgets and order, the paper's table when found; tables written under `out/estimators/`."""
+  budgets and order, the paper's table when found; tables written under `out/estimators/`.
+  With `estimators.probe` (default) also the linear probe, fitted on the transfer split and
+  scored on the test views, as the transfers."""
   cfg = {**DEFAULTS, **dict(run.config.get("estimators") or {})}
   tc = run.config.taxonomy
   reps = {n: run.rep(n, cfg["split"]) for n in run.bank}
@@ -181,8 +245,20 @@ def estimator_report(run: Any, transfer: AffinityTable, out: pathlib.Path) -> di
   earlier = json.loads(timings.read_text()) if timings.is_file() else []
   folder = out / FOLDER
   folder.mkdir(parents=True, exist_ok=True)
+  probe = None
+  if cfg["probe"]:
+    if cfg["split"] != probe_lib.SCORE_SPLIT:
+      raise ValueError(f"the linear probe scores the {probe_lib.SCORE_SPLIT!r} views, as the "
+                       f"transfers; estimators.split is {cfg['split']!r} (set estimators.probe="
+                       "False to score RSA and CKA on it alone)")
+    scoring = run.views(probe_lib.SCORE_SPLIT)
+    probe = ProbeInputs(
+        fit_reps={n: run.rep(n, probe_lib.FIT_SPLIT) for n in run.bank},
+        labels=functools.partial(probe_lib.run_labels, run, run.targets),
+        points={t: scoring.task_points(t) for t in run.targets},
+        beam=int(run.config.transfer.beam), max_order=int(run.config.transfer.max_order))
   section = estimator_section(
       reps, transfer, run.targets, tuple(tc.graph_budgets), float(tc.budget), int(tc.order),
       transfer_seconds(run.log, earlier), gates.load_paper(), folder,
-      int(cfg["resamples"]), int(cfg["seed"]))
+      int(cfg["resamples"]), int(cfg["seed"]), probe)
   return {"split": cfg["split"], **section}

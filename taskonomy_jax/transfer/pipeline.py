@@ -755,5 +755,5 @@ def outputs(run: Run) -> dict[str, pathlib.Path]:
           "quality/gain vs budget": out / "figures" / "quality_gain_vs_budget.png",
           "similarity tree": out / "figures" / "similarity_tree.png",
           "affinities": affinities_path(run),
-          "estimator affinities (RSA, CKA)": out / estimates.FOLDER,
+          "estimator affinities (RSA, CKA, probe)": out / estimates.FOLDER,
           "task bank (serve --bank)": run.bank_dir}

@@ -1,0 +1,136 @@
+"""Closed-form linear readouts: how much of a target's labels a frozen representation holds.
+
+A directed, training-free estimate of transfer (the linear-probe family of transferability
+estimates, e.g. H-score, Bao et al. 2019; LogME, You et al., ICML 2021): for sources s and a
+target t, ridge regression from the sources' representations to t's labels, solved in closed
+form on the transfer split (the views the readouts train on), scored by its held-out R^2 on the
+test views (those the tournaments score). It mirrors a readout linearly:
+
+- pixel targets: each representation cell's 3x3 neighbourhood (the readout's two 3x3 convs see
+  a 5x5 one; its 1x1 head and depth-to-space map a cell to its block of pixels) predicts that
+  cell's block of target pixels, every cell a sample (the primal problem, features x features);
+- vector and class targets: the whole grid of every view of a sample predicts its vector (the
+  readout's FC head), in the dual (samples x samples: ~660 samples, 2,048 features a view).
+
+Combinations of sources concatenate their features, as the readouts stack them; their normal
+equations are blocks of the pairwise ones, computed once per pair. Unlike RSA and CKA this
+uses the target's labels (not its network) and is directed, so a source can hold more of a
+target than the target's own network and a combination more than each of its parts.
+
+Shapes: N views, a (N, h, w, c) representation grid over (N, H, W[, C]) pixel targets.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Ridge penalty: this fraction of the mean diagonal of the (centred) normal-equation matrix.
+PENALTY = 1e-2
+
+
+def neighbourhoods(rep: np.ndarray) -> np.ndarray:
+  """Each cell's 3x3 neighbourhood (zero padded): (N, h, w, c) -> (N * h * w, 9 c) float32."""
+  rep = np.asarray(rep, np.float32)
+  n, h, w, c = rep.shape
+  p = np.pad(rep, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  f = np.concatenate([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], -1)
+  return f.reshape(n * h * w, 9 * c)
+
+
+def cell_blocks(y: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+  """Pixel targets by representation cell: (N, H, W[, C]) -> (N * h * w, (H/h) (W/w) C), the
+  rows in `neighbourhoods`' order."""
+  y = np.asarray(y, np.float32)
+  n, hh, ww = y.shape[:3]
+  h, w = grid
+  if hh % h or ww % w:
+    raise ValueError(f"target {hh}x{ww} is not a whole number of {h}x{w} cells")
+  y = y.reshape(n, h, hh // h, w, ww // w, -1).transpose(0, 1, 3, 2, 4, 5)
+  return y.reshape(n * h * w, -1)
+
+
+def one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+  """(...) int -> (..., num_classes) float32."""
+  return (np.asarray(labels)[..., None] == np.arange(num_classes)).astype(np.float32)
+
+
+def standardizer(y: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-column (mean, std) of rows y (n, k) over rows weighted 0/1 by `weight` (n, k)."""
+  count = np.maximum(weight.sum(0), 1.0)
+  mean = (y * weight).sum(0) / count
+  var = (((y - mean) ** 2) * weight).sum(0) / count
+  return mean, np.sqrt(var) + 1e-6
+
+
+def _penalised(a: np.ndarray, penalty: float) -> np.ndarray:
+  lam = penalty * max(float(np.mean(np.diag(a))), 1e-12)
+  return a + lam * np.eye(len(a), dtype=a.dtype)
+
+
+def ridge_primal(gram: np.ndarray, cross: np.ndarray, penalty: float = PENALTY) -> np.ndarray:
+  """Ridge weights (d, k) from centred normal equations: gram (d, d) = X^T X, cross (d, k) =
+  X^T Y."""
+  return np.linalg.solve(_penalised(np.asarray(gram, np.float64), penalty),
+                         np.asarray(cross, np.float64))
+
+
+def center_kernels(k_train: np.ndarray, k_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Linear kernels of features centred on the training samples' mean: k_train (n, n) =
+  X X^T, k_test (m, n) = X_test X^T -> the same of (X - mu), (X_test - mu)."""
+  col = k_train.mean(0)
+  total = col.mean()
+  return (k_train - col[None] - col[:, None] + total,
+          k_test - k_test.mean(1, keepdims=True) - col[None] + total)
+
+
+def ridge_dual(k_train: np.ndarray, k_test: np.ndarray, y: np.ndarray,
+               penalty: float = PENALTY) -> np.ndarray:
+  """Kernel ridge predictions (m, k) of centred targets y (n, k) from centred linear kernels
+  k_train (n, n) and k_test (m, n) (`center_kernels`)."""
+  alpha = np.linalg.solve(_penalised(np.asarray(k_train, np.float64), penalty),
+                          np.asarray(y, np.float64))
+  return np.asarray(k_test, np.float64) @ alpha
+
+
+def per_sample_errors(pred: np.ndarray, y: np.ndarray, weight: np.ndarray, rows_per_sample: int
+                      ) -> tuple[np.ndarray, np.ndarray]:
+  """(sse, sst) per sample: the weighted squared errors of centred predictions `pred` and of
+  the training mean (0) against centred targets y, all (n * rows_per_sample, k), summed over
+  each sample's rows -> two (n,) arrays."""
+  sse = (((pred - y) ** 2) * weight).sum(1)
+  sst = ((y ** 2) * weight).sum(1)
+  return sse.reshape(-1, rows_per_sample).sum(1), sst.reshape(-1, rows_per_sample).sum(1)
+
+
+def r2(sse: np.ndarray, sst: np.ndarray, weights: np.ndarray | None = None) -> float:
+  """Held-out R^2 = 1 - sum(sse) / sum(sst) over samples (optionally weighted, a bootstrap
+  draw's counts)."""
+  w = np.ones_like(sse) if weights is None else weights
+  return float(1.0 - (w * sse).sum() / max((w * sst).sum(), 1e-12))
+
+
+# Penalties the dual problem chooses from by leave-one-out error, as fractions of its kernel's
+# mean eigenvalue: with ~660 samples and 2,048-6,144 features a fixed small penalty
+# interpolates the training samples, and every source scored below the mean (negative R^2).
+DUAL_PENALTIES = tuple(10.0**k for k in range(-3, 4))
+
+
+def loo_penalty(k_train: np.ndarray, y: np.ndarray, weight: np.ndarray,
+                penalties: tuple[float, ...] = DUAL_PENALTIES) -> float:
+  """The penalty (a fraction of k_train's mean eigenvalue, as `ridge_dual`'s) with the least
+  weighted leave-one-out squared error of kernel ridge on centred targets y (n, k): from one
+  eigendecomposition, each sample's left-out residual (y - H y)_i / (1 - H_ii)."""
+  evals, vecs = np.linalg.eigh(np.asarray(k_train, np.float64))
+  evals = np.maximum(evals, 0.0)
+  vy = vecs.T @ np.asarray(y, np.float64)
+  scale = max(float(evals.mean()), 1e-12)
+  best, best_err = penalties[0], np.inf
+  for p in penalties:
+    shrink = evals / (evals + p * scale)
+    fitted = vecs @ (shrink[:, None] * vy)
+    leverage = np.minimum((vecs**2) @ shrink, 1.0 - 1e-9)
+    err = float(((((y - fitted) / (1.0 - leverage)[:, None]) ** 2) * weight).sum())
+    if err < best_err:
+      best, best_err = p, err
+  return best
+
