@@ -1,11 +1,12 @@
-"""RSA and linear CKA on a finished `make taxonomy` run, from its cached representations
-(docs/estimators.md): nothing is trained or rerun, the run's workdir is only read.
+"""The estimators (RSA, linear CKA, the linear probe) on a finished `make taxonomy` run, from
+its cached representations and labels (docs/estimators.md): nothing is trained or rerun, the
+run's workdir is only read.
 
   .venv/bin/python experiments/estimators_on_run.py out/taxonomy --out /tmp/estimators \
       [--timings docs/taxonomy_default/timings.json]
 
 Writes OUT/estimators.json (report.json's `estimators` section, `transfer.estimates`) and
-OUT/estimators/{rsa,cka}_affinities.json, and prints per measure: the Spearman correlations of
+OUT/estimators/{rsa,cka,probe}_affinities.json, and prints per measure: the Spearman correlations of
 the estimator's first-order table with the transfer-based one (all pairs, per target, bootstrap
 interval) and with the paper's, the BIP's supervised set at each budget with the mean Quality
 and Gain of the best measured transfers each set allows, the estimator's seconds and the
@@ -68,7 +69,7 @@ def main() -> None:
   table = AffinityTable.load(pipeline.affinities_path(run))
   print(f"{rep['images']} {rep['split']} views, {len(rep['networks'])} networks; transfer stages "
         f"{rep['transfer_stage_seconds']} s; whole report {rep['wall_seconds']} s")
-  for m in estimators.MEASURES:
+  for m in rep["measures"]:
     s = rep[m]
     vt, iv = s["vs_transfer"], s["vs_transfer_interval"]
     print(f"{m}: vs transfer rho {vt['spearman_all']['rho']:.2f} (p {vt['spearman_all']['p']:.2g},"

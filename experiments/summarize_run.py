@@ -93,9 +93,7 @@ def estimators(report: dict) -> list[str]:
   est = report.get("estimators") or {}
   lines = ["| measure | Spearman vs transfers (all / per-target mean) | vs paper | "
            "Quality ratio at the budget | speed-up |", "| --- | --- | --- | --- | --- |"]
-  for m in MEASURES:
-    if m not in est:
-      continue
+  for m in est.get("measures", MEASURES):  # reports before the probe list no measures
     e = est[m]
     vt, vp = e["vs_transfer"], e["vs_paper"] or {}
     lines.append(f"| {m} | {vt['spearman_all']['rho']:.2f} / {vt['spearman_per_target_mean']:.2f}"
@@ -122,7 +120,7 @@ def main() -> None:
   out += ["", "### Task networks against the trivial baselines (test views)", "",
           *network_table(report), "", "### Random projection among the first-order sources", "",
           *random_ranks(table), "", "### Families of the paper's similarity tree", "",
-          *families(report), "", "### Estimators (RSA, CKA) against the transfers", "",
+          *families(report), "", "### Estimators (RSA, CKA, linear probe) against the transfers", "",
           *estimators(report)]
   print("\n".join(out))
 

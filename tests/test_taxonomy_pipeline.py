@@ -141,11 +141,11 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
   assert isinstance(report["trusted"], bool)
   est = report["estimators"]  # beside the gates: RSA, CKA and the linear probe
   assert est["measures"] == ["rsa", "cka", "probe"] and est["networks"] == run.bank
-  probe = est["probe"]  # its table: the AHP of the probe's held-out losses, every candidate
+  probe = est["probe"]  # its table: every first-order source of every target, and its own
   probe_table = AffinityTable.load(out["gates (report.json)"].parent / probe["table"])
   for t in run.targets:
-    assert sum(v for tr, v in probe_table.affinity.items() if tr.target == t) == (
-        pytest.approx(1.0))
+    assert {tr.sources for tr in probe_table.affinity if tr.target == t and tr.order == 1} == {
+        (s,) for s in [*run.bank, "self"] if s != t}
     assert probe["scores"][t][t] is not None and probe["scores"]["random"]["random"] is None
   assert probe["speedup"] > 0 and probe["taxonomies"]
   table = AffinityTable.load(out["affinities"])

@@ -29,7 +29,7 @@ from scipy import stats
 
 from taskonomy_jax.taxonomy import api, bip, compare, estimators
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.transfer import affinity, gates
+from taskonomy_jax.transfer import gates
 from taskonomy_jax.transfer import probe as probe_lib
 
 # The stages whose seconds an estimator replaces (the task bank and its representations serve
@@ -37,6 +37,7 @@ from taskonomy_jax.transfer import probe as probe_lib
 TRANSFER_STAGES = ("transfers1", "transfers_high")
 FOLDER = "estimators"
 PROBE = "probe"
+PROBE_TABLE: probe_lib.TableKind = "rank"  # docs/estimators.md, "The linear probe"
 # `probe`: also the linear-probe estimator (it reads the run's labels and the fitting split).
 DEFAULTS = {"split": "test", "resamples": 200, "seed": 0, "probe": True}
 
@@ -212,8 +213,7 @@ def _probe(inputs: ProbeInputs, score_reps: Mapping[str, np.ndarray], targets: S
   probe = probe_lib.Probe(inputs.fit_reps, score_reps)
   result = probe_lib.probe_targets(probe, inputs.labels(probe.grid), inputs.beam,
                                    inputs.max_order)
-  table = AffinityTable(affinity=affinity.affinity_table(result.per_target).affinity,
-                        source=f"{PROBE} estimator")
+  table = probe_lib.probe_table(result, PROBE_TABLE, source=f"{PROBE} estimator")
   score_secs = time.perf_counter() - start
   start = time.perf_counter()
   draws = gates.target_resamples(result.per_target, inputs.points, resamples, seed)
