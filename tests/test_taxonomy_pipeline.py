@@ -16,7 +16,7 @@ import pytest
 
 from taskonomy_jax import config_files
 from taskonomy_jax.configs import taxonomy as taxonomy_config
-from taskonomy_jax.taxonomy.affinities import AffinityTable
+from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer
 from taskonomy_jax.train import checkpoint
 from taskonomy_jax.transfer import pipeline, stages
 
@@ -146,7 +146,9 @@ def test_pipeline_killed_inside_a_transfer_unit_resumes_to_identical_affinities(
   for t in run.targets:
     assert {tr.sources for tr in probe_table.affinity if tr.target == t and tr.order == 1} == {
         (s,) for s in [*run.bank, "self"] if s != t}
-    assert probe["scores"][t][t] is not None and probe["scores"]["random"]["random"] is None
+    assert probe["scores"][t][t] == pytest.approx(
+        probe_table.affinity[Transfer((SELF,), t)], abs=1e-6)
+    assert probe["heldout_r2"][t][t] is not None and probe["scores"]["random"]["random"] is None
   assert probe["speedup"] > 0 and probe["taxonomies"]
   table = AffinityTable.load(out["affinities"])
   targets = run.targets

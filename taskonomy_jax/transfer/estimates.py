@@ -1,15 +1,16 @@
 """The estimators beside the transfer-based affinities of a run.
 
 `taxonomy/estimators.py` scores every pair of the bank's networks by RSA and linear CKA on the
-held-out views' cached representations (no training); `transfer/probe.py` fits closed-form
-linear readouts from them to the targets' labels (the `probe` measure, when the run's labels
-are at hand: its table is the AHP of the readouts' held-out losses, as the transfers'). Here a run's taxonomy stage turns those
-scores into what report.json's `estimators` section holds, per measure: the scores with
-bootstrap intervals over images, each target's source ranking and its Spearman correlation with
-the transfer-based first-order affinities (and with the paper's published ones), the taxonomy
-the BIP chooses from the estimator's affinity table at each budget with Quality and Gain of its
-supervised set measured on the transfer results, beside the transfer-based taxonomy's, and the
-seconds each took against the transfer stages'. The estimator tables are written beside the
+held-out views' cached representations (no training); `transfer/probe.py` solves closed-form
+linear readouts from them to the targets' labels (the `probe` measure, where the run's labels
+are at hand; its table is the AHP of those readouts' held-out losses). Here a run's taxonomy
+stage turns those scores into what report.json's `estimators` section holds, per measure: the
+scores with bootstrap intervals (over images; the probe's over camera points), each target's
+source ranking and its Spearman correlation with the transfer-based first-order affinities (and
+with the paper's published ones), the taxonomy the BIP chooses from the estimator's affinity
+table at each budget with Quality and Gain of its supervised set measured on the transfer
+results, beside the transfer-based taxonomy's, and the seconds each took against the transfer
+stages'. The estimator tables are written beside the
 outputs (`estimators/<measure>_affinities.json`), readable by `taskonomy solve --data`.
 """
 
@@ -37,7 +38,6 @@ from taskonomy_jax.transfer import probe as probe_lib
 TRANSFER_STAGES = ("transfers1", "transfers_high")
 FOLDER = "estimators"
 PROBE = "probe"
-PROBE_TABLE: probe_lib.TableKind = "rank"  # docs/estimators.md, "The linear probe"
 # `probe`: also the linear-probe estimator (it reads the run's labels and the fitting split).
 DEFAULTS = {"split": "test", "resamples": 200, "seed": 0, "probe": True}
 
@@ -124,8 +124,9 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
   (N, ...)} of the same N views, every target's own network among them) and the run's transfer
   table; writes each measure's affinity table to `out/<measure>_affinities.json` when `out`.
   The measures (`measures`): RSA and CKA, and the linear probe when `probe` is given (its
-  scores: first-order held-out R^2, undefined (None) into networks that are no target; its
-  intervals over camera-point resamples).
+  scores: its table's first-order affinities, with the target's own network on the diagonal,
+  undefined (None) into networks that are no target, intervals over camera-point resamples;
+  `heldout_r2`: each first-order readout's held-out R^2).
 
   Per measure: `scores` ({source: {network: score}}) and their bootstrap `intervals` (lo, hi),
   `rankings` (per target, sources best first), `vs_transfer` and `vs_paper` (Spearman over the
@@ -150,7 +151,8 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
     measured.append((PROBE, functools.partial(_probe, probe, reps, targets, resamples, seed)))
   section["measures"] = [m for m, _ in measured]
   for measure, estimate in measured:
-    scores, table, samples, score_secs, boot_secs = estimate()
+    e = estimate()
+    scores, table, samples, score_secs = e.scores, e.table, e.samples, e.score_seconds
     lo, hi = estimators.intervals(samples)
     taxes = {f"{b:g}": _taxonomy(table, transfer, targets, b, order) for b in budgets}
     solve_secs = taxes[f"{float(budget):g}"]["solve_seconds"]
@@ -169,24 +171,37 @@ def estimator_section(reps: Mapping[str, np.ndarray], transfer: AffinityTable,
         "vs_paper": None if paper is None else _agreement_summary(table, paper),
         "taxonomies": taxes,
         "quality_ratio": None if not (q_est and q_tr) else q_est / q_tr,
-        "seconds": {"scores_and_table": round(score_secs, 3), "bootstrap": round(boot_secs, 3),
-                    "solve": solve_secs},
-        "speedup": None if not transfer_secs else transfer_secs / estimate_secs}
+        "seconds": {"scores_and_table": round(score_secs, 3),
+                    "bootstrap": round(e.bootstrap_seconds, 3), "solve": solve_secs},
+        "speedup": None if not transfer_secs else transfer_secs / estimate_secs,
+        **{k: _matrix(m, names) for k, m in e.matrices.items()}}
   return section
 
 
+@dataclasses.dataclass
+class Estimate:
+  """One measure's results: scores (S, S) over the bank, its affinity table, the scores on
+  bootstrap resamples (B, S, S), the seconds of scores + table and of the resamples, and any
+  further (S, S) matrices the report keeps under their names."""
+
+  scores: np.ndarray
+  table: AffinityTable
+  samples: np.ndarray
+  score_seconds: float
+  bootstrap_seconds: float
+  matrices: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+
 def _similarity(measure: estimators.Measure, stacked: Sequence[np.ndarray], names: list[str],
-                targets: Sequence[str], resamples: int, seed: int
-                ) -> tuple[np.ndarray, AffinityTable, np.ndarray, float, float]:
-  """RSA or CKA: (scores, rank table, bootstrap scores, seconds of scores + table, seconds of
-  the bootstrap)."""
+                targets: Sequence[str], resamples: int, seed: int) -> Estimate:
+  """RSA or CKA: their scores, rank table and bootstrap scores over images."""
   start = time.perf_counter()
   scores = estimators.all_pairs(stacked, measure)
   table = estimators.affinity_table(scores, names, targets, source=f"{measure} estimator")
   score_secs = time.perf_counter() - start
   start = time.perf_counter()
   samples = estimators.bootstrap(stacked, measure, resamples, seed)
-  return scores, table, samples, score_secs, time.perf_counter() - start
+  return Estimate(scores, table, samples, score_secs, time.perf_counter() - start)
 
 
 @dataclasses.dataclass
@@ -205,25 +220,28 @@ class ProbeInputs:
 
 
 def _probe(inputs: ProbeInputs, score_reps: Mapping[str, np.ndarray], targets: Sequence[str],
-           resamples: int, seed: int
-           ) -> tuple[np.ndarray, AffinityTable, np.ndarray, float, float]:
-  """The linear probe: (first-order R^2, AHP table of its held-out losses, R^2 on camera-point
-  resamples, seconds of everything but the resamples, seconds of those)."""
+           resamples: int, seed: int) -> Estimate:
+  """The linear probe: its table's first-order affinities (the own network's on the
+  diagonal) and their camera-point resamples, and the first-order held-out R^2
+  (`heldout_r2`); entries into networks that are no target: NaN."""
   start = time.perf_counter()
   probe = probe_lib.Probe(inputs.fit_reps, score_reps)
   result = probe_lib.probe_targets(probe, inputs.labels(probe.grid), inputs.beam,
                                    inputs.max_order)
-  table = probe_lib.probe_table(result, PROBE_TABLE, source=f"{PROBE} estimator")
+  table = probe_lib.probe_table(result, source=f"{PROBE} estimator")
   score_secs = time.perf_counter() - start
   start = time.perf_counter()
-  draws = gates.target_resamples(result.per_target, inputs.points, resamples, seed)
+  transfers, draws = gates.bootstrap_affinities(result.per_target, inputs.points, resamples,
+                                                seed)
   idx = {n: i for i, n in enumerate(result.names)}
-  samples = np.repeat(result.scores[None], resamples, axis=0)
-  for t in targets:
-    for s in result.names:
-      loss, base = result.errors[((s,), t)]
-      samples[:, idx[s], idx[t]] = 1.0 - (draws[t] @ loss) / np.maximum(draws[t] @ base, 1e-12)
-  return result.scores, table, samples, score_secs, time.perf_counter() - start
+  scores = np.full((len(idx), len(idx)), np.nan)
+  samples = np.full((resamples, len(idx), len(idx)), np.nan)
+  for k, tr in enumerate(transfers):
+    if tr.order == 1:
+      i, j = idx[tr.target if tr.is_self else tr.sources[0]], idx[tr.target]
+      scores[i, j], samples[:, i, j] = table.affinity[tr], draws[:, k]
+  return Estimate(scores, table, samples, score_secs, time.perf_counter() - start,
+                  {"heldout_r2": result.scores})
 
 
 def _matrix(m: np.ndarray, names: Sequence[str]) -> dict[str, dict[str, float | None]]:

@@ -24,14 +24,12 @@ from __future__ import annotations
 import dataclasses
 import itertools
 from collections.abc import Mapping, Sequence
-from typing import Literal
 
 import numpy as np
 
 from taskonomy_jax import tasks
-from taskonomy_jax.taxonomy import estimators
 from taskonomy_jax.taxonomy import linear_probe as lp
-from taskonomy_jax.taxonomy.affinities import SELF, AffinityTable, Transfer, make_transfer
+from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.transfer import affinity, training
 
 CELLS, REPRESENTATION, VECTOR = "cells", "representation", "vector"
@@ -250,39 +248,13 @@ def probe_targets(probe: Probe, labels: Mapping[str, tuple[Labels, Labels]], bea
   return ProbeResult(names, scores, per_target, errors)
 
 
-TableKind = Literal["rank", "ahp"]
-TABLE_KINDS: tuple[TableKind, ...] = ("rank", "ahp")
-
-
-def probe_table(result: ProbeResult, kind: TableKind = "rank",
-                source: str = "probe estimator") -> AffinityTable:
-  """The probe's `AffinityTable` (affinities only: nothing was trained), every candidate of
-  every target of `result`.
-
-  - kind 'rank': per target, its C candidates (first and higher order) ranked by held-out R^2
-    over C (best 1, ties share their mean rank), plus `estimators.rank_tie_break` times the R^2
-    clipped to [0, 1]; `self -> t` on top, 1 + that weight, as in the RSA and CKA rank tables.
-    A linear map reads a network's representation less well than a readout does (the
-    autoencoders' own codes: docs/estimators.md), so the probe's own-network entry is not
-    trusted over the others.
-  - kind 'ahp': the AHP of the candidates' and the own network's held-out per-sample losses,
-    as the transfers' table (`affinity.affinity_table`).
-  """
-  if kind not in TABLE_KINDS:
-    raise ValueError(f"unknown probe table kind {kind!r}; known: {', '.join(TABLE_KINDS)}")
-  if kind == "ahp":
-    return AffinityTable(affinity=affinity.affinity_table(result.per_target).affinity,
-                         source=source)
-  table: dict[Transfer, float] = {}
-  for t, tl in result.per_target.items():
-    r2 = np.array([lp.r2(*result.errors[(c, t)]) for c in tl.candidates])
-    eps = estimators.rank_tie_break(len(tl.candidates) + 1, len(result.per_target))
-    values = estimators.source_ranks(r2) + eps * np.minimum(estimators.nonnegative_scores(r2),
-                                                            1.0)
-    for c, v in zip(tl.candidates, values, strict=True):
-      table[make_transfer(c, t)] = float(v)
-    table[Transfer((SELF,), t)] = 1.0 + eps
-  return AffinityTable(table, source=source)
+def probe_table(result: ProbeResult, source: str = "probe estimator") -> AffinityTable:
+  """The probe's `AffinityTable`: the AHP of every target's candidates' and own network's
+  held-out per-sample losses, as the transfers' table (`affinity.affinity_table`), affinities
+  only (no Quality or Gain: nothing was trained). With continuous losses the BIP's optimum is
+  rarely tied, unlike on rank tables (docs/estimators.md, "The linear probe")."""
+  return AffinityTable(affinity=affinity.affinity_table(result.per_target).affinity,
+                       source=source)
 
 
 def run_labels(run, targets: Sequence[str], grid: tuple[int, int]
