@@ -13,12 +13,11 @@ from taskonomy_jax.taxonomy import linear_probe as lp
 from taskonomy_jax.transfer import probe as probe_lib
 
 
-def test_neighbourhoods_and_cell_blocks_line_up_cell_by_cell():
+def test_cells_and_cell_blocks_line_up_cell_by_cell():
   rep = np.arange(2 * 3 * 4, dtype=np.float32).reshape(2, 3, 4, 1)
-  f = lp.neighbourhoods(rep)
-  assert f.shape == (2 * 3 * 4, 9)
-  np.testing.assert_array_equal(f[:, 4], rep.ravel())  # the centre of each 3x3 neighbourhood
-  assert f[0, 0] == 0 and f[0, 5] == rep[0, 0, 1, 0] and f[0, 7] == rep[0, 1, 0, 0]
+  f = lp.cells(rep)
+  assert f.shape == (2 * 3 * 4, 1)
+  np.testing.assert_array_equal(f[:, 0], rep.ravel())
   # A target that repeats each cell's value over its 2x2 block of pixels: every row of the
   # cell's block holds that cell's value only, in the rows' order.
   image = np.repeat(np.repeat(rep[..., 0], 2, axis=1), 2, axis=2)  # (2, 6, 8)

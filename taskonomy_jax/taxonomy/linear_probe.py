@@ -6,9 +6,10 @@ target t, ridge regression from the sources' representations to t's labels, solv
 form on the transfer split (the views the readouts train on), scored by its held-out R^2 on the
 test views (those the tournaments score). It mirrors a readout linearly:
 
-- pixel targets: each representation cell's 3x3 neighbourhood (the readout's two 3x3 convs see
-  a 5x5 one; its 1x1 head and depth-to-space map a cell to its block of pixels) predicts that
-  cell's block of target pixels, every cell a sample (the primal problem, features x features);
+- pixel targets: each representation cell's features predict that cell's block of target
+  pixels (the readout's 1x1 head and depth-to-space, without its two 3x3 convs: a 3x3
+  neighbourhood of cells took twice the time for the same taxonomies, docs/tried_and_dropped.md),
+  every cell a sample (the primal problem, features x features);
 - vector and class targets: the whole grid of every view of a sample predicts its vector (the
   readout's FC head), in the dual (samples x samples: ~660 samples, 2,048 features a view).
 
@@ -28,18 +29,15 @@ import numpy as np
 PENALTY = 1e-2
 
 
-def neighbourhoods(rep: np.ndarray) -> np.ndarray:
-  """Each cell's 3x3 neighbourhood (zero padded): (N, h, w, c) -> (N * h * w, 9 c) float32."""
+def cells(rep: np.ndarray) -> np.ndarray:
+  """A representation grid's cells as rows: (N, h, w, c) -> (N * h * w, c) float32."""
   rep = np.asarray(rep, np.float32)
-  n, h, w, c = rep.shape
-  p = np.pad(rep, ((0, 0), (1, 1), (1, 1), (0, 0)))
-  f = np.concatenate([p[:, i:i + h, j:j + w] for i in range(3) for j in range(3)], -1)
-  return f.reshape(n * h * w, 9 * c)
+  return rep.reshape(-1, rep.shape[-1])
 
 
 def cell_blocks(y: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
   """Pixel targets by representation cell: (N, H, W[, C]) -> (N * h * w, (H/h) (W/w) C), the
-  rows in `neighbourhoods`' order."""
+  rows in `cells`' order."""
   y = np.asarray(y, np.float32)
   n, hh, ww = y.shape[:3]
   h, w = grid

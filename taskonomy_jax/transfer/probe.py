@@ -8,9 +8,9 @@ sources, by held-out R^2 here as by AHP affinity there; the target's own network
 `affinity.TargetLosses`, so that the AHP turns them into an affinity table as it does the
 transfers' losses. Fitted on the transfer split (`validation`), scored on `test`, per target:
 
-- pixel targets (`CELLS`): each cell's 3x3 feature neighbourhood predicts its block of pixels,
-  standardised per value for regressions, one-hot for semantic classes; a view's loss is the
-  squared error over its valid pixels;
+- pixel targets (`CELLS`): each cell's features predict its block of pixels, standardised per
+  value for regressions, one-hot for semantic classes; a view's loss is the squared error over
+  its valid pixels;
 - unsupervised segmentations (`REPRESENTATION`): their segment ids are arbitrary per view, so no
   fixed map can predict them; the target's own network, trained on them, gives them
   coordinates, and its representation (standardised) is predicted per cell instead;
@@ -135,7 +135,7 @@ class Probe:
       mean, std = training.channel_stats(fit_reps[n])
       fit = (np.asarray(fit_reps[n], np.float32) - mean) / std
       score = (np.asarray(score_reps[n], np.float32) - mean) / std
-      cf, cs = lp.neighbourhoods(fit), lp.neighbourhoods(score)
+      cf, cs = lp.cells(fit), lp.cells(score)
       centre = cf.mean(0)
       self.cells[n] = (cf - centre, cs - centre)
       self.flat[n] = (fit.reshape(len(fit), -1), score.reshape(len(score), -1))
