@@ -10,8 +10,8 @@ source ranking and its Spearman correlation with the transfer-based first-order 
 with the paper's published ones), the taxonomy the BIP chooses from the estimator's affinity
 table at each budget with Quality and Gain of its supervised set measured on the transfer
 results, beside the transfer-based taxonomy's, and the seconds each took against the transfer
-stages'. The estimator tables are written beside the
-outputs (`estimators/<measure>_affinities.json`), readable by `taskonomy solve --data`.
+stages'. The estimator tables are written beside the outputs
+(`estimators/<measure>_affinities.json`), readable by `taskonomy solve --data`.
 """
 
 from __future__ import annotations
