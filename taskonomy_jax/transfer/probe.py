@@ -113,7 +113,8 @@ def representation_labels(fit_rep: np.ndarray, score_rep: np.ndarray) -> tuple[L
 
 class Probe:
   """Closed-form readouts from a bank's representations; normal equations and kernels are
-  cached across targets and candidates.
+  cached across targets and candidates (so a target's labels are fixed for one Probe: the
+  cross products are kept by source and target name).
 
   Args:
     fit_reps, score_reps: {network: (N, h, w, c)} representations of the fitting and scoring
