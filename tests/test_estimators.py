@@ -202,6 +202,7 @@ def test_estimator_report_of_a_run(tmp_path):
   assert rep["transfer_stage_seconds"] == 15.0
   assert set(rep["transfer_taxonomies"]) == {"0", "1"}
   assert rep["transfer_taxonomies"]["0"]["infeasible"]  # said, not raised
+  assert rep["measures"] == list(estimators.MEASURES)  # `estimators.probe` False: no probe
   for measure in estimators.MEASURES:
     m = rep[measure]
     assert set(m["rankings"]) == set(TARGETS)
@@ -361,3 +362,15 @@ def test_rank_tables_choose_a_best_set_by_rank_and_among_those_the_best_by_score
     chosen = tuple(sorted(names.index(s) for s in tax.supervised))
     assert totals[chosen][0] == pytest.approx(best_rank)  # the rank optimum stands
     assert totals[chosen][1] == pytest.approx(best)  # the best by score among those
+
+
+def test_the_estimators_section_of_the_config_takes_overrides():
+  """`--set estimators.probe=False` reaches `estimator_report` (the test above); a run whose
+  config.json predates the section reads the same defaults."""
+  from taskonomy_jax import config_files
+  from taskonomy_jax.configs import taxonomy as taxonomy_config
+  config = taxonomy_config.get_config("tiny")
+  assert config.estimators.to_dict() == estimates.DEFAULTS
+  config_files.apply_overrides(config, ["estimators.probe=False", "estimators.resamples=7"])
+  assert config.estimators.to_dict() == {**estimates.DEFAULTS, "probe": False, "resamples": 7}
+  assert estimates.DEFAULTS["probe"] is True  # the section's defaults are not changed in place

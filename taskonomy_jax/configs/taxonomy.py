@@ -45,6 +45,13 @@ ALL_TARGETS = (*MORE_TARGETS, "denoising", "segment_unsup2d", "segment_unsup25d"
 SOURCE_ONLY = ("colorization", "inpainting", "jigsaw", "random")
 
 
+# The estimators beside the transfers (transfer/estimates.py, docs/estimators.md): RSA and CKA
+# on the `split` views' representations, `resamples` bootstrap draws from `seed`; with `probe`,
+# the linear probe too (fitted on the transfer split, scored on test, as the transfers).
+# A run whose config.json predates this section reads these values.
+ESTIMATORS = {"split": "test", "resamples": 200, "seed": 0, "probe": True}
+
+
 def _follows(section: ml_collections.ConfigDict, field: str) -> ml_collections.FieldReference:
   """A field that takes `section.field`'s value, also after an override of that field, until it
   is set itself. A plain `get_ref` would be two-way: overriding the derived field would change
@@ -248,4 +255,6 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   c.taxonomy.graph_budgets = size["graph_budgets"]
   c.taxonomy.budget = size["budget"]  # the taxonomy.json / taxonomy.png budget
   c.taxonomy.order = _follows(c.transfer, "max_order")
+
+  c.estimators = ml_collections.ConfigDict(ESTIMATORS)
   return c

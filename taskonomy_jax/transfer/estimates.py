@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from taskonomy_jax.configs import taxonomy as taxonomy_config
 from taskonomy_jax.taxonomy import api, bip, compare, estimators
 from taskonomy_jax.taxonomy.affinities import AffinityTable
 from taskonomy_jax.transfer import gates
@@ -38,8 +39,7 @@ from taskonomy_jax.transfer import probe as probe_lib
 TRANSFER_STAGES = ("transfers1", "transfers_high")
 FOLDER = "estimators"
 PROBE = "probe"
-# `probe`: also the linear-probe estimator (it reads the run's labels and the fitting split).
-DEFAULTS = {"split": "test", "resamples": 200, "seed": 0, "probe": True}
+DEFAULTS = taxonomy_config.ESTIMATORS  # for runs whose config predates its `estimators`
 
 
 def transfer_seconds(*logs: Iterable[Mapping[str, Any]]) -> float | None:
@@ -255,7 +255,7 @@ def estimator_report(run: Any, transfer: AffinityTable, out: pathlib.Path) -> di
   representations of the held-out split (`estimators.split`, default test), its taxonomy
   budgets and order, the paper's table when found; tables written under `out/estimators/`.
   With `estimators.probe` (default) also the linear probe, fitted on the transfer split and
-  scored on the test views, as the transfers."""
+  scored on the test views, as the transfers (`--set estimators.probe=False` leaves it out)."""
   cfg = {**DEFAULTS, **dict(run.config.get("estimators") or {})}
   tc = run.config.taxonomy
   reps = {n: run.rep(n, cfg["split"]) for n in run.bank}
