@@ -100,11 +100,9 @@ def per_sample_errors(pred: np.ndarray, y: np.ndarray, weight: np.ndarray, rows_
   return sse.reshape(-1, rows_per_sample).sum(1), sst.reshape(-1, rows_per_sample).sum(1)
 
 
-def r2(sse: np.ndarray, sst: np.ndarray, weights: np.ndarray | None = None) -> float:
-  """Held-out R^2 = 1 - sum(sse) / sum(sst) over samples (optionally weighted, a bootstrap
-  draw's counts)."""
-  w = np.ones_like(sse) if weights is None else weights
-  return float(1.0 - (w * sse).sum() / max((w * sst).sum(), 1e-12))
+def r2(sse: np.ndarray, sst: np.ndarray) -> float:
+  """Held-out R^2 = 1 - sum(sse) / sum(sst) over samples."""
+  return float(1.0 - sse.sum() / max(sst.sum(), 1e-12))
 
 
 # Penalties the dual problem chooses from by leave-one-out error, as fractions of its kernel's

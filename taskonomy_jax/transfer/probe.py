@@ -30,7 +30,7 @@ import numpy as np
 from taskonomy_jax import tasks
 from taskonomy_jax.taxonomy import linear_probe as lp
 from taskonomy_jax.taxonomy.affinities import AffinityTable
-from taskonomy_jax.transfer import affinity, training
+from taskonomy_jax.transfer import affinity, readout, training
 
 CELLS, REPRESENTATION, VECTOR = "cells", "representation", "vector"
 FIT_SPLIT, SCORE_SPLIT = "validation", "test"
@@ -68,7 +68,7 @@ def _raw_labels(spec: tasks.TaskSpec, target: np.ndarray, mask: np.ndarray
   if spec.loss in ("softmax_xent", "weighted_softmax_xent"):
     values, standardize = lp.one_hot(target, spec.channels), False
   else:  # regressions keep their units up to standardisation; class distributions do not
-    values, standardize = np.asarray(target, np.float32), spec.loss in ("l1", "l2")
+    values, standardize = np.asarray(target, np.float32), readout.is_regression(spec)
   if spec.pixel_output and values.ndim == 3:
     values = values[..., None]
   weight = np.broadcast_to(mask.reshape(mask.shape + (1,) * (values.ndim - mask.ndim)),
@@ -107,7 +107,7 @@ def split_labels(spec: tasks.TaskSpec, fit: tuple[np.ndarray, np.ndarray, np.nda
 def representation_labels(fit_rep: np.ndarray, score_rep: np.ndarray) -> tuple[Labels, Labels]:
   """A `REPRESENTATION` target's labels: its network's representations (N, h, w, c) of each
   split, one row per cell, standardised."""
-  rows = [np.asarray(r, np.float32).reshape(-1, np.shape(r)[-1]) for r in (fit_rep, score_rep)]
+  rows = [lp.cells(r) for r in (fit_rep, score_rep)]
   return _centred(*[(r, np.ones_like(r)) for r in rows], True, True, (None, None))
 
 
