@@ -35,10 +35,13 @@ def test_ridge_recovers_a_linear_map_and_scores_unrelated_features_near_zero():
   w = lp.ridge_primal(x.T @ x, x.T @ (x @ a), penalty=1e-8)
   np.testing.assert_allclose(w, a, atol=1e-5)
   ones = np.ones((200, 3))
-  assert lp.r2(*lp.per_sample_errors(x_test @ w, x_test @ a, ones, 1)) == pytest.approx(1.0)
-  noise = gen.normal(size=(500, 3))
+  y_test = x_test @ a
+  assert lp.r2(lp.per_sample_errors(x_test @ w, y_test, ones, 1),
+               lp.per_sample_errors(0.0, y_test, ones, 1)) == pytest.approx(1.0)
+  noise, noise_test = gen.normal(size=(500, 3)), gen.normal(size=(200, 3))
   w = lp.ridge_primal(x.T @ x, x.T @ noise)
-  score = lp.r2(*lp.per_sample_errors(x_test @ w, gen.normal(size=(200, 3)), ones, 1))
+  score = lp.r2(lp.per_sample_errors(x_test @ w, noise_test, ones, 1),
+                lp.per_sample_errors(0.0, noise_test, ones, 1))
   assert -0.1 < score < 0.02
 
 
@@ -69,9 +72,16 @@ def test_leave_one_out_penalty_matches_refitting_without_each_sample():
       err += float(((kernel[i, keep] @ alpha - y[i]) ** 2).sum())
     return err
   errors = {p: brute_force(p) for p in lp.DUAL_PENALTIES}
-  assert lp.loo_penalty(kernel, y, weight) == min(errors, key=errors.get)
+  train = lp.spectrum(kernel)
+  assert lp.loo_penalty(train, y, weight) == min(errors, key=errors.get)
   # unrelated targets are best predicted by the mean: the largest penalty
-  assert lp.loo_penalty(kernel, gen.normal(size=(25, 2)), weight) >= 100
+  assert lp.loo_penalty(train, gen.normal(size=(25, 2)), weight) >= 100
+  # the spectral predictions are those of the penalised normal equations
+  x_test = gen.normal(size=(7, 40))
+  np.testing.assert_allclose(
+      lp.ridge_dual(train, x_test @ x.T, y, 0.1),
+      x_test @ x.T @ np.linalg.solve(kernel + 0.1 * scale * np.eye(len(x)), y), rtol=1e-7,
+      atol=1e-9)
 
 
 # --- a bank of three "networks" on 4x4 grids of 8x8-pixel views ---------------------------------

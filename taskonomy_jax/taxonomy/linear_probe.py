@@ -23,6 +23,8 @@ Shapes: N views, a (N, h, w, c) representation grid over (N, H, W[, C]) pixel ta
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 # Ridge penalty: this fraction of the mean diagonal of the (centred) normal-equation matrix.
@@ -81,27 +83,20 @@ def center_kernels(k_train: np.ndarray, k_test: np.ndarray) -> tuple[np.ndarray,
           k_test - k_test.mean(1, keepdims=True) - col[None] + total)
 
 
-def ridge_dual(k_train: np.ndarray, k_test: np.ndarray, y: np.ndarray,
-               penalty: float = PENALTY) -> np.ndarray:
-  """Kernel ridge predictions (m, k) of centred targets y (n, k) from centred linear kernels
-  k_train (n, n) and k_test (m, n) (`center_kernels`)."""
-  alpha = np.linalg.solve(_penalised(np.asarray(k_train, np.float64), penalty),
-                          np.asarray(y, np.float64))
-  return np.asarray(k_test, np.float64) @ alpha
-
-
-def per_sample_errors(pred: np.ndarray, y: np.ndarray, weight: np.ndarray, rows_per_sample: int
-                      ) -> tuple[np.ndarray, np.ndarray]:
-  """(sse, sst) per sample: the weighted squared errors of centred predictions `pred` and of
-  the training mean (0) against centred targets y, all (n * rows_per_sample, k), summed over
-  each sample's rows -> two (n,) arrays."""
-  sse = (((pred - y) ** 2) * weight).sum(1)
-  sst = ((y ** 2) * weight).sum(1)
-  return sse.reshape(-1, rows_per_sample).sum(1), sst.reshape(-1, rows_per_sample).sum(1)
+def per_sample_errors(pred: np.ndarray | float, y: np.ndarray, weight: np.ndarray,
+                      rows_per_sample: int) -> np.ndarray:
+  """Per-sample weighted squared errors of centred predictions `pred` against centred targets
+  y, both (n * rows_per_sample, k), summed over each sample's rows -> (n,). `pred` 0 gives the
+  training mean's errors (the baseline; `r2`'s denominator)."""
+  err = np.asarray(pred - y)  # a new array: squared and weighted in place
+  err *= err
+  err *= weight
+  return err.sum(1).reshape(-1, rows_per_sample).sum(1)
 
 
 def r2(sse: np.ndarray, sst: np.ndarray) -> float:
-  """Held-out R^2 = 1 - sum(sse) / sum(sst) over samples."""
+  """Held-out R^2 = 1 - sum(sse) / sum(sst) over samples (`per_sample_errors` of the
+  predictions and of the mean)."""
   return float(1.0 - sse.sum() / max(sst.sum(), 1e-12))
 
 
@@ -111,22 +106,57 @@ def r2(sse: np.ndarray, sst: np.ndarray) -> float:
 DUAL_PENALTIES = tuple(10.0**k for k in range(-3, 4))
 
 
-def loo_penalty(k_train: np.ndarray, y: np.ndarray, weight: np.ndarray,
+@dataclasses.dataclass(frozen=True)
+class Spectrum:
+  """A centred training kernel's eigendecomposition, from which kernel ridge at any penalty
+  and its leave-one-out errors are a few matrix products (the probe tries several penalties).
+
+  Attributes:
+    values: (n,) eigenvalues, negative round-off clipped to 0.
+    vectors: (n, n) eigenvectors in columns.
+  """
+
+  values: np.ndarray
+  vectors: np.ndarray
+
+  @property
+  def scale(self) -> float:
+    """The mean eigenvalue (= the kernel's mean diagonal), the unit of the dual penalties."""
+    return max(float(self.values.mean()), 1e-12)
+
+  def shrinkage(self, penalty: float) -> np.ndarray:
+    """(n,) eigenvalue / (eigenvalue + penalty x scale): the hat matrix's spectrum."""
+    return self.values / (self.values + penalty * self.scale)
+
+
+def spectrum(k_train: np.ndarray) -> Spectrum:
+  """The `Spectrum` of a centred linear kernel k_train (n, n) (`center_kernels`)."""
+  values, vectors = np.linalg.eigh(np.asarray(k_train, np.float64))
+  return Spectrum(np.maximum(values, 0.0), vectors)
+
+
+def ridge_dual(train: Spectrum, k_test: np.ndarray, y: np.ndarray, penalty: float = PENALTY
+               ) -> np.ndarray:
+  """Kernel ridge predictions (m, k) of centred targets y (n, k) from the training kernel's
+  spectrum and the centred test kernel k_test (m, n): K_test (K + penalty x scale I)^-1 y."""
+  coef = (train.vectors.T @ np.asarray(y, np.float64)) / (
+      train.values + penalty * train.scale)[:, None]
+  return np.asarray(k_test, np.float64) @ (train.vectors @ coef)
+
+
+def loo_penalty(train: Spectrum, y: np.ndarray, weight: np.ndarray,
                 penalties: tuple[float, ...] = DUAL_PENALTIES) -> float:
-  """The penalty (a fraction of k_train's mean eigenvalue, as `ridge_dual`'s) with the least
-  weighted leave-one-out squared error of kernel ridge on centred targets y (n, k): from one
-  eigendecomposition, each sample's left-out residual (y - H y)_i / (1 - H_ii)."""
-  evals, vecs = np.linalg.eigh(np.asarray(k_train, np.float64))
-  evals = np.maximum(evals, 0.0)
-  vy = vecs.T @ np.asarray(y, np.float64)
-  scale = max(float(evals.mean()), 1e-12)
+  """The penalty (a fraction of the kernel's mean eigenvalue, as `ridge_dual`'s) with the
+  least weighted leave-one-out squared error of kernel ridge on centred targets y (n, k): each
+  sample's left-out residual is (y - H y)_i / (1 - H_ii), H the hat matrix."""
+  y = np.asarray(y, np.float64)
+  vy, squares = train.vectors.T @ y, train.vectors**2
   best, best_err = penalties[0], np.inf
   for p in penalties:
-    shrink = evals / (evals + p * scale)
-    fitted = vecs @ (shrink[:, None] * vy)
-    leverage = np.minimum((vecs**2) @ shrink, 1.0 - 1e-9)
+    shrink = train.shrinkage(p)
+    fitted = train.vectors @ (shrink[:, None] * vy)
+    leverage = np.minimum(squares @ shrink, 1.0 - 1e-9)
     err = float(((((y - fitted) / (1.0 - leverage)[:, None]) ** 2) * weight).sum())
     if err < best_err:
       best, best_err = p, err
   return best
-

@@ -114,7 +114,7 @@ def representation_labels(fit_rep: np.ndarray, score_rep: np.ndarray) -> tuple[L
 class Probe:
   """Closed-form readouts from a bank's representations; normal equations and kernels are
   cached across targets and candidates (so a target's labels are fixed for one Probe: the
-  cross products are kept by source and target name).
+  cross products and the mean's baseline errors are kept by target name).
 
   Args:
     fit_reps, score_reps: {network: (N, h, w, c)} representations of the fitting and scoring
@@ -143,6 +143,8 @@ class Probe:
     self._grams: dict[tuple[str, str], np.ndarray] = {}
     self._cross: dict[tuple[str, str], np.ndarray] = {}
     self._kernels: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    self._spectra: dict[tuple[str, ...], tuple[lp.Spectrum, np.ndarray]] = {}
+    self._baselines: dict[str, np.ndarray] = {}
 
   @property
   def cells_per_view(self) -> int:
@@ -170,18 +172,35 @@ class Probe:
     """Per scoring sample (loss, baseline loss) of the readout from `sources` (their features
     concatenated) to `target`'s labels: each (N_score,); the baseline predicts the fitting
     split's mean."""
+    rows = self.cells_per_view if fit.per_cell else 1
+    if target not in self._baselines:
+      self._baselines[target] = lp.per_sample_errors(0.0, score.values, score.weight, rows)
     if fit.per_cell:
       gram = np.block([[self._gram(a, b) for b in sources] for a in sources])
       cross = np.concatenate([self._cross_of(a, target, fit) for a in sources])
       weights = lp.ridge_primal(gram, cross).astype(np.float32)
       dims = np.cumsum([0] + [self.cells[a][1].shape[1] for a in sources])
       pred = sum(self.cells[a][1] @ weights[dims[i]:dims[i + 1]] for i, a in enumerate(sources))
-      return lp.per_sample_errors(pred, score.values, score.weight, self.cells_per_view)
-    k_fit, k_score = lp.center_kernels(*self._sample_kernels(sources, fit.records,
-                                                             score.records))
-    penalty = lp.loo_penalty(k_fit, fit.values, fit.weight)
-    pred = lp.ridge_dual(k_fit, k_score, fit.values, penalty)
-    return lp.per_sample_errors(pred, score.values, score.weight, 1)
+    else:
+      train, k_score = self._dual(tuple(sources), fit.records, score.records)
+      pred = lp.ridge_dual(train, k_score, fit.values,
+                           lp.loo_penalty(train, fit.values, fit.weight))
+    return lp.per_sample_errors(pred, score.values, score.weight, rows), self._baselines[target]
+
+  def _dual(self, sources: tuple[str, ...], fit_records: np.ndarray | None,
+            score_records: np.ndarray | None) -> tuple[lp.Spectrum, np.ndarray]:
+    """The centred training kernel's spectrum and the centred scoring kernel of `sources`;
+    kept for single sources of single-view targets, which every such target shares (one
+    eigendecomposition each instead of one per target)."""
+    shared = len(sources) == 1 and fit_records is None and score_records is None
+    if shared and sources in self._spectra:
+      return self._spectra[sources]
+    k_fit, k_score = lp.center_kernels(*self._sample_kernels(sources, fit_records,
+                                                             score_records))
+    out = lp.spectrum(k_fit), k_score
+    if shared:
+      self._spectra[sources] = out
+    return out
 
   def _sample_kernels(self, sources: Sequence[str], fit_records: np.ndarray | None,
                       score_records: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
