@@ -130,6 +130,16 @@ def test_a_bank_probe_finds_the_sources_that_hold_each_target_and_solves():
     entries = {str(tr): a for tr, a in table.affinity.items() if tr.target == target}
     assert sum(entries.values()) == pytest.approx(1.0)
     assert max(entries, key=entries.get) == f"self -> {target}"
+  # A second single-view vector target reuses the single sources' kernel spectra that the
+  # first computed; its losses equal a fresh probe's.
+  vanishing = probe_lib.split_labels(
+      tasks.get("vanishing_point"), (fit_layout[0][:, ::-1], *fit_layout[1:]),
+      (score_layout[0][:, ::-1], *score_layout[1:]), probe.grid)
+  assert {("room_layout",), ("random",)} <= set(probe._spectra)
+  fresh = probe_lib.Probe(fit_reps, score_reps)
+  for source in ("room_layout", "random"):
+    np.testing.assert_allclose(probe.losses((source,), "vanishing_point", *vanishing),
+                               fresh.losses((source,), "vanishing_point", *vanishing))
   # Each target's own network serves it, so a budget of 2 supervises both; at 1 the solver
   # answers on the same table.
   assert sorted(api.solve_taxonomy(["depth_zbuffer", "room_layout"], 2,
