@@ -10,6 +10,7 @@ import pathlib
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from taskonomy_jax import config_files, tasks
 from taskonomy_jax.taskbank.bank import TaskBank
@@ -44,3 +45,14 @@ def test_a_run_through_frozen_target_decoders(tmp_path):
     got = readout.per_example_losses(tasks.get(target), jnp.asarray(out[target]), {
         "targets": jnp.asarray(test.target(target)), "mask": jnp.asarray(test.mask(target))})
     np.testing.assert_allclose(np.asarray(got), losses[k], rtol=1e-5, atol=1e-6, err_msg=str(t))
+
+
+def test_a_frozen_decoder_for_a_multi_view_target_is_refused_before_anything_runs(tmp_path):
+  config = config_files.load_config("taxonomy:tiny")
+  config.readout.frozen_target_decoder = True
+  config.readout.residual = False
+  config.readout.standardize_residual = False
+  config.targets = (*config.targets, "fixated_pose")
+  with pytest.raises(ValueError, match=r"'fixated_pose' takes 2 views.*single-view targets only"):
+    pipeline.run_pipeline(config, tmp_path / "tax")
+  assert not (tmp_path / "tax").exists()  # refused before the dataset stage

@@ -18,7 +18,7 @@ import zipfile
 
 import pytest
 
-from taskonomy_jax import config_files
+from taskonomy_jax import config_files, tasks
 from tests.conftest import REPO_ROOT
 
 # Not needed to build, or outputs of earlier builds and runs.
@@ -103,14 +103,20 @@ def test_the_experiment_configs_build_on_the_packaged_ones():
     assert c.transfer.to_dict() == base.transfer.to_dict()
 
 
-def test_the_frozen_decoder_config_keeps_the_packaged_baselines():
-  """Only the readouts change: the from-scratch baselines (Gain) keep the packaged batch."""
+def test_the_frozen_decoder_config_keeps_the_packaged_baselines_and_bank():
+  """Only the readouts change (and the multi-view targets, which they cannot reach, become
+  sources): the from-scratch baselines (Gain) keep the packaged batch."""
   frozen = REPO_ROOT / "experiments" / "configs" / "taxonomy_frozen_decoder.py"
-  for arg in ("default", "tiny", "paper"):
+  for arg in ("default", "tiny", "cpu_full", "paper"):
     base, c = config_files.load_config(f"taxonomy:{arg}"), config_files.load_config(f"{frozen}:{arg}")
     assert c.readout.frozen_target_decoder and not c.readout.residual
     assert c.scratch.to_dict() == base.scratch.to_dict()
     assert c.taskbank.to_dict() == base.taskbank.to_dict()
+    # multi-view targets cannot read through a frozen decoder: sources only, the bank unchanged
+    multi_view = {t for t in base.targets if tasks.get(t).num_views > 1}
+    assert set(c.targets) == set(base.targets) - multi_view
+    assert {*c.targets, *c.extra_sources} == {*base.targets, *base.extra_sources}
+    assert len(c.targets) == (18 if arg in ("cpu_full", "paper") else len(base.targets))
 
 
 def test_the_strong_bank_config_is_the_frozen_decoder_one_with_a_longer_bank():

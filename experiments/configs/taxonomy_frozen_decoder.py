@@ -14,11 +14,15 @@ steps at batch 8 to stay near the default run's time:
       --bank out/taxonomy/03_taskbank/bank    # on the default run's task bank
 
 Any size of the packaged config works (`:tiny`, `:cpu_full`, `:paper`: the paper's sizes keep their
-own transfer steps and batch); `--set` overrides apply on top.
+own transfer steps and batch); `--set` overrides apply on top. Readouts through a frozen decoder
+go to single-view targets only (a multi-view target's decoder reads every view's
+representation), so at `:cpu_full` and `:paper` the poses, egomotion and point matching are
+sources, not targets (18 targets of 22).
 """
 
 import ml_collections
 
+from taskonomy_jax import tasks
 from taskonomy_jax.configs import taxonomy
 
 # CPU sizes: the frozen decoder's full-resolution backward pass makes a step ~3x dearer.
@@ -32,6 +36,9 @@ def get_config(arg: str = "default") -> ml_collections.ConfigDict:
   # The frozen decoder predicts the target itself, in its units.
   c.readout.residual = False
   c.readout.standardize_residual = False
+  multi_view = [t for t in c.targets if tasks.get(t).num_views > 1]
+  c.targets = [t for t in c.targets if t not in multi_view]
+  c.extra_sources = [*c.extra_sources, *multi_view]  # still in the bank, as sources
   if arg in ("default", "cpu_full"):
     c.scratch.batch_size = c.transfer.batch_size  # the baselines (Gain) as the packaged run's
     c.transfer.num_steps = CPU_STEPS

@@ -716,6 +716,11 @@ def run_pipeline(config: ml_collections.ConfigDict, workdir: str | pathlib.Path,
   if unknown:
     raise ValueError(f"targets {unknown} are not transfer targets (pixel, vector or multi-view "
                      "tasks; the source-only tasks and random projection can be extra_sources)")
+  # Readout settings a target cannot take (e.g. a frozen decoder for a multi-view target) fail
+  # here, not when the transfers reach that target hours into the run.
+  readouts = readout_config(Run(config, pathlib.Path(workdir)))
+  for t in config.targets:
+    readout_lib.build(tasks.get(t), readouts)
   group = workers.work_group(bool(config.get("multihost", False)))
   return _run_stages(config, workdir, until, group)
 
