@@ -93,7 +93,8 @@ def estimators(report: dict) -> list[str]:
   est = report.get("estimators") or {}
   lines = ["| measure | Spearman vs transfers (all / per-target mean) | vs paper | "
            "Quality ratio at the budget | speed-up |", "| --- | --- | --- | --- | --- |"]
-  for m in est.get("measures", MEASURES):  # reports before the probe list no measures
+  # Reports before the probe list no measures; reports without estimators have none of them.
+  for m in est.get("measures", [m for m in MEASURES if m in est]):
     e = est[m]
     vt, vp = e["vs_transfer"], e["vs_paper"] or {}
     lines.append(f"| {m} | {vt['spearman_all']['rho']:.2f} / {vt['spearman_per_target_mean']:.2f}"

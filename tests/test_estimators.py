@@ -216,6 +216,14 @@ def test_estimator_report_of_a_run(tmp_path):
     assert sorted(table.targets) == sorted(TARGETS)
   json.dumps(rep)  # JSON-able as report.json holds it
   assert pathlib.Path(out / "estimators").is_dir()
+  # The summary script's table: a row per measure, also for reports from before the probe
+  # (no `measures` list) and none for reports without the section.
+  from experiments import summarize_run
+  header = 2
+  older = {k: v for k, v in rep.items() if k != "measures"}
+  for report in ({"estimators": rep}, {"estimators": older}):
+    assert len(summarize_run.estimators(report)) == header + len(estimators.MEASURES)
+  assert len(summarize_run.estimators({})) == header
 
 
 # --- a bank of networks on a folder of images -------------------------------------------------
